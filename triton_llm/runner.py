@@ -36,6 +36,7 @@ from triton_llm import protocol  # noqa: E402
 from triton_llm.config import load_model_json  # noqa: E402
 from triton_llm.engines import create_engine  # noqa: E402
 from triton_llm.errors import InvalidInput  # noqa: E402
+from triton_llm.metrics import ModelMetrics  # noqa: E402
 
 logger = logging.getLogger("triton_llm")
 
@@ -85,6 +86,7 @@ class TritonPythonModel:
             )
         settings = load_model_json(pb_utils.get_model_dir())
         self.engine = create_engine(settings)
+        self.metrics = ModelMetrics(self.model_name, str(args["model_version"]))
 
         self._inflight: dict[str, tuple[asyncio.Task, Any]] = {}
         self._lock = threading.Lock()
@@ -125,13 +127,18 @@ class TritonPythonModel:
         task = asyncio.current_task()
         with self._lock:
             self._inflight[engine_id] = (task, sender)
+            self.metrics.inflight.set(len(self._inflight))
+        outcome = "error"
         try:
-            await self._run(request, sender, engine_id)
+            outcome = await self._run(request, sender, engine_id)
         finally:
             with self._lock:
                 self._inflight.pop(engine_id, None)
+                self.metrics.inflight.set(len(self._inflight))
+            self.metrics.finished(outcome)
 
-    async def _run(self, request, sender, engine_id: str) -> None:
+    async def _run(self, request, sender, engine_id: str) -> str:
+        """Serve one request to its final response; return its outcome for the metrics."""
         try:
             parsed = protocol.parse_request(_input_getter(request), request.parameters())
             n = self.engine.num_choices(parsed)
@@ -143,18 +150,23 @@ class TritonPythonModel:
                 if parsed.stream or chunk.finished:
                     flags = FINAL if chunk.finished else 0
                     self._responses.put((sender, _response(outputs), flags))
+                self.metrics.tokens.increment(sum(c.num_tokens for c in chunk.choices))
                 last = chunk
             if last is None or not last.finished:
                 raise RuntimeError("the engine stopped without a final output")
+            return "success"
         except asyncio.CancelledError:
+            # The engine aborted its request on the way out (its generator saw the
+            # cancellation); swallow it so that the loop keeps serving.
             self._send_error(sender, "request was cancelled", pb_utils.TritonError.CANCELLED)
-            # The engine's own handler aborted its request on the way out; swallow so the
-            # loop keeps running.
+            return "cancelled"
         except InvalidInput as exc:
             self._send_error(sender, str(exc), pb_utils.TritonError.INVALID_ARG)
+            return "invalid"
         except Exception as exc:
             logger.exception("%s: request %s failed", self.model_name, engine_id)
             self._send_error(sender, f"generation failed: {exc}", pb_utils.TritonError.INTERNAL)
+            return "error"
 
     def _send_error(self, sender, message: str, code) -> None:
         error = pb_utils.TritonError(message, code)
@@ -180,6 +192,7 @@ class TritonPythonModel:
                     cancelled = False
                 if cancelled and not task.done():
                     self.loop.call_soon_threadsafe(task.cancel)
+            self.metrics.engine_requests.set(self.engine.num_unfinished())
 
     # -- shutdown ---------------------------------------------------------------------
 

@@ -72,6 +72,9 @@ class VllmEngine:
             field = "messages" if request.messages is not None else "text_input"
             raise InvalidInput(field, str(exc).split(" (parameter=")[0]) from None
 
+    def num_unfinished(self) -> int:
+        return self._llm.get_num_unfinished_requests() if self._llm is not None else 0
+
     async def shutdown(self) -> None:
         if self._llm is not None:
             self._llm.shutdown()

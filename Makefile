@@ -1,0 +1,18 @@
+# The README's commands. Each bootstraps what it needs (tools/bootstrap.sh, idempotent).
+PY := .venv/bin/python
+
+.PHONY: setup serve test unit clean
+setup:
+	@tools/bootstrap.sh
+
+serve: setup  ## start Triton (:8000 HTTP, :8001 gRPC, :8002 metrics) on model_repository/
+	@exec $(PY) -m tools.serve $(ARGS)
+
+test: setup  ## the whole suite, against a real tritonserver
+	@$(PY) -m pytest $(ARGS)
+
+unit: setup  ## unit tests only (no server)
+	@$(PY) -m pytest tests/unit $(ARGS)
+
+clean:  ## remove the caches (venv, Triton copy, converted models)
+	rm -rf .venv .cache

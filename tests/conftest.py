@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.servers import ROOT, make_repository, start_triton
+
+# Greedy runs must compare like with like: prefix caching would let a repeated prompt skip
+# part of its prefill, which changes the arithmetic (and can flip a close bf16 argmax).
+TEST_ENGINE_OVERRIDES = {"enable_prefix_caching": False}
+
+GREEDY = {"temperature": 0.0, "max_tokens": 40}
+PROMPTS = [
+    "The capital of France is",
+    "def fibonacci(n):",
+    "Once upon a time, in a land far away,",
+]
+CHAT = [{"role": "user", "content": "Write a haiku about the sea."}]
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    from tools.prepare_model import prepare
+
+    return prepare(ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct").resolve()
+
+
+@pytest.fixture(scope="session")
+def test_repository(model_dir, tmp_path_factory) -> Path:
+    return make_repository(tmp_path_factory.mktemp("repo"), model_dir, TEST_ENGINE_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def triton(test_repository, tmp_path_factory):
+    """One real tritonserver for the whole session."""
+    server = start_triton(test_repository, tmp_path_factory.mktemp("logs") / "tritonserver.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+@pytest.fixture(scope="session")
+def vllm_reference(model_dir, triton) -> list[dict]:
+    """vLLM's offline greedy outputs for PROMPTS then CHAT (started after Triton is up,
+    so the two engines never compete for the cores while loading)."""
+    settings = {"model": str(model_dir), **TEST_ENGINE_OVERRIDES}
+    requests = [{"prompt": p, "sampling": GREEDY} for p in PROMPTS]
+    requests.append({"messages": CHAT, "sampling": GREEDY})
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "vllm_reference.py"), json.dumps(settings), json.dumps(requests)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("REFERENCE_JSON "):
+            return json.loads(line.removeprefix("REFERENCE_JSON "))
+    raise RuntimeError(f"reference run failed ({proc.returncode}):\n{proc.stderr[-5000:]}")

@@ -1,0 +1,98 @@
+"""Start real servers for tests, the way vLLM's test utilities do: free ports, poll health,
+fail fast (with the log) if the process dies, terminate then kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from tools import tritonserver
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_repository(dest: Path, model_dir: Path, overrides: dict | None = None) -> Path:
+    """A copy of the demo repository's smollm2 entry, pointed at `model_dir`."""
+    entry = dest / "smollm2"
+    shutil.copytree(ROOT / "model_repository" / "smollm2", entry)
+    settings = json.loads((entry / "1" / "model.json").read_text())
+    settings.update({"model": str(model_dir), **(overrides or {})})
+    (entry / "1" / "model.json").write_text(json.dumps(settings, indent=2))
+    return dest
+
+
+class TritonProcess:
+    def __init__(self, cmd: list[str], http_port: int, grpc_port: int, metrics_port: int, log: Path):
+        self.http_port, self.grpc_port, self.metrics_port = http_port, grpc_port, metrics_port
+        self.http_url = f"http://127.0.0.1:{http_port}"
+        self.grpc_url = f"127.0.0.1:{grpc_port}"
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        self.log = log
+        self._log_file = open(log, "wb")
+        self.proc = subprocess.Popen(
+            cmd, env=tritonserver.environment(), stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def log_tail(self, chars: int = 6000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tritonserver exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(f"{self.http_url}/v2/health/ready", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"tritonserver not ready after {timeout} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self._log_file.close()
+
+
+def start_triton(repository: Path, log: Path) -> TritonProcess:
+    ports = free_port(), free_port(), free_port()
+    cmd = tritonserver.command(repository, http_port=ports[0], grpc_port=ports[1], metrics_port=ports[2])
+    server = TritonProcess(cmd, *ports, log=log)
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def metric(url: str, name: str, model: str = "smollm2") -> float:
+    """The value of one of our metrics for `model` from a Prometheus text page."""
+    for line in requests.get(url, timeout=5).text.splitlines():
+        if line.startswith(name + "{") and f'model="{model}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    raise KeyError(name)

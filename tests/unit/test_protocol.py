@@ -1,0 +1,73 @@
+import json
+
+import numpy as np
+import pytest
+
+from triton_llm.errors import InvalidInput
+from triton_llm.protocol import ChoiceDelta, GenerateRequest, GenerationChunk, build_outputs, parse_request
+
+
+def inputs(**values):
+    arrays = {}
+    for name, value in values.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value)
+        arrays[name] = np.array([value.encode() if isinstance(value, str) else value], dtype=object if isinstance(value, str) else bool)
+    return arrays.get
+
+
+def test_defaults_follow_vllm_backend():
+    req = parse_request(inputs(text_input="Hi"))
+    assert req.prompt == "Hi" and not req.stream and req.prepend_input
+    assert req.sampling == {} and not any(req.returns.values())
+
+
+def test_streaming_never_prepends_and_refuses_to():
+    assert not parse_request(inputs(text_input="Hi", stream=True)).prepend_input
+    with pytest.raises(InvalidInput, match="exclude_input_in_output"):
+        parse_request(inputs(text_input="Hi", stream=True, exclude_input_in_output=False))
+
+
+def test_sampling_from_tensor_wins_over_request_parameters():
+    req = parse_request(inputs(text_input="Hi", sampling_parameters={"top_k": 3}), json.dumps({"top_k": 9}))
+    assert req.sampling == {"top_k": 3}
+
+
+def test_generate_endpoint_parameters_drop_the_flags_they_carry():
+    params = json.dumps({"temperature": 0, "stream": False, "return_num_input_tokens": True})
+    assert parse_request(inputs(text_input="Hi"), params).sampling == {"temperature": 0}
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({}, "text_input"),
+        ({"text_input": ""}, "text_input"),
+        ({"text_input": "a", "messages": [{"role": "user", "content": "b"}]}, "messages"),
+        ({"messages": "not json"}, "messages"),
+        ({"messages": [{"role": "user", "content": 3}]}, "messages[0].content"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content[0]"),
+        ({"text_input": "a", "sampling_parameters": "[1]"}, "sampling_parameters"),
+    ],
+)
+def test_bad_inputs_name_their_field(values, field):
+    with pytest.raises(InvalidInput) as info:
+        parse_request(inputs(**values))
+    assert info.value.field == field
+
+
+def test_text_parts_are_joined():
+    req = parse_request(inputs(messages=[{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]))
+    assert req.messages == [{"role": "user", "content": "ab"}]
+
+
+def test_outputs_keep_choice_positions_and_only_requested_extras():
+    req = GenerateRequest(prompt="P", prepend_input=True)
+    req.returns.update(return_num_output_tokens=True, return_finish_reason=True)
+    chunk = GenerationChunk(prompt="P", num_input_tokens=1, choices=[ChoiceDelta(index=1, text="x", num_tokens=1, finish_reason="stop")], finished=False)
+    out = build_outputs(req, chunk, n=2, first=True)
+    assert list(out["text_output"]) == [b"P", b"Px"]
+    assert list(out["num_output_tokens"]) == [0, 1]
+    assert list(out["finish_reason"]) == [b"None", b"stop"]
+    assert set(out) == {"text_output", "num_output_tokens", "finish_reason"}
+    assert list(build_outputs(req, chunk, n=2, first=False)["text_output"]) == [b"", b"x"]

@@ -1,0 +1,45 @@
+"""Greedy outputs of vLLM's offline `LLM.generate`: what the served model must reproduce.
+
+Run as a script (vLLM's engine processes re-import `__main__`):
+    python tests/vllm_reference.py MODEL_JSON_SETTINGS REQUESTS_JSON  ->  JSON on stdout
+Each request is generated on its own, as the tests send them one at a time, so both sides
+compute with the same batch shapes.
+"""
+
+import json
+import sys
+
+
+def main() -> None:
+    settings = json.loads(sys.argv[1])
+    requests = json.loads(sys.argv[2])
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    from triton_llm.config import vllm_engine_args
+
+    llm = LLM(**vllm_engine_args(settings))
+    tokenizer = llm.get_tokenizer()
+    results = []
+    for req in requests:
+        params = SamplingParams(**req["sampling"])
+        if "messages" in req:
+            ids = tokenizer.apply_chat_template(req["messages"], add_generation_prompt=True, tokenize=True)
+            ids = ids["input_ids"] if isinstance(ids, dict) else list(ids)
+            prompt = TokensPrompt(prompt_token_ids=ids)
+        else:
+            prompt = req["prompt"]
+        out = llm.generate([prompt], params, use_tqdm=False)[0]
+        results.append(
+            {
+                "text": out.outputs[0].text,
+                "num_input_tokens": len(out.prompt_token_ids),
+                "num_output_tokens": len(out.outputs[0].token_ids),
+                "finish_reason": out.outputs[0].finish_reason,
+            }
+        )
+    print("REFERENCE_JSON " + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

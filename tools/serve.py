@@ -1,0 +1,133 @@
+"""Start the stack (tritonserver on the model repository) and stop all of it on SIGTERM/Ctrl-C.
+
+    python -m tools.serve [--model-repository model_repository] [--host 127.0.0.1]
+
+Triton runs in its own process group, with every Python-backend stub and engine process
+it spawns. On SIGTERM or Ctrl-C we ask Triton to stop (it unloads models, which shuts the
+engines down), and whatever is still alive in that group after the grace period is
+killed: nothing outlives this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tools import tritonserver
+
+GRACE_S = 25.0
+
+
+class PortBusy(RuntimeError):
+    pass
+
+
+def check_ports_free(host: str, ports: dict[str, int]) -> None:
+    for name, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                raise PortBusy(
+                    f"{name} port {host}:{port} is already in use: is another `make serve` running? "
+                    f"Stop it, or pick other ports (see --help)."
+                ) from None
+
+
+def wait_ready(proc: subprocess.Popen, url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def stop_group(proc: subprocess.Popen, grace: float = GRACE_S) -> None:
+    """SIGTERM the leader, wait, then SIGKILL anything left in its process group."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        print(f"serve: tritonserver still running after {grace:.0f} s; killing it", file=sys.stderr)
+    except ProcessLookupError:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # engine processes that outlived Triton
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-repository", type=Path, default=tritonserver.ROOT / "model_repository")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--ready-timeout", type=float, default=600.0)
+    args = parser.parse_args(argv)
+
+    ports = {"Triton HTTP": args.http_port, "Triton gRPC": args.grpc_port, "Triton metrics": args.metrics_port}
+    try:
+        check_ports_free(args.host, ports)
+    except PortBusy as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
+
+    cmd = tritonserver.command(
+        args.model_repository.resolve(),
+        host=args.host,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+    )
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, env=tritonserver.environment(), start_new_session=True)
+
+    stopping = False
+
+    def on_signal(signum, _frame):
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            print(f"serve: {signal.Signals(signum).name} received, stopping", file=sys.stderr)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        base = f"http://{args.host}:{args.http_port}"
+        if not wait_ready(proc, f"{base}/v2/health/ready", args.ready_timeout):
+            print("serve: tritonserver did not become ready (see its log above)", file=sys.stderr)
+            return proc.poll() or 1
+        print(
+            f"serve: ready in {time.monotonic() - started:.1f} s: Triton HTTP {base}, "
+            f"gRPC {args.host}:{args.grpc_port}, metrics http://{args.host}:{args.metrics_port}/metrics",
+            flush=True,
+        )
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_group(proc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
