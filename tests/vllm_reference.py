@@ -25,7 +25,7 @@ def main() -> None:
         params = SamplingParams(**req["sampling"])
         if "messages" in req:
             ids = tokenizer.apply_chat_template(req["messages"], add_generation_prompt=True, tokenize=True)
-            ids = ids["input_ids"] if isinstance(ids, dict) else list(ids)
+            ids = list(ids["input_ids"]) if hasattr(ids, "keys") else list(ids)
             prompt = TokensPrompt(prompt_token_ids=ids)
         else:
             prompt = req["prompt"]

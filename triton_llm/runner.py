@@ -183,16 +183,15 @@ class TritonPythonModel:
 
     def _watch_cancellations(self) -> None:
         while not self._stopping.wait(CANCEL_POLL_S):
-            with self._lock:
-                inflight = list(self._inflight.values())
-            for task, sender in inflight:
-                try:
-                    cancelled = sender.is_cancelled()
-                except Exception:
-                    cancelled = False
-                if cancelled and not task.done():
-                    self.loop.call_soon_threadsafe(task.cancel)
-            self.metrics.engine_requests.set(self.engine.num_unfinished())
+            try:
+                with self._lock:
+                    inflight = list(self._inflight.values())
+                for task, sender in inflight:
+                    if sender.is_cancelled() and not task.done():
+                        self.loop.call_soon_threadsafe(task.cancel)
+                self.metrics.engine_requests.set(self.engine.num_unfinished())
+            except Exception:  # this thread must outlive any one bad poll
+                logger.warning("%s: cancellation poll failed", self.model_name, exc_info=True)
 
     # -- shutdown ---------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ def test_grpc_stream_cancel_aborts_the_engine_request(triton):
     for _ in range(3):
         outputs, final = stream.next()
         assert not final
-    assert engine_requests(triton) == 1
+    assert wait_for(lambda: engine_requests(triton) == 1)
     stream.close(cancel=True)
     assert_engine_stopped(triton)
 
@@ -59,6 +59,6 @@ def test_http_disconnect_aborts_the_engine_request(triton):
     lines = r.iter_lines()
     while not next(lines):
         pass
-    assert engine_requests(triton) == 1
+    assert wait_for(lambda: engine_requests(triton) == 1)
     r.close()  # the client goes away mid-stream
     assert_engine_stopped(triton)
