@@ -67,3 +67,19 @@ def vllm_reference(model_dir, triton) -> list[dict]:
         if line.startswith("REFERENCE_JSON "):
             return json.loads(line.removeprefix("REFERENCE_JSON "))
     raise RuntimeError(f"reference run failed ({proc.returncode}):\n{proc.stderr[-5000:]}")
+
+
+@pytest.fixture(scope="session")
+def frontend(triton, tmp_path_factory):
+    """The OpenAI frontend on the session's Triton, default route prefix (/openai)."""
+    from tests.servers import FrontendProcess
+
+    server = FrontendProcess(triton.grpc_url, tmp_path_factory.mktemp("frontend") / "frontend.log",
+                             env={"KSERVE_OPENAI_ROUTE_PREFIX": "openai"})  # fmt: skip
+    try:
+        server.wait_up()
+    except BaseException:
+        server.stop()
+        raise
+    yield server
+    server.stop()

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -96,3 +97,39 @@ def metric(url: str, name: str, model: str = "smollm2") -> float:
         if line.startswith(name + "{") and f'model="{model}"' in line:
             return float(line.rsplit(" ", 1)[1])
     raise KeyError(name)
+
+
+class FrontendProcess:
+    """`python -m openai_frontend` as a subprocess on a free port."""
+
+    def __init__(self, triton_grpc_url: str, log: Path, env: dict[str, str] | None = None, args: list[str] = ()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self._log_file = open(log, "wb")
+        cmd = [sys.executable, "-m", "openai_frontend", f"--triton-url={triton_grpc_url}", f"--port={self.port}", *args]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=self._log_file, stderr=subprocess.STDOUT
+        )
+
+    def wait_up(self, timeout: float = 60, path: str = "/health", status: int = 200) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"frontend exited with {self.proc.returncode}:\n{self.log.read_text()[-5000:]}")
+            try:
+                if requests.get(self.url + path, timeout=5).status_code == status:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"frontend not up after {timeout} s:\n{self.log.read_text()[-5000:]}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log_file.close()

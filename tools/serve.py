@@ -1,11 +1,11 @@
-"""Start the stack (tritonserver on the model repository) and stop all of it on SIGTERM/Ctrl-C.
+"""Start the stack (tritonserver + the OpenAI frontend) and stop all of it on SIGTERM/Ctrl-C.
 
     python -m tools.serve [--model-repository model_repository] [--host 127.0.0.1]
 
-Triton runs in its own process group, with every Python-backend stub and engine process
-it spawns. On SIGTERM or Ctrl-C we ask Triton to stop (it unloads models, which shuts the
-engines down), and whatever is still alive in that group after the grace period is
-killed: nothing outlives this command.
+Each child runs in its own process group: Triton with every Python-backend stub and engine
+process it spawns, and the frontend. On SIGTERM or Ctrl-C we stop the frontend, then ask
+Triton to stop (it unloads models, which shuts the engines down); whatever is still alive
+in either group after the grace period is killed: nothing outlives this command.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from openai_frontend.settings import Settings
 from tools import tritonserver
 
 GRACE_S = 25.0
@@ -62,7 +63,7 @@ def stop_group(proc: subprocess.Popen, grace: float = GRACE_S) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        print(f"serve: tritonserver still running after {grace:.0f} s; killing it", file=sys.stderr)
+        print(f"serve: {proc.args[0]} still running after {grace:.0f} s; killing it", file=sys.stderr)
     except ProcessLookupError:
         pass
     try:
@@ -79,10 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--frontend-port", type=int, default=9000, help="OpenAI frontend; 0 to run Triton alone")
     parser.add_argument("--ready-timeout", type=float, default=600.0)
     args = parser.parse_args(argv)
 
     ports = {"Triton HTTP": args.http_port, "Triton gRPC": args.grpc_port, "Triton metrics": args.metrics_port}
+    if args.frontend_port:
+        ports["OpenAI frontend"] = args.frontend_port
     try:
         check_ports_free(args.host, ports)
     except PortBusy as exc:
@@ -98,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=tritonserver.environment(), start_new_session=True)
+    frontend = None
+    if args.frontend_port:
+        frontend = subprocess.Popen(
+            [sys.executable, "-m", "openai_frontend", f"--triton-url={args.host}:{args.grpc_port}",
+             f"--host={args.host}", f"--port={args.frontend_port}", "--log-level=warning"],
+            start_new_session=True,
+        )  # fmt: skip
 
     stopping = False
 
@@ -115,17 +126,24 @@ def main(argv: list[str] | None = None) -> int:
         if not wait_ready(proc, f"{base}/v2/health/ready", args.ready_timeout):
             print("serve: tritonserver did not become ready (see its log above)", file=sys.stderr)
             return proc.poll() or 1
-        print(
-            f"serve: ready in {time.monotonic() - started:.1f} s: Triton HTTP {base}, "
-            f"gRPC {args.host}:{args.grpc_port}, metrics http://{args.host}:{args.metrics_port}/metrics",
-            flush=True,
-        )
-        return proc.wait()
+        if frontend is not None and not wait_ready(frontend, f"http://{args.host}:{args.frontend_port}/health", 60):
+            print("serve: the OpenAI frontend did not become ready", file=sys.stderr)
+            return 1
+        urls = f"Triton HTTP {base}, gRPC {args.host}:{args.grpc_port}, metrics http://{args.host}:{args.metrics_port}/metrics"
+        if frontend is not None:
+            urls += f", OpenAI http://{args.host}:{args.frontend_port}{Settings().route_prefix}/v1"
+        print(f"serve: ready in {time.monotonic() - started:.1f} s: {urls}", flush=True)
+        # Whichever child exits first ends the stack.
+        while proc.poll() is None and (frontend is None or frontend.poll() is None):
+            time.sleep(0.5)
+        return proc.returncode or (frontend.returncode if frontend else 0) or 0
     except KeyboardInterrupt:
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if frontend is not None:
+            stop_group(frontend, grace=10)
         stop_group(proc)
 
 

@@ -1,0 +1,40 @@
+"""python -m openai_frontend --triton-url 127.0.0.1:8001 --host 127.0.0.1 --port 9000"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from openai_frontend.app import create_app
+from openai_frontend.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    defaults = Settings()
+    parser = argparse.ArgumentParser(description="OpenAI-compatible frontend for Triton Inference Server")
+    parser.add_argument("--triton-url", default=defaults.triton_url, help="Triton's gRPC address")
+    parser.add_argument("--host", default=defaults.host)
+    parser.add_argument("--port", type=int, default=defaults.port)
+    parser.add_argument(
+        "--route-prefix", default=defaults.route_prefix,
+        help="prefix of the /v1 routes (default from KSERVE_OPENAI_ROUTE_PREFIX, else /openai)",
+    )  # fmt: skip
+    parser.add_argument("--api-key", default=defaults.api_key, help="require this bearer key (env TRITON_LLM_API_KEY)")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    prefix = args.route_prefix.strip("/")
+    settings = Settings(
+        triton_url=args.triton_url, host=args.host, port=args.port,
+        route_prefix=f"/{prefix}" if prefix else "", api_key=args.api_key,
+    )  # fmt: skip
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level,
+        loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=5,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

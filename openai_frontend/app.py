@@ -1,0 +1,50 @@
+"""create_app(settings, client): the FastAPI application, with no module globals."""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+
+from openai_frontend import errors
+from openai_frontend.metrics import FrontendMetrics, MetricsMiddleware
+from openai_frontend.routers import chat, completions, health, models
+from openai_frontend.settings import Settings
+from openai_frontend.triton_client import TritonClient
+
+
+def _require_api_key(request: Request) -> None:
+    key = request.app.state.settings.api_key
+    if key is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip(), key):
+        raise errors.Unauthorized("Invalid or missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
+
+
+def create_app(settings: Settings | None = None, client: TritonClient | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.triton = client or TritonClient(settings.triton_url, settings.models_ttl_s)
+        yield
+        await app.state.triton.close()
+
+    app = FastAPI(
+        title="triton-llm OpenAI-compatible frontend",
+        description="OpenAI's completions, chat and models APIs over Triton Inference Server's gRPC API.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = FrontendMetrics()
+    errors.install(app)
+
+    api = APIRouter(prefix=settings.route_prefix, dependencies=[Depends(_require_api_key)])
+    for router in (completions.router, chat.router, models.router):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(health.router)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,86 @@
+"""Pieces shared by the completion and chat schemas."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StrictModel(BaseModel):
+    # A misspelt field is an error that names it, not something silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamOptions(StrictModel):
+    include_usage: bool = False
+    continuous_usage_stats: bool = False
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class SamplingFields(StrictModel):
+    """OpenAI's sampling fields, then vLLM's extras (accepted by vLLM's own server too)."""
+
+    n: int = Field(1, ge=1, le=16)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    # vLLM extras
+    top_k: int | None = None
+    min_p: float | None = Field(None, ge=0.0, le=1.0)
+    repetition_penalty: float | None = Field(None, gt=0.0)
+    ignore_eos: bool = False
+    min_tokens: int = Field(0, ge=0)
+    skip_special_tokens: bool = True
+    include_stop_str_in_output: bool = False
+
+    def sampling_parameters(self, max_tokens: int | None) -> dict[str, Any]:
+        """The model's `sampling_parameters` (vLLM SamplingParams fields)."""
+        params: dict[str, Any] = {"n": self.n, "max_tokens": max_tokens}
+        for name in (
+            "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "top_k", "min_p",
+            "repetition_penalty",
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None:
+                params[name] = value
+        if self.stop:
+            params["stop"] = [self.stop] if isinstance(self.stop, str) else self.stop
+        if self.logit_bias:
+            params["logit_bias"] = {int(k): v for k, v in self.logit_bias.items()}
+        if self.ignore_eos:
+            params["ignore_eos"] = True
+        if self.min_tokens:
+            params["min_tokens"] = self.min_tokens
+        if not self.skip_special_tokens:
+            params["skip_special_tokens"] = False
+        if self.include_stop_str_in_output:
+            params["include_stop_str_in_output"] = True
+        return params
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls"] | None
+
+
+def finish_reason(raw: str | None) -> FinishReason:
+    """vLLM's reasons onto OpenAI's ("abort" never reaches a client that is still there)."""
+    if raw in (None, "None", ""):
+        return None
+    return "length" if raw == "length" else "stop"

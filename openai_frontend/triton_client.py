@@ -1,0 +1,167 @@
+"""Triton over gRPC (`tritonclient.grpc.aio`): model discovery and streamed generation.
+
+One channel for the process; one `stream_infer` call per request, so that a client that
+goes away cancels exactly its own gRPC stream, which Triton turns into `is_cancelled()` in
+the model and an engine abort.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tritonclient.grpc.aio as grpc_aio
+from tritonclient.grpc import InferInput
+from tritonclient.utils import InferenceServerException
+
+from openai_frontend.errors import APIError, BadRequest, NotFound, ServerError, ServiceUnavailable
+
+Outputs = dict[str, np.ndarray]
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    ready: bool
+    generate: bool  # speaks our tensor protocol (text_input -> text_output)
+    chat: bool  # also takes `messages` (server-side chat template)
+    created: int
+
+
+class TritonClient:
+    def __init__(self, url: str, models_ttl_s: float = 5.0):
+        self.url = url
+        self._client = grpc_aio.InferenceServerClient(url)
+        self._ttl = models_ttl_s
+        self._models: dict[str, ModelInfo] = {}
+        self._models_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def server_ready(self) -> bool:
+        try:
+            return await self._client.is_server_ready()
+        except InferenceServerException:
+            return False
+
+    async def models(self, refresh: bool = False) -> dict[str, ModelInfo]:
+        """Models in Triton's repository, cached for a few seconds."""
+        async with self._lock:
+            if refresh or time.monotonic() - self._models_at > self._ttl:
+                self._models = await self._read_models()
+                self._models_at = time.monotonic()
+            return self._models
+
+    async def _read_models(self) -> dict[str, ModelInfo]:
+        try:
+            index = await self._client.get_model_repository_index(as_json=True)
+        except InferenceServerException as exc:
+            raise ServiceUnavailable(f"Triton at {self.url} is unreachable: {exc.message()}") from None
+        models = {}
+        for entry in index.get("models", []):
+            name = entry["name"]
+            ready = entry.get("state") == "READY"
+            inputs: set[str] = set()
+            outputs: set[str] = set()
+            if ready:
+                try:
+                    config = (await self._client.get_model_config(name, as_json=True))["config"]
+                    inputs = {i["name"] for i in config.get("input", [])}
+                    outputs = {o["name"] for o in config.get("output", [])}
+                except InferenceServerException:
+                    ready = False
+            generate = "text_input" in inputs and "text_output" in outputs
+            models[name] = ModelInfo(
+                name=name, ready=ready, generate=generate, chat=generate and "messages" in inputs, created=int(time.time())
+            )
+        return models
+
+    async def require_model(self, name: str, chat: bool = False) -> ModelInfo:
+        models = await self.models()
+        info = models.get(name) or (await self.models(refresh=True)).get(name)
+        if info is None:
+            raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")
+        if not info.ready:
+            raise ServiceUnavailable(f"The model '{name}' is not ready")
+        if not info.generate or (chat and not info.chat):
+            raise BadRequest(f"The model '{name}' does not support this endpoint", param="model")
+        return info
+
+    async def generate(self, model: str, values: dict[str, Any], request_id: str = "") -> AsyncIterator[Outputs]:
+        """Stream the responses of one request; leaving early cancels it in Triton."""
+        finished = asyncio.Event()
+
+        async def requests():
+            yield {
+                "model_name": model,
+                "inputs": _inputs(values),
+                "request_id": request_id,
+                "enable_empty_final_response": True,
+            }
+            # Keep our side of the stream open until the last response is in.
+            await finished.wait()
+
+        stream = self._client.stream_infer(requests())
+        done = False
+        try:
+            async for result, error in stream:
+                if error is not None:
+                    done = True
+                    raise _map_error(error)
+                response = result.get_response()
+                done = response.parameters["triton_final_response"].bool_param
+                outputs = {o.name: result.as_numpy(o.name) for o in response.outputs}
+                if outputs:
+                    yield outputs
+                if done:
+                    return
+            raise ServiceUnavailable("Triton closed the stream before the last response")
+        except InferenceServerException as exc:
+            raise _map_error(exc) from None
+        finally:
+            finished.set()
+            if not done:
+                stream.cancel()
+
+
+def _inputs(values: dict[str, Any]) -> list[InferInput]:
+    tensors = []
+    for name, value in values.items():
+        if isinstance(value, bool):
+            tensor = InferInput(name, [1], "BOOL")
+            tensor.set_data_from_numpy(np.array([value], dtype=np.bool_))
+        else:
+            if not isinstance(value, str):
+                value = json.dumps(value)
+            tensor = InferInput(name, [1], "BYTES")
+            tensor.set_data_from_numpy(np.array([value.encode("utf-8")], dtype=np.object_))
+        tensors.append(tensor)
+    return tensors
+
+
+def _map_error(exc: InferenceServerException) -> APIError:
+    """Triton's stream errors carry the model's message; our models start client mistakes
+    with the field they concern (docs/protocol.md)."""
+    message = exc.message() or str(exc)
+    status = str(exc.status() or "")
+    if "UNAVAILABLE" in status or "failed to connect" in message:
+        return ServiceUnavailable(f"Triton is unavailable: {message}")
+    if "NOT_FOUND" in status or "unknown model" in message or "is not found" in message:
+        return NotFound(message, param="model", code="model_not_found")
+    if "INVALID_ARG" in status or _names_a_field(message):
+        return BadRequest(message, param=message.split(":", 1)[0] if _names_a_field(message) else None)
+    return ServerError(message)
+
+
+_FIELDS = ("text_input", "messages", "sampling_parameters", "exclude_input_in_output", "stream")
+
+
+def _names_a_field(message: str) -> bool:
+    return message.split(":", 1)[0].split(".", 1)[0].split("[", 1)[0] in _FIELDS

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from openai_frontend import generation
+from openai_frontend.schemas.chat import ChatCompletionRequest
+from openai_frontend.schemas.common import finish_reason
+from openai_frontend.schemas.completions import CompletionRequest
+from openai_frontend.triton_client import _map_error
+from tritonclient.utils import InferenceServerException
+
+
+def test_completion_sampling_carries_only_what_was_asked():
+    req = CompletionRequest(model="m", prompt="hi", stop="\n", top_k=5, logprobs=2)
+    assert req.sampling() == {"n": 1, "max_tokens": 16, "stop": ["\n"], "top_k": 5, "logprobs": 2}
+
+
+def test_chat_max_completion_tokens_wins_and_response_format_maps_to_structured_outputs():
+    req = ChatCompletionRequest(
+        model="m",
+        messages=[{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
+        max_tokens=5,
+        max_completion_tokens=7,
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+    )
+    params = req.sampling()
+    assert params["max_tokens"] == 7 and params["structured_outputs"] == {"json": {"type": "object"}}
+    assert req.messages[0].for_template() == {"role": "user", "content": "ab"}
+    assert ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "x"}]).sampling()["max_tokens"] is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "m", "prompt": "x", "temprature": 1},
+        {"model": "m", "prompt": []},
+        {"model": "m", "prompt": "x", "best_of": 3},
+        {"model": "m", "prompt": "x", "n": 0},
+    ],
+)
+def test_bad_completion_requests_are_refused(body):
+    with pytest.raises(ValidationError):
+        CompletionRequest(**body)
+
+
+def test_model_inputs_always_ask_for_counts_and_reasons():
+    values = generation.model_inputs(prompt="p", sampling={"logprobs": 1}, stream=True)
+    assert values["exclude_input_in_output"] is True and values["return_logprobs"] is True
+    assert values["return_num_input_tokens"] and values["return_num_output_tokens"] and values["return_finish_reason"]
+    assert generation.model_inputs(prompt="p", sampling={}, stream=False, echo=True)["exclude_input_in_output"] is False
+
+
+def test_decode_a_response():
+    step = generation.decode(
+        {
+            "text_output": np.array([b"a", b"b"], dtype=object),
+            "finish_reason": np.array([b"None", b"length"], dtype=object),
+            "num_output_tokens": np.array([1, 2], dtype=np.uint32),
+            "num_input_tokens": np.array([5], dtype=np.uint32),
+        }
+    )
+    assert step.texts == ["a", "b"] and step.finish_reasons == [None, "length"]
+    assert step.num_output_tokens == [1, 2] and step.num_input_tokens == 5
+
+
+def test_finish_reasons_map_to_openai():
+    assert [finish_reason(r) for r in (None, "None", "stop", "length", "abort")] == [None, None, "stop", "length", "stop"]
+
+
+def test_model_errors_map_to_statuses():
+    assert _map_error(InferenceServerException("sampling_parameters.max_tokens: bad")).status == 400
+    assert _map_error(InferenceServerException("text_input: too long")).param == "text_input"
+    assert _map_error(InferenceServerException("x", status="StatusCode.UNAVAILABLE")).status == 503
+    assert _map_error(InferenceServerException("engine died")).status == 500
