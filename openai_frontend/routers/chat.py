@@ -63,7 +63,7 @@ async def _chunks(body: ChatCompletionRequest, steps) -> AsyncIterator[dict]:
     base = chunk.model_dump(exclude={"choices", "usage"})
     # OpenAI's first chunk of each choice carries the role and empty content.
     first = [ChatChunkChoice(index=c, delta=DeltaMessage(role="assistant", content="")) for c in range(body.n)]
-    yield {**base, "choices": [c.model_dump() for c in first]}
+    yield {**base, "choices": [_dump(c) for c in first]}
     prompt_tokens = completion_tokens = 0
     async for step in steps:
         prompt_tokens = step.num_input_tokens
@@ -75,10 +75,15 @@ async def _chunks(body: ChatCompletionRequest, steps) -> AsyncIterator[dict]:
                 lp = _logprobs(step.logprobs[c], body.top_logprobs or 0) if body.logprobs else None
                 choices.append(ChatChunkChoice(index=c, delta=DeltaMessage(content=text), finish_reason=reason, logprobs=lp))
         if choices:
-            yield {**base, "choices": [c.model_dump(exclude_none=False) for c in choices]}
+            yield {**base, "choices": [_dump(c) for c in choices]}
     if body.include_usage:
         usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens)
         yield {**base, "choices": [], "usage": usage.model_dump()}
+
+
+def _dump(choice: ChatChunkChoice) -> dict:
+    # As OpenAI does, a delta carries only what it has (no "role": null after the first).
+    return {**choice.model_dump(), "delta": choice.delta.model_dump(exclude_none=True)}
 
 
 def _logprobs(steps, top: int) -> ChoiceLogprobs:
