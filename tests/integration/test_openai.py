@@ -12,7 +12,8 @@ import requests
 
 from tests.conftest import CHAT, GREEDY, PROMPTS
 from tests.integration.test_cancellation import assert_engine_stopped, engine_requests, wait_for
-from tests.servers import FrontendProcess, free_port
+from tests.servers import FrontendProcess, TritonProcess, free_port
+from tools import tritonserver
 
 MODEL = "smollm2"
 
@@ -199,12 +200,24 @@ def test_api_key_and_route_prefix(triton, tmp_path):
         server.stop()
 
 
-def test_unreachable_triton_is_503(tmp_path):
-    server = FrontendProcess(f"127.0.0.1:{free_port()}", tmp_path / "f.log")
+def test_unreachable_triton_is_503_until_it_is_back(tmp_path):
+    grpc_port = free_port()
+    server = FrontendProcess(f"127.0.0.1:{grpc_port}", tmp_path / "f.log")
+    triton = None
     try:
         server.wait_up(path="/health", status=503)
         r = requests.post(f"{server.url}/openai/v1/completions", json={"model": MODEL, "prompt": "x"}, timeout=30)
         assert r.status_code == 503 and r.json()["error"]["type"] == "service_unavailable"
         assert requests.get(f"{server.url}/openai/v1/models", timeout=30).status_code == 503
+        # Triton comes up (an empty repository is enough): the same frontend recovers.
+        (tmp_path / "empty").mkdir()
+        cmd = tritonserver.command(
+            tmp_path / "empty", http_port=free_port(), grpc_port=grpc_port, metrics_port=free_port()
+        )
+        triton = TritonProcess(cmd, 0, grpc_port, 0, log=tmp_path / "triton.log")
+        server.wait_up(path="/openai/v1/models", status=200)
+        assert requests.get(f"{server.url}/openai/v1/models", timeout=30).json()["data"] == []
     finally:
         server.stop()
+        if triton is not None:
+            triton.stop()
