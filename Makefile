@@ -1,7 +1,7 @@
 # The README's commands. Each bootstraps what it needs (tools/bootstrap.sh, idempotent).
 PY := .venv/bin/python
 
-.PHONY: setup serve test unit clean
+.PHONY: setup serve test bench unit clean
 setup:
 	@tools/bootstrap.sh
 
@@ -10,6 +10,9 @@ serve: setup  ## start Triton (:8000 HTTP, :8001 gRPC, :8002 metrics) on model_r
 
 test: setup  ## the whole suite, against a real tritonserver
 	@$(PY) -m pytest $(ARGS)
+
+bench: setup  ## ours vs vLLM's own server (ARGS=--quick for a smoke run); writes results/bench/<time>/
+	@$(PY) -m tools.bench $(ARGS)
 
 unit: setup  ## unit tests only (no server)
 	@$(PY) -m pytest tests/unit $(ARGS)

