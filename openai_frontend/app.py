@@ -20,7 +20,9 @@ def _require_api_key(request: Request) -> None:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip(), key):
-        raise errors.Unauthorized("Invalid or missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
+        raise errors.Unauthorized(
+            "Invalid or missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key"
+        )
 
 
 def create_app(settings: Settings | None = None, client: TritonClient | None = None) -> FastAPI:

@@ -1,6 +1,6 @@
 """Typed errors, mapped to OpenAI's error shape in one place.
 
-    {"error": {"message": ..., "type": ..., "param": ..., "code": ...}}
+{"error": {"message": ..., "type": ..., "param": ..., "code": ...}}
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
-        cls = {404: NotFound, 401: Unauthorized}.get(exc.status_code, BadRequest if exc.status_code < 500 else ServerError)
+        cls = {404: NotFound, 401: Unauthorized}.get(
+            exc.status_code, BadRequest if exc.status_code < 500 else ServerError
+        )
         err = cls(str(exc.detail))
         return JSONResponse(err.body(), status_code=exc.status_code)
 

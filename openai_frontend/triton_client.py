@@ -79,7 +79,11 @@ class TritonClient:
                     ready = False
             generate = "text_input" in inputs and "text_output" in outputs
             models[name] = ModelInfo(
-                name=name, ready=ready, generate=generate, chat=generate and "messages" in inputs, created=int(time.time())
+                name=name,
+                ready=ready,
+                generate=generate,
+                chat=generate and "messages" in inputs,
+                created=int(time.time()),
             )
         return models
 

@@ -33,7 +33,9 @@ class GrpcStream:
         self.client.start_stream(callback=lambda result, error: self.responses.put((result, error)))
 
     def send(self, model: str, values: dict[str, Any], request_id: str = "") -> None:
-        self.client.async_stream_infer(model, grpc_inputs(values), request_id=request_id, enable_empty_final_response=True)
+        self.client.async_stream_infer(
+            model, grpc_inputs(values), request_id=request_id, enable_empty_final_response=True
+        )
 
     def next(self, timeout: float = 120):
         """(outputs dict, is_final) of the next response; raises its error."""

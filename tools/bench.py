@@ -104,7 +104,9 @@ def running(cmd: list[str], health_url: str, log: Path, timeout: float = 600) ->
             proc.wait()
 
 
-def run_load(base_url: str, endpoint: str, tokenizer: str, opts: argparse.Namespace, concurrency: int, prompts: int) -> dict:
+def run_load(
+    base_url: str, endpoint: str, tokenizer: str, opts: argparse.Namespace, concurrency: int, prompts: int
+) -> dict:
     from vllm.benchmarks import serve
 
     parser = argparse.ArgumentParser()
@@ -150,14 +152,22 @@ def bench(opts: argparse.Namespace) -> dict:
             port = free_port()
             if system == "vllm":
                 cmd = vllm_server_command({**args, "served_model_name": "smollm2"}, port)
-                health, base, endpoint = f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{port}", "/v1/completions"
+                health, base, endpoint = (
+                    f"http://127.0.0.1:{port}/health",
+                    f"http://127.0.0.1:{port}",
+                    "/v1/completions",
+                )
             else:
                 cmd = [
                     sys.executable, "-m", "tools.serve", f"--model-repository={ROOT / 'model_repository'}",
                     f"--http-port={free_port()}", f"--grpc-port={free_port()}", f"--metrics-port={free_port()}",
                     f"--frontend-port={port}",
                 ]  # fmt: skip
-                health, base, endpoint = f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{port}", "/openai/v1/completions"
+                health, base, endpoint = (
+                    f"http://127.0.0.1:{port}/health",
+                    f"http://127.0.0.1:{port}",
+                    "/openai/v1/completions",
+                )
             progress.update(task, description=f"{system}: starting")
             with running(cmd, health, opts.out / f"{system}.log"):
                 for c in levels:
@@ -178,7 +188,9 @@ def bench(opts: argparse.Namespace) -> dict:
 def machine() -> dict[str, Any]:
     from triton_llm.config import cpu_flags
 
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    model = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?"
+    )
     return {
         "cpu": model,
         "cores": os.cpu_count(),

@@ -47,9 +47,7 @@ def prepare(out: Path = DEFAULT_OUT, force: bool = False) -> Path:
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
 
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()
-    ) as progress:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
         step = progress.add_task(f"Reading tokenizer from {gguf.name}", total=4)
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 

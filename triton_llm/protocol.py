@@ -11,7 +11,7 @@ every rule here is unit-tested without a server.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,21 +156,23 @@ def parse_messages(raw: str) -> list[dict[str, Any]]:
     return out
 
 
+def json_object(raw: str | dict, field: str) -> dict[str, Any]:
+    """A JSON object given as text (or already decoded), or an error naming `field`."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(field, f"is not valid JSON: {exc.msg}") from None
+    if not isinstance(raw, dict):
+        raise InvalidInput(field, "must be a JSON object")
+    return raw
+
+
 def parse_sampling_json(raw: str | None) -> dict[str, Any]:
-    if raw is None or raw == "":
-        return {}
-    try:
-        params = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput("sampling_parameters", f"is not valid JSON: {exc.msg}") from None
-    if not isinstance(params, dict):
-        raise InvalidInput("sampling_parameters", "must be a JSON object")
-    return params
+    return {} if raw is None or raw == "" else json_object(raw, "sampling_parameters")
 
 
-def parse_request(
-    get: Callable[[str], np.ndarray | None], parameters_json: str | None = None
-) -> GenerateRequest:
+def parse_request(get: Callable[[str], np.ndarray | None], parameters_json: str | None = None) -> GenerateRequest:
     """Build a GenerateRequest from input tensors.
 
     `get(name)` returns an input's numpy array or None. `parameters_json` holds the request

@@ -51,10 +51,17 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request):
             if body.logprobs:
                 logprobs[c] = _logprobs(step.logprobs[c], body.top_logprobs or 0)
     choices = [
-        ChatChoice(index=c, message=ChatMessage(content=texts[c]), finish_reason=finish_reason(reasons[c]), logprobs=logprobs[c])
+        ChatChoice(
+            index=c,
+            message=ChatMessage(content=texts[c]),
+            finish_reason=finish_reason(reasons[c]),
+            logprobs=logprobs[c],
+        )
         for c in range(body.n)
     ]
-    usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens)
+    usage = Usage(
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens
+    )
     return ChatCompletionResponse(model=body.model, choices=choices, usage=usage)
 
 
@@ -73,11 +80,17 @@ async def _chunks(body: ChatCompletionRequest, steps) -> AsyncIterator[dict]:
             reason = finish_reason(step.finish_reasons[c])
             if text or reason:
                 lp = _logprobs(step.logprobs[c], body.top_logprobs or 0) if body.logprobs else None
-                choices.append(ChatChunkChoice(index=c, delta=DeltaMessage(content=text), finish_reason=reason, logprobs=lp))
+                choices.append(
+                    ChatChunkChoice(index=c, delta=DeltaMessage(content=text), finish_reason=reason, logprobs=lp)
+                )
         if choices:
             yield {**base, "choices": [_dump(c) for c in choices]}
     if body.include_usage:
-        usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens)
+        usage = Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
         yield {**base, "choices": [], "usage": usage.model_dump()}
 
 

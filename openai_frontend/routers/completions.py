@@ -49,9 +49,11 @@ async def create_completion(body: CompletionRequest, request: Request):
                 logprobs[i] = _logprobs(step.logprobs[c], prefix=body.prompts[p] if body.echo else "")
     choices = [
         CompletionChoice(index=i, text=t, finish_reason=finish_reason(r), logprobs=lp)
-        for i, (t, r, lp) in enumerate(zip(texts, reasons, logprobs))
+        for i, (t, r, lp) in enumerate(zip(texts, reasons, logprobs, strict=True))
     ]
-    usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens)
+    usage = Usage(
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens
+    )
     return CompletionResponse(model=body.model, choices=choices, usage=usage)
 
 
@@ -77,7 +79,11 @@ async def _chunks(body: CompletionRequest, streams) -> AsyncIterator[dict]:
         if choices:
             yield {**base.model_dump(exclude={"usage"}), "id": cid, "choices": [c.model_dump() for c in choices]}
     if body.include_usage:
-        usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens)
+        usage = Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
         yield {**base.model_dump(exclude={"usage"}), "id": cid, "choices": [], "usage": usage.model_dump()}
 
 

@@ -12,7 +12,19 @@ from tools.bench import FIGURES
 
 def test_quick_bench_writes_json_markdown_and_png(tmp_path, model_dir):
     out = tmp_path / "bench"
-    cmd = [sys.executable, "-m", "tools.bench", "--quick", "--concurrency", "1", "2", "--num-prompts", "2", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tools.bench",
+        "--quick",
+        "--concurrency",
+        "1",
+        "2",
+        "--num-prompts",
+        "2",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-5000:]
 

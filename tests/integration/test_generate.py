@@ -76,7 +76,9 @@ def test_grpc_non_streamed_is_one_response(triton, vllm_reference):
 
 def test_generate_stream_endpoint_sends_sse(triton, vllm_reference):
     body = {"text_input": PROMPTS[0], "stream": True, "parameters": GREEDY}
-    with requests.post(f"{triton.http_url}/v2/models/{MODEL}/generate_stream", json=body, stream=True, timeout=120) as r:
+    with requests.post(
+        f"{triton.http_url}/v2/models/{MODEL}/generate_stream", json=body, stream=True, timeout=120
+    ) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         events = [json.loads(line[len("data: ") :]) for line in r.iter_lines(decode_unicode=True) if line]

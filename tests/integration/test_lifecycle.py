@@ -51,7 +51,11 @@ def test_sigterm_stops_triton_and_every_engine_process_within_30s(test_repositor
         else:
             raise AssertionError((tmp_path / "serve.log").read_text()[-5000:])
         # Keep a streamed request in flight, so that shutdown happens under load.
-        body = {"text_input": "Tell me a story.", "stream": True, "parameters": {"max_tokens": 4000, "ignore_eos": True}}
+        body = {
+            "text_input": "Tell me a story.",
+            "stream": True,
+            "parameters": {"max_tokens": 4000, "ignore_eos": True},
+        }
         stream = requests.post(f"http://127.0.0.1:{http}/v2/models/smollm2/generate_stream", json=body, stream=True)
         next(stream.iter_lines())
         family = psutil.Process(proc.pid).children(recursive=True)

@@ -17,7 +17,10 @@ def test_relative_model_path_resolves_against_model_json(tmp_path):
 
 
 def test_hub_ids_pass_through(tmp_path):
-    assert config.load_model_json(write(tmp_path, {"model": "HuggingFaceTB/SmolLM2-135M"}))["model"] == "HuggingFaceTB/SmolLM2-135M"
+    assert (
+        config.load_model_json(write(tmp_path, {"model": "HuggingFaceTB/SmolLM2-135M"}))["model"]
+        == "HuggingFaceTB/SmolLM2-135M"
+    )
     assert config.vllm_engine_args({"model": "hf://org/name"})["model"] == "org/name"
 
 

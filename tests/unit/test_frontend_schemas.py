@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from tritonclient.utils import InferenceServerException
 
 from openai_frontend import generation
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.schemas.common import finish_reason
 from openai_frontend.schemas.completions import CompletionRequest
 from openai_frontend.triton_client import _map_error
-from tritonclient.utils import InferenceServerException
 
 
 def test_completion_sampling_carries_only_what_was_asked():
@@ -26,7 +26,9 @@ def test_chat_max_completion_tokens_wins_and_response_format_maps_to_structured_
     params = req.sampling()
     assert params["max_tokens"] == 7 and params["structured_outputs"] == {"json": {"type": "object"}}
     assert req.messages[0].for_template() == {"role": "user", "content": "ab"}
-    assert ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "x"}]).sampling()["max_tokens"] is None
+    assert (
+        ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "x"}]).sampling()["max_tokens"] is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -64,7 +66,13 @@ def test_decode_a_response():
 
 
 def test_finish_reasons_map_to_openai():
-    assert [finish_reason(r) for r in (None, "None", "stop", "length", "abort")] == [None, None, "stop", "length", "stop"]
+    assert [finish_reason(r) for r in (None, "None", "stop", "length", "abort")] == [
+        None,
+        None,
+        "stop",
+        "length",
+        "stop",
+    ]
 
 
 def test_model_errors_map_to_statuses():

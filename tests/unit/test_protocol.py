@@ -12,7 +12,9 @@ def inputs(**values):
     for name, value in values.items():
         if isinstance(value, (dict, list)):
             value = json.dumps(value)
-        arrays[name] = np.array([value.encode() if isinstance(value, str) else value], dtype=object if isinstance(value, str) else bool)
+        arrays[name] = np.array(
+            [value.encode() if isinstance(value, str) else value], dtype=object if isinstance(value, str) else bool
+        )
     return arrays.get
 
 
@@ -57,14 +59,21 @@ def test_bad_inputs_name_their_field(values, field):
 
 
 def test_text_parts_are_joined():
-    req = parse_request(inputs(messages=[{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]))
+    req = parse_request(
+        inputs(messages=[{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])
+    )
     assert req.messages == [{"role": "user", "content": "ab"}]
 
 
 def test_outputs_keep_choice_positions_and_only_requested_extras():
     req = GenerateRequest(prompt="P", prepend_input=True)
     req.returns.update(return_num_output_tokens=True, return_finish_reason=True)
-    chunk = GenerationChunk(prompt="P", num_input_tokens=1, choices=[ChoiceDelta(index=1, text="x", num_tokens=1, finish_reason="stop")], finished=False)
+    chunk = GenerationChunk(
+        prompt="P",
+        num_input_tokens=1,
+        choices=[ChoiceDelta(index=1, text="x", num_tokens=1, finish_reason="stop")],
+        finished=False,
+    )
     out = build_outputs(req, chunk, n=2, first=True)
     assert list(out["text_output"]) == [b"P", b"Px"]
     assert list(out["num_output_tokens"]) == [0, 1]

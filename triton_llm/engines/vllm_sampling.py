@@ -17,6 +17,7 @@ from vllm.exceptions import VLLMClientError
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
 from triton_llm.errors import InvalidInput
+from triton_llm.protocol import json_object
 
 _HINTS = typing.get_type_hints(SamplingParams)
 # Fields that are vLLM's internals or set by us, not by clients.
@@ -94,13 +95,8 @@ def to_sampling_params(params: dict[str, Any], stream: bool) -> SamplingParams:
 
 
 def _structured_outputs(value: Any) -> StructuredOutputsParams:
-    if isinstance(value, str):  # vllm_backend takes it as a JSON string
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput("sampling_parameters.structured_outputs", f"is not valid JSON: {exc.msg}") from None
-    if not isinstance(value, dict):
-        raise InvalidInput("sampling_parameters.structured_outputs", "must be an object")
+    # vllm_backend takes it as a JSON string; an object is accepted too.
+    value = json_object(value, "sampling_parameters.structured_outputs")
     try:
         return StructuredOutputsParams(**value)
     except (ValueError, TypeError) as exc:
