@@ -1,12 +1,14 @@
-import shutil
+import importlib.util
 import subprocess
+import sys
 
 import pytest
 
 from tests.servers import ROOT
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is installed by the test extra")
+@pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff comes with the test extra")
 def test_ruff_is_clean():
-    proc = subprocess.run(["ruff", "check", "--output-format", "concise", "."], cwd=ROOT, capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "ruff", "check", "--output-format", "concise", "."]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
