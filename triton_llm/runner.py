@@ -4,10 +4,12 @@ Threads, as in Triton's vllm_backend:
   - Triton's thread calls `execute`, which parses nothing and only schedules one task per
     request on the engine's event loop, then returns (decoupled: responses come later);
   - the event-loop thread runs the engine and the request tasks;
-  - the response thread sends responses, so a slow send never stalls the engine;
-  - the watcher thread polls `is_cancelled()` of in-flight requests and cancels their task,
-    which aborts the engine request (this covers non-streamed requests too, which produce
-    nothing to piggyback a check on until they finish).
+  - the response thread is the only one that touches response senders: it sends the
+    responses (so a slow send never stalls the engine) and, every CANCEL_POLL_S, asks
+    `is_cancelled()` of each request whose final response it has not sent yet, cancelling
+    the task of those that are, which aborts the engine request. Non-streamed requests are
+    covered too. Asking after the final response was sent reads a freed response factory
+    (tritonserver segfaults), which one owning thread rules out.
 Every request gets exactly one final response: its last output, an error, or CANCELLED.
 """
 
@@ -88,6 +90,7 @@ class TritonPythonModel:
         self.engine = create_engine(settings)
         self.metrics = ModelMetrics(self.model_name, str(args["model_version"]))
 
+        # engine_id -> (task, sender): requests whose final response is not sent yet.
         self._inflight: dict[str, tuple[asyncio.Task, Any]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -106,8 +109,6 @@ class TritonPythonModel:
 
         self._response_thread = threading.Thread(target=self._send_loop, name="responses", daemon=True)
         self._response_thread.start()
-        self._watch_thread = threading.Thread(target=self._watch_cancellations, name="cancel-watch", daemon=True)
-        self._watch_thread.start()
 
     # -- request path -----------------------------------------------------------------
 
@@ -115,7 +116,7 @@ class TritonPythonModel:
         for request in requests:
             sender = request.get_response_sender()
             if self._stopping.is_set():
-                self._send_error(sender, "the model is shutting down", pb_utils.TritonError.UNAVAILABLE)
+                self._send_error(None, sender, "the model is shutting down", pb_utils.TritonError.UNAVAILABLE)
                 continue
             request_id = request.request_id() or uuid.uuid4().hex
             # Triton may reuse a client's id; the engine needs ids unique among live requests.
@@ -127,14 +128,10 @@ class TritonPythonModel:
         task = asyncio.current_task()
         with self._lock:
             self._inflight[engine_id] = (task, sender)
-            self.metrics.inflight.set(len(self._inflight))
         outcome = "error"
         try:
             outcome = await self._run(request, sender, engine_id)
         finally:
-            with self._lock:
-                self._inflight.pop(engine_id, None)
-                self.metrics.inflight.set(len(self._inflight))
             self.metrics.finished(outcome)
 
     async def _run(self, request, sender, engine_id: str) -> str:
@@ -149,7 +146,7 @@ class TritonPythonModel:
                 first = False
                 if parsed.stream or chunk.finished:
                     flags = FINAL if chunk.finished else 0
-                    self._responses.put((sender, _response(outputs), flags))
+                    self._responses.put((engine_id, sender, _response(outputs), flags))
                 self.metrics.tokens.increment(sum(c.num_tokens for c in chunk.choices))
                 last = chunk
             if last is None or not last.finished:
@@ -158,40 +155,54 @@ class TritonPythonModel:
         except asyncio.CancelledError:
             # The engine aborted its request on the way out (its generator saw the
             # cancellation); swallow it so that the loop keeps serving.
-            self._send_error(sender, "request was cancelled", pb_utils.TritonError.CANCELLED)
+            self._send_error(engine_id, sender, "request was cancelled", pb_utils.TritonError.CANCELLED)
             return "cancelled"
         except InvalidInput as exc:
-            self._send_error(sender, str(exc), pb_utils.TritonError.INVALID_ARG)
+            self._send_error(engine_id, sender, str(exc), pb_utils.TritonError.INVALID_ARG)
             return "invalid"
         except Exception as exc:
             logger.exception("%s: request %s failed", self.model_name, engine_id)
-            self._send_error(sender, f"generation failed: {exc}", pb_utils.TritonError.INTERNAL)
+            self._send_error(engine_id, sender, f"generation failed: {exc}", pb_utils.TritonError.INTERNAL)
             return "error"
 
-    def _send_error(self, sender, message: str, code) -> None:
+    def _send_error(self, engine_id: str | None, sender, message: str, code) -> None:
         error = pb_utils.TritonError(message, code)
-        self._responses.put((sender, pb_utils.InferenceResponse(error=error), FINAL))
+        self._responses.put((engine_id, sender, pb_utils.InferenceResponse(error=error), FINAL))
 
     def _send_loop(self) -> None:
-        while (item := self._responses.get()) is not None:
-            sender, response, flags = item
+        next_poll = time.monotonic() + CANCEL_POLL_S
+        while True:
             try:
-                sender.send(response, flags=flags)
-            except Exception:
-                # The client may be gone; there is nobody left to tell.
-                logger.warning("%s: could not send a response", self.model_name, exc_info=True)
+                item = self._responses.get(timeout=max(0.0, next_poll - time.monotonic()))
+            except queue.Empty:
+                item = ()
+            if item is None:
+                return
+            if item:
+                engine_id, sender, response, flags = item
+                if flags & FINAL:
+                    with self._lock:  # no is_cancelled() from here on: the factory goes away
+                        self._inflight.pop(engine_id, None)
+                try:
+                    sender.send(response, flags=flags)
+                except Exception:
+                    # The client may be gone; there is nobody left to tell.
+                    logger.warning("%s: could not send a response", self.model_name, exc_info=True)
+            if time.monotonic() >= next_poll:
+                self._poll_cancellations()
+                next_poll = time.monotonic() + CANCEL_POLL_S
 
-    def _watch_cancellations(self) -> None:
-        while not self._stopping.wait(CANCEL_POLL_S):
-            try:
-                with self._lock:
-                    inflight = list(self._inflight.values())
-                for task, sender in inflight:
-                    if sender.is_cancelled() and not task.done():
-                        self.loop.call_soon_threadsafe(task.cancel)
-                self.metrics.engine_requests.set(self.engine.num_unfinished())
-            except Exception:  # this thread must outlive any one bad poll
-                logger.warning("%s: cancellation poll failed", self.model_name, exc_info=True)
+    def _poll_cancellations(self) -> None:
+        try:
+            with self._lock:
+                inflight = list(self._inflight.values())
+            for task, sender in inflight:
+                if not task.done() and sender.is_cancelled():
+                    self.loop.call_soon_threadsafe(task.cancel)
+            self.metrics.inflight.set(len(inflight))
+            self.metrics.engine_requests.set(self.engine.num_unfinished())
+        except Exception:  # one bad poll must not end the response thread
+            logger.warning("%s: cancellation poll failed", self.model_name, exc_info=True)
 
     # -- shutdown ---------------------------------------------------------------------
 

@@ -149,3 +149,14 @@ def test_bad_input_over_grpc_is_an_invalid_argument(triton):
             stream.next()
     finally:
         stream.close()
+
+
+def test_many_concurrent_streams_finish_and_the_server_stays_up(triton):
+    """Regression: polling is_cancelled() of a request whose final response was already
+    sent read a freed response factory and crashed tritonserver under load."""
+    values = {"text_input": "Count:", "stream": True, "return_num_output_tokens": True}
+    values["sampling_parameters"] = {"max_tokens": 12, "ignore_eos": True}
+    with ThreadPoolExecutor(48) as pool:
+        results = list(pool.map(lambda _: grpc_generate(triton, values), range(96)))
+    assert all(sum(int(r["num_output_tokens"][0]) for r in rs) == 12 for rs in results)
+    assert requests.get(f"{triton.http_url}/v2/health/ready", timeout=10).status_code == 200
