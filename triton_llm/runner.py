@@ -95,6 +95,10 @@ class TritonPythonModel:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._responses: queue.Queue = queue.Queue()
+        # Tokens generated, counted on the loop thread and published by the poll: a metric
+        # update is an IPC round trip to Triton, too slow to make once per token.
+        self._tokens_generated = 0
+        self._tokens_published = 0
 
         self.loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self.loop.run_forever, name="engine-loop", daemon=True)
@@ -147,7 +151,7 @@ class TritonPythonModel:
                 if parsed.stream or chunk.finished:
                     flags = FINAL if chunk.finished else 0
                     self._responses.put((engine_id, sender, _response(outputs), flags))
-                self.metrics.tokens.increment(sum(c.num_tokens for c in chunk.choices))
+                self._tokens_generated += sum(c.num_tokens for c in chunk.choices)
                 last = chunk
             if last is None or not last.finished:
                 raise RuntimeError("the engine stopped without a final output")
@@ -201,6 +205,10 @@ class TritonPythonModel:
                     self.loop.call_soon_threadsafe(task.cancel)
             self.metrics.inflight.set(len(inflight))
             self.metrics.engine_requests.set(self.engine.num_unfinished())
+            generated = self._tokens_generated
+            if generated != self._tokens_published:
+                self.metrics.tokens.increment(generated - self._tokens_published)
+                self._tokens_published = generated
         except Exception:  # one bad poll must not end the response thread
             logger.warning("%s: cancellation poll failed", self.model_name, exc_info=True)
 
