@@ -48,8 +48,12 @@ class ServerError(APIError):
 
 
 def _param(loc: tuple) -> str | None:
-    parts = [str(p) for p in loc if p != "body"]
+    # pydantic names the union member it tried ("str", "list[TextPart]"); clients know fields.
+    parts = [str(p) for p in loc if p != "body" and not (isinstance(p, str) and (p in _TYPES or "[" in p))]
     return ".".join(parts) or None
+
+
+_TYPES = {"str", "int", "float", "bool", "dict", "list", "none"}
 
 
 def install(app: FastAPI) -> None:
@@ -59,7 +63,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):
-        first = exc.errors()[0]
+        # Of a union's failed members, the deepest error says most (an image part in
+        # `content` is "content.0.type: Input should be 'text'", not "not a string").
+        first = max(exc.errors(), key=lambda e: len(e.get("loc", ())))
         param = _param(tuple(first.get("loc", ())))
         message = first.get("msg", "invalid request")
         if param:

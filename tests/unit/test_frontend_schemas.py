@@ -80,3 +80,16 @@ def test_model_errors_map_to_statuses():
     assert _map_error(InferenceServerException("text_input: too long")).param == "text_input"
     assert _map_error(InferenceServerException("x", status="StatusCode.UNAVAILABLE")).status == 503
     assert _map_error(InferenceServerException("engine died")).status == 500
+
+
+def test_validation_errors_name_the_field_not_the_union_member():
+    from fastapi.testclient import TestClient
+
+    from openai_frontend.app import create_app
+
+    client = TestClient(create_app())
+    image = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
+    r = client.post("/openai/v1/chat/completions", json={"model": "m", "messages": [image]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.content.0.type"
+    r = client.post("/openai/v1/completions", json={"model": "m", "prompt": [1, 2]})
+    assert r.json()["error"]["param"] == "prompt.0"
