@@ -30,6 +30,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tools import bench_triton
 from tools.tritonserver import ROOT
 
 console = Console(stderr=True)
@@ -43,7 +44,8 @@ FIGURES: dict[str, tuple[str, bool]] = {
     "median_itl_ms": ("ITL p50 ms", False),
     "p99_itl_ms": ("ITL p99 ms", False),
 }
-SYSTEMS = ("vllm", "ours")
+# "triton" drives the same Triton as "ours" over gRPC, skipping the frontend.
+SYSTEMS = ("vllm", "ours", "triton")
 
 
 def free_port() -> int:
@@ -105,21 +107,24 @@ def running(cmd: list[str], health_url: str, log: Path, timeout: float = 600) ->
 
 
 def run_load(
-    base_url: str, endpoint: str, tokenizer: str, opts: argparse.Namespace, concurrency: int, prompts: int
+    target: tuple[str, str, str], tokenizer: str, opts: argparse.Namespace, concurrency: int, prompts: int
 ) -> dict:
+    """Drive one (backend, base_url, endpoint) with vllm.benchmarks.serve at one level."""
     from vllm.benchmarks import serve
 
+    bench_triton.register()
+    backend, base_url, endpoint = target
     parser = argparse.ArgumentParser()
     serve.add_cli_args(parser)
     # fmt: off
     ns = parser.parse_args([
-        "--backend", "openai", "--base-url", base_url, "--endpoint", endpoint,
+        "--backend", backend, "--base-url", base_url, "--endpoint", endpoint,
         "--model", "smollm2", "--tokenizer", tokenizer,
         "--dataset-name", "random", "--random-input-len", str(opts.input_len),
         "--random-output-len", str(opts.output_len), "--ignore-eos",
         "--num-prompts", str(prompts), "--max-concurrency", str(concurrency), "--seed", str(opts.seed),
         "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99",
-        "--disable-tqdm",
+        "--disable-tqdm", "--num-warmups", str(min(concurrency, 4)),
     ])
     # fmt: on
     with contextlib.redirect_stdout(sys.stderr if opts.verbose else open(os.devnull, "w")):
@@ -148,32 +153,32 @@ def bench(opts: argparse.Namespace) -> dict:
         console=console,
     ) as progress:  # fmt: skip
         task = progress.add_task("benchmark", total=len(opts.systems) * len(levels))
-        for system in opts.systems:
+        for server in ("vllm", "stack"):
+            loads = [s for s in opts.systems if (s == "vllm") == (server == "vllm")]
+            if not loads:
+                continue
             port = free_port()
-            if system == "vllm":
+            if server == "vllm":
                 cmd = vllm_server_command({**args, "served_model_name": "smollm2"}, port)
-                health, base, endpoint = (
-                    f"http://127.0.0.1:{port}/health",
-                    f"http://127.0.0.1:{port}",
-                    "/v1/completions",
-                )
+                targets = {"vllm": ("openai", f"http://127.0.0.1:{port}", "/v1/completions")}
             else:
+                grpc_port = free_port()
                 cmd = [
                     sys.executable, "-m", "tools.serve", f"--model-repository={ROOT / 'model_repository'}",
-                    f"--http-port={free_port()}", f"--grpc-port={free_port()}", f"--metrics-port={free_port()}",
+                    f"--http-port={free_port()}", f"--grpc-port={grpc_port}", f"--metrics-port={free_port()}",
                     f"--frontend-port={port}",
                 ]  # fmt: skip
-                health, base, endpoint = (
-                    f"http://127.0.0.1:{port}/health",
-                    f"http://127.0.0.1:{port}",
-                    "/openai/v1/completions",
-                )
-            progress.update(task, description=f"{system}: starting")
-            with running(cmd, health, opts.out / f"{system}.log"):
+                targets = {
+                    "ours": ("openai", f"http://127.0.0.1:{port}", "/openai/v1/completions"),
+                    "triton": (bench_triton.BACKEND, f"http://127.0.0.1:{grpc_port}", "/smollm2"),
+                }
+            progress.update(task, description=f"{server}: starting")
+            with running(cmd, f"http://127.0.0.1:{port}/health", opts.out / f"{server}.log"):
                 for c in levels:
-                    progress.update(task, description=f"{system}: concurrency {c}")
-                    results[system][str(c)] = run_load(base, endpoint, tokenizer, opts, c, prompts_for(c, opts))
-                    progress.advance(task)
+                    for system in loads:
+                        progress.update(task, description=f"{system}: concurrency {c}")
+                        results[system][str(c)] = run_load(targets[system], tokenizer, opts, c, prompts_for(c, opts))
+                        progress.advance(task)
 
     return {
         "machine": machine(),
@@ -210,17 +215,27 @@ def markdown(report: dict) -> str:
         f"Engine: {json.dumps(report['engine_args'])}.",
         "",
     ]
-    lines += ["| concurrency | figure | vLLM server | ours | ours/vLLM |", "|---|---|---|---|---|"]
+    direct = "triton" in res
+    head = "| concurrency | figure | vLLM server | ours (frontend) | ours/vLLM |"
+    lines += [head + (" Triton gRPC direct | direct/vLLM |" if direct else ""), "|---" * (7 if direct else 5) + "|"]
     levels = next(iter(res.values())).keys()
+    prompts = report["load"]["prompts"]
     for c in levels:
-        vllm, ours = res.get("vllm", {}).get(c, {}), res.get("ours", {}).get(c, {})
+        vllm, ours, grpc = (res.get(s, {}).get(c, {}) for s in SYSTEMS)
         for key, (label, _) in FIGURES.items():
-            v, o = vllm.get(key), ours.get(key)
-            ratio = f"{o / v:.2f}x" if v and o is not None else "n/a"
-            lines.append(f"| {c} | {label} | {_fmt(v)} | {_fmt(o)} | {ratio} |")
-        lines.append(f"| {c} | errors / prompts | {vllm.get('errors', '-')} / {report['load']['prompts'][c]} "
-                     f"| {ours.get('errors', '-')} / {report['load']['prompts'][c]} | |")  # fmt: skip
+            v = vllm.get(key)
+            row = f"| {c} | {label} | {_fmt(v)} | {_fmt(ours.get(key))} | {_ratio(ours.get(key), v)} |"
+            lines.append(row + (f" {_fmt(grpc.get(key))} | {_ratio(grpc.get(key), v)} |" if direct else ""))
+        p = prompts[c]
+        cells = [f"{vllm.get('errors', '-')} / {p}", f"{ours.get('errors', '-')} / {p}", ""]
+        if direct:
+            cells += [f"{grpc.get('errors', '-')} / {p}", ""]
+        lines.append(f"| {c} | errors / prompts | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.2f}x" if value is not None and base else "n/a"
 
 
 def _fmt(value: float | None) -> str:
@@ -234,7 +249,11 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for system, label in (("vllm", "vLLM OpenAI server"), ("ours", "Triton + our frontend")):
+    for system, label in (
+        ("vllm", "vLLM OpenAI server"),
+        ("ours", "Triton + our frontend"),
+        ("triton", "Triton gRPC, no frontend"),
+    ):
         if system not in report["results"]:
             continue
         levels = sorted(report["results"][system], key=int)

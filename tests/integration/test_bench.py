@@ -29,7 +29,7 @@ def test_quick_bench_writes_json_markdown_and_png(tmp_path, model_dir):
     assert proc.returncode == 0, proc.stderr[-5000:]
 
     report = json.loads((out / "bench.json").read_text())
-    for system in ("vllm", "ours"):
+    for system in ("vllm", "ours", "triton"):
         for level in ("1", "2"):
             figures = report["results"][system][level]
             assert set(FIGURES) | {"completed", "errors"} <= set(figures)
