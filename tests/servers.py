@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +14,9 @@ from pathlib import Path
 import requests
 
 from tools import tritonserver
+from tools.serve import free_port, stop_group, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_repository(dest: Path, model_dir: Path, overrides: dict | None = None) -> Path:
@@ -52,30 +45,13 @@ class TritonProcess:
         return self.log.read_text(errors="replace")[-chars:]
 
     def wait_ready(self, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        if not wait_ready(self.proc, f"{self.http_url}/v2/health/ready", timeout):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"tritonserver exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if requests.get(f"{self.http_url}/v2/health/ready", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"tritonserver not ready after {timeout} s:\n{self.log_tail()}")
+            raise TimeoutError(f"tritonserver not ready after {timeout} s:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 30) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        stop_group(self.proc, grace=timeout)
         self._log_file.close()
 
 

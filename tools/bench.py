@@ -18,11 +18,9 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tools import bench_triton
+from tools.serve import free_port, stop_group, wait_ready
 from tools.tritonserver import ROOT
 
 console = Console(stderr=True)
@@ -46,14 +45,6 @@ FIGURES: dict[str, tuple[str, bool]] = {
 }
 # "triton" drives the same Triton as "ours" over gRPC, skipping the frontend.
 SYSTEMS = ("vllm", "ours", "triton")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def engine_args(model_entry: Path) -> dict[str, Any]:
@@ -80,30 +71,13 @@ def running(cmd: list[str], health_url: str, log: Path, timeout: float = 600) ->
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            deadline = time.monotonic() + timeout
-            while True:
+            if not wait_ready(proc, health_url, timeout):
                 if proc.poll() is not None:
                     raise RuntimeError(f"{cmd[2]} exited with {proc.returncode}; see {log}")
-                try:
-                    with urllib.request.urlopen(health_url, timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{health_url} not ready after {timeout} s; see {log}")
-                time.sleep(0.5)
+                raise TimeoutError(f"{health_url} not ready after {timeout} s; see {log}")
             yield
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                pass
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            stop_group(proc, grace=40)
 
 
 def run_load(

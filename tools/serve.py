@@ -30,6 +30,13 @@ class PortBusy(RuntimeError):
     pass
 
 
+def free_port() -> int:
+    """A port nobody listens on now (for tests and the benchmark)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def check_ports_free(host: str, ports: dict[str, int]) -> None:
     for name, port in ports.items():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -12,6 +12,7 @@ import psutil
 import requests
 
 from tests.servers import ROOT, free_port
+from tools.serve import wait_ready
 
 
 def serve_command(repository, http: int, grpc: int, metrics: int) -> list[str]:
@@ -41,15 +42,8 @@ def test_sigterm_stops_triton_and_every_engine_process_within_30s(test_repositor
         serve_command(test_repository, http, free_port(), free_port()), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if requests.get(f"http://127.0.0.1:{http}/v2/health/ready", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.5)
-        else:
-            raise AssertionError((tmp_path / "serve.log").read_text()[-5000:])
+        ready = wait_ready(proc, f"http://127.0.0.1:{http}/v2/health/ready", 300)
+        assert ready, (tmp_path / "serve.log").read_text()[-5000:]
         # Keep a streamed request in flight, so that shutdown happens under load.
         body = {
             "text_input": "Tell me a story.",
