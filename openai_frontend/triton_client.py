@@ -159,13 +159,16 @@ def _map_error(exc: InferenceServerException) -> APIError:
         return ServiceUnavailable(f"Triton is unavailable: {message}")
     if "NOT_FOUND" in status or "unknown model" in message or "is not found" in message:
         return NotFound(message, param="model", code="model_not_found")
-    if "INVALID_ARG" in status or _names_a_field(message):
-        return BadRequest(message, param=message.split(":", 1)[0] if _names_a_field(message) else None)
+    field = _field_named(message)
+    if "INVALID_ARG" in status or field:
+        return BadRequest(message, param=field)
     return ServerError(message)
 
 
 _FIELDS = ("text_input", "messages", "sampling_parameters", "exclude_input_in_output", "stream")
 
 
-def _names_a_field(message: str) -> bool:
-    return message.split(":", 1)[0].split(".", 1)[0].split("[", 1)[0] in _FIELDS
+def _field_named(message: str) -> str | None:
+    """The input field a model's error message starts with ("sampling_parameters.n: ..."), if any."""
+    head = message.split(":", 1)[0]
+    return head if head.split(".", 1)[0].split("[", 1)[0] in _FIELDS else None

@@ -59,9 +59,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request):
         )
         for c in range(body.n)
     ]
-    usage = Usage(
-        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens
-    )
+    usage = Usage.of(prompt_tokens, completion_tokens)
     return ChatCompletionResponse(model=body.model, choices=choices, usage=usage)
 
 
@@ -86,11 +84,7 @@ async def _chunks(body: ChatCompletionRequest, steps) -> AsyncIterator[dict]:
         if choices:
             yield {**base, "choices": [_dump(c) for c in choices]}
     if body.include_usage:
-        usage = Usage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            total_tokens=prompt_tokens + completion_tokens,
-        )
+        usage = Usage.of(prompt_tokens, completion_tokens)
         yield {**base, "choices": [], "usage": usage.model_dump()}
 
 

@@ -13,7 +13,6 @@ from openai_frontend.schemas.completions import (
     CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
-    completion_id,
 )
 from openai_frontend.sse import stream_response
 
@@ -51,14 +50,13 @@ async def create_completion(body: CompletionRequest, request: Request):
         CompletionChoice(index=i, text=t, finish_reason=finish_reason(r), logprobs=lp)
         for i, (t, r, lp) in enumerate(zip(texts, reasons, logprobs, strict=True))
     ]
-    usage = Usage(
-        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens
-    )
+    usage = Usage.of(prompt_tokens, completion_tokens)
     return CompletionResponse(model=body.model, choices=choices, usage=usage)
 
 
 async def _chunks(body: CompletionRequest, streams) -> AsyncIterator[dict]:
-    cid, base = completion_id(), CompletionResponse(model=body.model, choices=[])
+    # id, object, created and model are the same in every chunk: dump them once.
+    base = CompletionResponse(model=body.model, choices=[]).model_dump(exclude={"choices", "usage"})
     prompt_tokens = completion_tokens = 0
     counted, echoed = set(), set()
     async for p, step in generation.merge(streams):
@@ -77,14 +75,10 @@ async def _chunks(body: CompletionRequest, streams) -> AsyncIterator[dict]:
                 lp = _logprobs(step.logprobs[c]) if body.logprobs is not None else None
                 choices.append(CompletionChoice(index=i, text=text, finish_reason=reason, logprobs=lp))
         if choices:
-            yield {**base.model_dump(exclude={"usage"}), "id": cid, "choices": [c.model_dump() for c in choices]}
+            yield {**base, "choices": [c.model_dump() for c in choices]}
     if body.include_usage:
-        usage = Usage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            total_tokens=prompt_tokens + completion_tokens,
-        )
-        yield {**base.model_dump(exclude={"usage"}), "id": cid, "choices": [], "usage": usage.model_dump()}
+        usage = Usage.of(prompt_tokens, completion_tokens)
+        yield {**base, "choices": [], "usage": usage.model_dump()}
 
 
 def _logprobs(steps, prefix: str = "") -> CompletionLogprobs:
