@@ -9,26 +9,26 @@ and prints inter-arrival percentiles of the streamed responses:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 
 import httpx
 import numpy as np
 
-from tests.clients import GrpcStream
+from openai_frontend.triton_client import TritonClient
 
 
 def grpc_gaps(url: str, prompt: str, tokens: int) -> list[float]:
-    stream = GrpcStream(url)
-    params = {"max_tokens": tokens, "ignore_eos": True}
-    stream.send("smollm2", {"text_input": prompt, "stream": True, "sampling_parameters": params})
-    stamps = []
-    while True:
-        _, final = stream.next()
-        stamps.append(time.perf_counter())
-        if final:
-            break
-    stream.close()
-    return list(np.diff(stamps))
+    # The frontend's own transport, so that the two paths differ only by the HTTP/SSE layer.
+    async def run() -> list[float]:
+        client = TritonClient(url)
+        params = {"max_tokens": tokens, "ignore_eos": True}
+        values = {"text_input": prompt, "stream": True, "sampling_parameters": params}
+        stamps = [time.perf_counter() async for _ in client.generate("smollm2", values)]
+        await client.close()
+        return stamps
+
+    return list(np.diff(asyncio.run(run())))
 
 
 def frontend_gaps(url: str, prompt: str, tokens: int) -> list[float]:
