@@ -3,7 +3,7 @@
 Keys are vLLM's `AsyncEngineArgs`, so an entry from Triton's vllm_backend moves over as it
 is. Our additions:
   - a relative `model` path is resolved against the folder holding model.json;
-  - `backend` ("auto" | "vllm" | "huggingface") is reserved for engine selection;
+  - `backend` ("auto" | "vllm" | "huggingface") and `task` pick the engine (triton_llm.tasks);
   - on a machine with no GPU, defaults that make vLLM usable there: `dtype` from what the
     CPU computes fast, `enforce_eager`, and a 2 GiB KV cache (VLLM_CPU_KVCACHE_SPACE).
 On a GPU nothing is added: the model's dtype and vLLM's own defaults stand.
@@ -21,7 +21,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 MODEL_JSON = "model.json"
-OUR_KEYS = ("backend",)
+OUR_KEYS = ("backend", "task")
 
 
 @lru_cache(maxsize=1)

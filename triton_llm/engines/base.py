@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
+from triton_llm.errors import InvalidInput
 from triton_llm.protocol import GenerateRequest, GenerationChunk
 
 
@@ -27,3 +28,16 @@ class Engine(Protocol):
         ...
 
     async def shutdown(self) -> None: ...
+
+
+def render_prompt(tokenizer: Any, request: GenerateRequest) -> str:
+    """The prompt text: `text_input` as it is, or `messages` through the model's chat template."""
+    if request.messages is None:
+        assert request.prompt is not None
+        return request.prompt
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise InvalidInput("messages", "this model has no chat template; send text_input")
+    try:
+        return tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
+    except Exception as exc:  # jinja errors from the template itself
+        raise InvalidInput("messages", f"the chat template rejected them: {exc}") from None

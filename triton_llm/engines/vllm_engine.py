@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from triton_llm.config import vllm_engine_args
+from triton_llm.engines.base import render_prompt
 from triton_llm.errors import InvalidInput
 from triton_llm.protocol import ChoiceDelta, GenerateRequest, GenerationChunk
 
@@ -34,24 +35,13 @@ class VllmEngine:
     def num_choices(self, request: GenerateRequest) -> int:
         return int(request.sampling.get("n", 1) or 1)
 
-    def render_prompt(self, request: GenerateRequest) -> str:
-        if request.messages is None:
-            assert request.prompt is not None
-            return request.prompt
-        if self._tokenizer.chat_template is None:
-            raise InvalidInput("messages", "this model has no chat template; send text_input")
-        try:
-            return self._tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
-        except Exception as exc:  # jinja errors from the template itself
-            raise InvalidInput("messages", f"the chat template rejected them: {exc}") from None
-
     async def generate(self, request: GenerateRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         from vllm.exceptions import VLLMClientError
 
         from triton_llm.engines.vllm_sampling import to_sampling_params
 
         params = to_sampling_params(request.sampling, request.stream)
-        prompt = self.render_prompt(request)
+        prompt = render_prompt(self._tokenizer, request)
         # A rendered chat template already holds its special tokens (as in vLLM's server).
         tokenization = {"add_special_tokens": False} if request.messages is not None else None
         num_input = None

@@ -1,0 +1,216 @@
+"""Hugging Face transformers behind the Engine interface: text generation and text2text.
+
+For the models vLLM does not implement (T5 and other encoder-decoders, new or custom
+architectures) or when model.json asks for `"backend": "huggingface"`. Batching is
+continuous (`hf_batching`); this module turns requests into sequences and token ids back
+into text deltas, stop strings and finish reasons, with vLLM's semantics so that clients
+cannot tell the engines apart.
+
+model.json keys read here (vLLM's names): model, tokenizer, revision, tokenizer_revision,
+trust_remote_code, dtype, max_model_len, max_num_seqs, max_num_batched_tokens; ours: task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from triton_llm.config import OUR_KEYS, cpu_dtype, has_gpu, resolve_model_id
+from triton_llm.engines.base import render_prompt
+from triton_llm.engines.detokenizer import IncrementalDetokenizer, StopStrings
+from triton_llm.engines.hf_batching import CausalBatcher, Seq2SeqBatcher, Sequence
+from triton_llm.engines.hf_sampling import to_hf_sampling
+from triton_llm.errors import InvalidInput
+from triton_llm.protocol import ChoiceDelta, GenerateRequest, GenerationChunk
+from triton_llm.tasks import TEXT_GENERATION
+
+logger = logging.getLogger(__name__)
+
+_READ = {
+    "model", "tokenizer", "revision", "tokenizer_revision", "trust_remote_code", "dtype", "max_model_len",
+    "max_num_seqs", "max_num_batched_tokens", "served_model_name", *OUR_KEYS,
+}  # fmt: skip
+# KV cache for the decoder-only batcher, as vLLM's default CPU KV space (VLLM_CPU_KVCACHE_SPACE=2).
+_CACHE_BYTES = 2 << 30
+
+
+@dataclass
+class _Choice:
+    index: int
+    seq_id: str
+    detokenizer: IncrementalDetokenizer
+    stops: StopStrings
+    seen: int = 0  # token ids received
+    counted: int = 0  # token ids reported to the client
+    finish_reason: str | None = None
+
+
+class HuggingFaceEngine:
+    def __init__(self, settings: dict[str, Any], task: str):
+        self.settings = settings
+        self.task = task
+        ignored = sorted(set(settings) - _READ)
+        if ignored:
+            logger.warning("huggingface backend: model.json keys without effect here: %s", ignored)
+        self.max_model_len: int | None = None
+        self._tokenizer: Any = None
+        self._batcher: CausalBatcher | Seq2SeqBatcher | None = None
+        self._eos: list[int] = []
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._load)
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+        s = self.settings
+        model_id = resolve_model_id(s["model"])
+        trust = bool(s.get("trust_remote_code", False))
+        self._tokenizer = AutoTokenizer.from_pretrained(
+            resolve_model_id(s.get("tokenizer") or model_id),
+            revision=s.get("tokenizer_revision") or s.get("revision"),
+            trust_remote_code=trust,
+        )
+        dtype = s.get("dtype", "auto")
+        if dtype == "auto":
+            # As for vLLM on a CPU: the fast dtype of this CPU; on a GPU the model's own.
+            dtype = "auto" if has_gpu() else cpu_dtype()
+        cls = AutoModelForCausalLM if self.task == TEXT_GENERATION else AutoModelForSeq2SeqLM
+        model = cls.from_pretrained(model_id, revision=s.get("revision"), dtype=dtype, trust_remote_code=trust)
+        model.eval()
+        if has_gpu():
+            model.to("cuda")
+        config = model.config
+        self.max_model_len = int(
+            s.get("max_model_len")
+            or getattr(config, "max_position_embeddings", None)
+            or getattr(config, "n_positions", None)
+            or self._tokenizer.model_max_length
+        )
+        eos = {self._tokenizer.eos_token_id, *_ids(model.generation_config.eos_token_id)}
+        self._eos = sorted(t for t in eos if t is not None)
+        max_num_seqs = int(s.get("max_num_seqs", 64))
+        if self.task == TEXT_GENERATION:
+            layers, kv_heads, head_dim = _kv_shape(config.get_text_config())
+            per_token = 2 * layers * kv_heads * head_dim * torch.finfo(model.dtype).bits // 8
+            self._batcher = CausalBatcher(
+                model,
+                max_num_seqs=max_num_seqs,
+                max_batch_tokens=int(s.get("max_num_batched_tokens", 512)),
+                cache_tokens=min(max_num_seqs * self.max_model_len, _CACHE_BYTES // per_token),
+            )
+        else:
+            self._batcher = Seq2SeqBatcher(model, max_num_seqs=max_num_seqs)
+        logger.info(
+            "transformers engine ready: %s, task %s, dtype %s, max_model_len %d, max_num_seqs %d",
+            model_id, self.task, model.dtype, self.max_model_len, max_num_seqs,
+        )  # fmt: skip
+
+    def num_choices(self, request: GenerateRequest) -> int:
+        return to_hf_sampling(request.sampling).n
+
+    def _prompt_ids(self, request: GenerateRequest, prompt: str) -> list[int]:
+        # A rendered chat template already holds its special tokens (as in vLLM).
+        ids = self._tokenizer(prompt, add_special_tokens=request.messages is None).input_ids
+        field = "messages" if request.messages is not None else "text_input"
+        if not ids:
+            raise InvalidInput(field, "the prompt has no tokens")
+        if len(ids) >= self.max_model_len and self.task == TEXT_GENERATION or len(ids) > self.max_model_len:
+            raise InvalidInput(
+                field,
+                f"the prompt is {len(ids)} tokens, longer than this model's maximum context length of "
+                f"{self.max_model_len} tokens",
+            )
+        return ids
+
+    async def generate(self, request: GenerateRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
+        sampling = to_hf_sampling(request.sampling)
+        prompt = render_prompt(self._tokenizer, request)
+        prompt_ids = self._prompt_ids(request, prompt)
+        causal = self.task == TEXT_GENERATION
+        room = self.max_model_len - len(prompt_ids) if causal else self.max_model_len
+        max_new = min(sampling.max_tokens or room, room)
+        eos = [*([] if sampling.ignore_eos else self._eos), *sampling.stop_token_ids]
+        # Decoder-only text continues the prompt: its tail is the context for the first token.
+        context = prompt_ids if causal else []
+        choices = [
+            _Choice(
+                i,
+                f"{request_id}-{i}",
+                IncrementalDetokenizer(self._tokenizer, context, sampling.skip_special_tokens),
+                StopStrings(sampling.stop, sampling.include_stop_str_in_output),
+            )
+            for i in range(sampling.n)
+        ]
+        updates: asyncio.Queue = asyncio.Queue()
+        assert self._batcher is not None
+        for i, choice in enumerate(choices):
+            seq = Sequence(
+                choice.seq_id, prompt_ids, max_new, eos, sampling.temperature, sampling.top_k, sampling.top_p,
+                stream=request.stream or bool(sampling.stop),  # stop strings are checked token by token
+            )  # fmt: skip
+            self._batcher.submit(seq, lambda ids, done, err, i=i: updates.put_nowait((i, ids, done, err)))
+        pending = len(choices)
+        try:
+            while pending:
+                i, ids, done, error = await updates.get()
+                choice = choices[i]
+                if choice.finish_reason is not None:
+                    continue  # stopped by a stop string; late tokens are dropped
+                if error:
+                    raise RuntimeError(error)
+                delta = self._advance(choice, ids, done, eos)
+                if choice.finish_reason is not None:
+                    pending -= 1
+                if request.stream:
+                    yield GenerationChunk(prompt, len(prompt_ids), [delta], finished=pending == 0)
+            if not request.stream:
+                yield GenerationChunk(
+                    prompt,
+                    len(prompt_ids),
+                    [ChoiceDelta(c.index, c.stops.text, c.counted, c.finish_reason) for c in choices],
+                    finished=True,
+                )
+        finally:
+            for choice in choices:
+                if choice.finish_reason is None:
+                    self._batcher.cancel(choice.seq_id)
+
+    def _advance(self, choice: _Choice, ids: list[int], done: bool, eos: list[int]) -> ChoiceDelta:
+        new = ids[choice.seen :]
+        choice.seen = len(ids)
+        ended_by_eos = done and bool(ids) and ids[-1] in eos
+        # The stop token is counted but, as in vLLM, not part of the text.
+        choice.stops.add(choice.detokenizer.add(new[:-1] if ended_by_eos else new))
+        if choice.stops.stopped and not done:
+            self._batcher.cancel(choice.seq_id)
+            done = True
+        if done:
+            choice.finish_reason = "stop" if (ended_by_eos or choice.stops.stopped) else "length"
+        counted = len(new)
+        choice.counted += counted
+        return ChoiceDelta(choice.index, choice.stops.take(done), counted, choice.finish_reason)
+
+    def num_unfinished(self) -> int:
+        return self._batcher.num_unfinished() if self._batcher is not None else 0
+
+    async def shutdown(self) -> None:
+        if self._batcher is not None:
+            await asyncio.to_thread(self._batcher.stop)
+            self._batcher = None
+
+
+def _ids(value: int | list[int] | None) -> list[int]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, int) else list(value)
+
+
+def _kv_shape(config: Any) -> tuple[int, int, int]:
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return config.num_hidden_layers, getattr(config, "num_key_value_heads", None) or heads, head_dim
