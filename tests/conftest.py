@@ -12,6 +12,7 @@ from tests.servers import ROOT, make_repository, start_triton
 # Greedy runs must compare like with like: prefix caching would let a repeated prompt skip
 # part of its prefill, which changes the arithmetic (and can flip a close bf16 argmax).
 TEST_ENGINE_OVERRIDES = {"enable_prefix_caching": False}
+HF_OVERRIDES = {"dtype": "float32", "max_num_seqs": 16}
 
 GREEDY = {"temperature": 0.0, "max_tokens": 40}
 PROMPTS = [
@@ -30,8 +31,28 @@ def model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def test_repository(model_dir, tmp_path_factory) -> Path:
-    return make_repository(tmp_path_factory.mktemp("repo"), model_dir, TEST_ENGINE_OVERRIDES)
+def t5_dir(model_dir, tmp_path_factory) -> Path:
+    """A tiny T5 with random weights: the text2text path (no real T5 is available offline)."""
+    from transformers import AutoTokenizer
+
+    from tests.tiny_models import build_tiny_t5
+
+    return build_tiny_t5(tmp_path_factory.mktemp("t5-tiny"), AutoTokenizer.from_pretrained(model_dir))
+
+
+@pytest.fixture(scope="session")
+def test_repository(model_dir, t5_dir, tmp_path_factory) -> Path:
+    return make_repository(
+        tmp_path_factory.mktemp("repo"),
+        {
+            "smollm2": {"model": str(model_dir), **TEST_ENGINE_OVERRIDES},
+            # float32: greedy output must equal transformers' `generate` token for token,
+            # and in bfloat16 a batch's arithmetic differs from a lone request's.
+            "smollm2-hf": {"model": str(model_dir), **HF_OVERRIDES},
+            # `auto`: vLLM has no T5, so transformers serves it.
+            "t5-tiny": {"model": str(t5_dir), "backend": "auto", **HF_OVERRIDES},
+        },
+    )
 
 
 @pytest.fixture(scope="session")

@@ -19,13 +19,18 @@ from tools.serve import free_port, stop_group, wait_ready
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_repository(dest: Path, model_dir: Path, overrides: dict | None = None) -> Path:
-    """A copy of the demo repository's smollm2 entry, pointed at `model_dir`."""
-    entry = dest / "smollm2"
-    shutil.copytree(ROOT / "model_repository" / "smollm2", entry)
-    settings = json.loads((entry / "1" / "model.json").read_text())
-    settings.update({"model": str(model_dir), **(overrides or {})})
-    (entry / "1" / "model.json").write_text(json.dumps(settings, indent=2))
+def make_repository(dest: Path, entries: dict[str, dict]) -> Path:
+    """Copies of demo repository entries, their model.json updated: {entry: {key: value}}.
+
+    An entry not in the demo repository is made from `smollm2-hf` (any model path given).
+    """
+    for name, settings_update in entries.items():
+        source = ROOT / "model_repository" / name
+        entry = dest / name
+        shutil.copytree(source if source.exists() else ROOT / "model_repository" / "smollm2-hf", entry)
+        settings = json.loads((entry / "1" / "model.json").read_text())
+        settings.update(settings_update)
+        (entry / "1" / "model.json").write_text(json.dumps(settings, indent=2))
     return dest
 
 

@@ -152,8 +152,9 @@ class Seq2SeqBatcher:
         active: list[_Active] = []
         waiting: list[tuple[Sequence, OnUpdate, asyncio.AbstractEventLoop]] = []
         while True:
+            items = []
             try:
-                items = [self._incoming.get(block=not (active or waiting))]
+                items.append(self._incoming.get(block=not (active or waiting)))
                 while True:
                     items.append(self._incoming.get_nowait())
             except queue.Empty:

@@ -89,7 +89,8 @@ class HuggingFaceEngine:
             s.get("max_model_len")
             or getattr(config, "max_position_embeddings", None)
             or getattr(config, "n_positions", None)
-            or self._tokenizer.model_max_length
+            # transformers' "no limit" is 1e30; T5's tokenizers say 512, the length it was trained on.
+            or min(self._tokenizer.model_max_length, 512)
         )
         eos = {self._tokenizer.eos_token_id, *_ids(model.generation_config.eos_token_id)}
         self._eos = sorted(t for t in eos if t is not None)
