@@ -43,8 +43,15 @@ FIGURES: dict[str, tuple[str, bool]] = {
     "median_itl_ms": ("ITL p50 ms", False),
     "p99_itl_ms": ("ITL p99 ms", False),
 }
-# "triton" drives the same Triton as "ours" over gRPC, skipping the frontend.
-SYSTEMS = ("vllm", "ours", "triton")
+# "triton" drives the same Triton as "ours" over gRPC, skipping the frontend; "hf" drives
+# the same model on the transformers engine (model_repository/smollm2-hf) that way.
+SYSTEMS = ("vllm", "ours", "triton", "hf")
+LABELS = {
+    "vllm": "vLLM server",
+    "ours": "ours (frontend)",
+    "triton": "Triton gRPC direct",
+    "hf": "transformers engine (gRPC)",
+}
 
 
 def engine_args(model_entry: Path) -> dict[str, Any]:
@@ -145,6 +152,7 @@ def bench(opts: argparse.Namespace) -> dict:
                 targets = {
                     "ours": ("openai", f"http://127.0.0.1:{port}", "/openai/v1/completions"),
                     "triton": (bench_triton.BACKEND, f"http://127.0.0.1:{grpc_port}", "/smollm2"),
+                    "hf": (bench_triton.BACKEND, f"http://127.0.0.1:{grpc_port}", "/smollm2-hf"),
                 }
             progress.update(task, description=f"{server}: starting")
             with running(cmd, f"http://127.0.0.1:{port}/health", opts.out / f"{server}.log"):
@@ -180,6 +188,7 @@ def machine() -> dict[str, Any]:
 
 
 def markdown(report: dict) -> str:
+    """One column per system, then its ratio to the first one (vLLM's server when run)."""
     res = report["results"]
     m = report["machine"]
     lines = [
@@ -189,22 +198,26 @@ def markdown(report: dict) -> str:
         f"Engine: {json.dumps(report['engine_args'])}.",
         "",
     ]
-    direct = "triton" in res
-    head = "| concurrency | figure | vLLM server | ours (frontend) | ours/vLLM |"
-    lines += [head + (" Triton gRPC direct | direct/vLLM |" if direct else ""), "|---" * (7 if direct else 5) + "|"]
-    levels = next(iter(res.values())).keys()
+    systems = [s for s in SYSTEMS if s in res]
+    base, others = systems[0], systems[1:]
+    head = f"| concurrency | figure | {LABELS[base]} |" + "".join(f" {LABELS[s]} | {s}/{base} |" for s in others)
+    lines += [head, "|---" * (3 + 2 * len(others)) + "|"]
     prompts = report["load"]["prompts"]
-    for c in levels:
-        vllm, ours, grpc = (res.get(s, {}).get(c, {}) for s in SYSTEMS)
+    for c in res[base]:
         for key, (label, _) in FIGURES.items():
-            v = vllm.get(key)
-            row = f"| {c} | {label} | {_fmt(v)} | {_fmt(ours.get(key))} | {_ratio(ours.get(key), v)} |"
-            lines.append(row + (f" {_fmt(grpc.get(key))} | {_ratio(grpc.get(key), v)} |" if direct else ""))
-        p = prompts[c]
-        cells = [f"{vllm.get('errors', '-')} / {p}", f"{ours.get('errors', '-')} / {p}", ""]
-        if direct:
-            cells += [f"{grpc.get('errors', '-')} / {p}", ""]
-        lines.append(f"| {c} | errors / prompts | " + " | ".join(cells) + " |")
+            b = res[base][c].get(key)
+            cells = "".join(f" {_fmt(res[s][c].get(key))} | {_ratio(res[s][c].get(key), b)} |" for s in others)
+            lines.append(f"| {c} | {label} | {_fmt(b)} |" + cells)
+        errors = "".join(f" {res[s][c].get('errors', '-')} / {prompts[c]} | |" for s in others)
+        lines.append(f"| {c} | errors / prompts | {res[base][c].get('errors', '-')} / {prompts[c]} |" + errors)
+    levels = sorted(res[base], key=int)
+    if len(levels) > 1:
+        lo, hi = levels[0], levels[-1]
+        scaling = ", ".join(
+            f"{LABELS[s]} {_ratio(res[s][hi].get('output_throughput'), res[s][lo].get('output_throughput'))}"
+            for s in systems
+        )
+        lines += ["", f"Output tok/s at concurrency {hi} over concurrency {lo}: {scaling}."]
     return "\n".join(lines) + "\n"
 
 
@@ -223,11 +236,7 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for system, label in (
-        ("vllm", "vLLM OpenAI server"),
-        ("ours", "Triton + our frontend"),
-        ("triton", "Triton gRPC, no frontend"),
-    ):
+    for system, label in LABELS.items():
         if system not in report["results"]:
             continue
         levels = sorted(report["results"][system], key=int)
@@ -254,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-len", type=int, default=None)
     parser.add_argument("--num-prompts", type=int, default=None, help="per level (default: 4 rounds, at least 16)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=["vllm", "ours", "triton"])
     parser.add_argument("--quick", action="store_true", help="tiny loads, for a smoke run")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--verbose", action="store_true", help="show the load generator's own report")
