@@ -7,7 +7,7 @@ into text deltas, stop strings and finish reasons, with vLLM's semantics so that
 cannot tell the engines apart.
 
 model.json keys read here (vLLM's names): model, tokenizer, revision, tokenizer_revision,
-trust_remote_code, dtype, max_model_len, max_num_seqs, max_num_batched_tokens; ours: task.
+trust_remote_code, dtype, max_model_len, max_num_seqs; ours: task.
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ logger = logging.getLogger(__name__)
 
 _READ = {
     "model", "tokenizer", "revision", "tokenizer_revision", "trust_remote_code", "dtype", "max_model_len",
-    "max_num_seqs", "max_num_batched_tokens", "served_model_name", *OUR_KEYS,
+    "max_num_seqs", "served_model_name", *OUR_KEYS,
 }  # fmt: skip
-# KV cache for the decoder-only batcher, as vLLM's default CPU KV space (VLLM_CPU_KVCACHE_SPACE=2).
-_CACHE_BYTES = 2 << 30
 
 
 @dataclass
@@ -64,7 +62,6 @@ class HuggingFaceEngine:
         await asyncio.to_thread(self._load)
 
     def _load(self) -> None:
-        import torch
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
         s = self.settings
@@ -95,17 +92,8 @@ class HuggingFaceEngine:
         eos = {self._tokenizer.eos_token_id, *_ids(model.generation_config.eos_token_id)}
         self._eos = sorted(t for t in eos if t is not None)
         max_num_seqs = int(s.get("max_num_seqs", 64))
-        if self.task == TEXT_GENERATION:
-            layers, kv_heads, head_dim = _kv_shape(config.get_text_config())
-            per_token = 2 * layers * kv_heads * head_dim * torch.finfo(model.dtype).bits // 8
-            self._batcher = CausalBatcher(
-                model,
-                max_num_seqs=max_num_seqs,
-                max_batch_tokens=int(s.get("max_num_batched_tokens", 512)),
-                cache_tokens=min(max_num_seqs * self.max_model_len, _CACHE_BYTES // per_token),
-            )
-        else:
-            self._batcher = Seq2SeqBatcher(model, max_num_seqs=max_num_seqs)
+        batcher = CausalBatcher if self.task == TEXT_GENERATION else Seq2SeqBatcher
+        self._batcher = batcher(model, max_num_seqs=max_num_seqs)
         logger.info(
             "transformers engine ready: %s, task %s, dtype %s, max_model_len %d, max_num_seqs %d",
             model_id, self.task, model.dtype, self.max_model_len, max_num_seqs,
@@ -210,8 +198,3 @@ def _ids(value: int | list[int] | None) -> list[int]:
         return []
     return [value] if isinstance(value, int) else list(value)
 
-
-def _kv_shape(config: Any) -> tuple[int, int, int]:
-    heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    return config.num_hidden_layers, getattr(config, "num_key_value_heads", None) or heads, head_dim
