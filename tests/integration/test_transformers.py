@@ -25,7 +25,8 @@ RETURNS = {"return_num_input_tokens": True, "return_num_output_tokens": True, "r
 
 @pytest.fixture(scope="session")
 def reference(model_dir, t5_dir):
-    """transformers' own greedy `generate`, one prompt at a time, in float32."""
+    """transformers' own greedy `generate`, one prompt at a time, in float32, with the
+    engine's attention implementation on a CPU (eager)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -34,7 +35,8 @@ def reference(model_dir, t5_dir):
     @cache
     def load(model: str):
         path, cls = paths[model]
-        return AutoTokenizer.from_pretrained(path), cls.from_pretrained(path, dtype=torch.float32).eval()
+        lm = cls.from_pretrained(path, dtype=torch.float32, attn_implementation="eager").eval()
+        return AutoTokenizer.from_pretrained(path), lm
 
     @cache
     def run(model: str, prompt: str | None = None, messages: str | None = None, max_tokens: int = MAX_TOKENS):
@@ -90,7 +92,9 @@ def test_greedy_equals_transformers_generate(triton, reference, model, i):
 @pytest.mark.parametrize("model", PROMPTS)
 def test_streamed_deltas_equal_transformers_generate(triton, reference, model):
     prompt = PROMPTS[model][2]
-    chunks = stream(triton, model, {"text_input": prompt, "sampling_parameters": {"temperature": 0, "max_tokens": MAX_TOKENS}})
+    chunks = stream(
+        triton, model, {"text_input": prompt, "sampling_parameters": {"temperature": 0, "max_tokens": MAX_TOKENS}}
+    )
     ref = reference(model, prompt)
     assert len(chunks) > 1
     assert "".join(text(c) for c in chunks) == ref["text"]
@@ -116,7 +120,9 @@ def test_concurrent_requests_give_the_texts_they_give_alone(triton, reference, m
 
     def one(i: int) -> str:
         if i % 2:  # half streamed, half not, joining at different times
-            return "".join(text(c) for c in stream(triton, model, {"text_input": prompts[i], "sampling_parameters": params}))
+            return "".join(
+                text(c) for c in stream(triton, model, {"text_input": prompts[i], "sampling_parameters": params})
+            )
         body = {"text_input": prompts[i], "exclude_input_in_output": True, "parameters": params}
         return generate(triton, model, body).json()["text_output"]
 

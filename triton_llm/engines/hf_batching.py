@@ -198,7 +198,7 @@ class CausalBatcher(_Batcher):
         ).logits[:, -1]
         self._merge(cache, mask)
         self.active += joining
-        return [_pick(logits[i], a.seq) for i, a in enumerate(joining)]
+        return _pick(logits, [a.seq for a in joining])
 
     def _merge(self, cache: Any, mask: torch.Tensor) -> None:
         """Append new rows (their cache and mask) to the batch, left-padding the shorter side."""
@@ -222,7 +222,7 @@ class CausalBatcher(_Batcher):
             past_key_values=self._cache,
             use_cache=True,
         ).logits[:, -1]
-        return [_pick(logits[i], a.seq) for i, a in enumerate(self.active)]
+        return _pick(logits, [a.seq for a in self.active])
 
     def keep(self, rows: list[int]) -> None:
         super().keep(rows)
@@ -242,7 +242,9 @@ class CausalBatcher(_Batcher):
 class Seq2SeqBatcher(_Batcher):
     def __init__(self, model: Any, *, max_num_seqs: int):
         config = model.config
-        self._start_id = config.decoder_start_token_id if config.decoder_start_token_id is not None else config.pad_token_id
+        self._start_id = (
+            config.decoder_start_token_id if config.decoder_start_token_id is not None else config.pad_token_id
+        )
         self._pad_id = config.pad_token_id or 0
         super().__init__(model, max_num_seqs=max_num_seqs)
 
@@ -273,7 +275,7 @@ class Seq2SeqBatcher(_Batcher):
             use_cache=False,
         ).logits
         last = logits[torch.arange(len(active)), dec_mask.sum(dim=1) - 1]
-        return [_pick(last[i], a.seq) for i, a in enumerate(active)]
+        return _pick(last, [a.seq for a in active])
 
 
 def _pad(rows: list[list[int]], pad_id: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -298,15 +300,23 @@ def _left_pad_to(t: torch.Tensor, width: int) -> torch.Tensor:
     return torch.cat([t.new_zeros(shape), t], dim=axis)
 
 
-def _pick(logits: torch.Tensor, seq: Sequence) -> int:
-    """Greedy, or sampled with temperature, top-k and top-p as transformers' warpers apply them."""
-    if seq.temperature == 0.0 or seq.top_k == 1:
-        return int(logits.argmax())
+def _pick(logits: torch.Tensor, seqs: list[Sequence]) -> list[int]:
+    """The next token of each row: greedy, or sampled with temperature, top-k and top-p as
+    transformers' warpers apply them. Rows are handled together where they can be."""
     from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
-    scores = (logits.float() / seq.temperature).unsqueeze(0)
-    if seq.top_k:
-        scores = TopKLogitsWarper(seq.top_k)(None, scores)
-    if seq.top_p < 1.0:
-        scores = TopPLogitsWarper(seq.top_p)(None, scores)
-    return int(torch.multinomial(scores.softmax(dim=-1), 1))
+    tokens = logits.argmax(dim=-1).tolist()
+    sampled = [i for i, seq in enumerate(seqs) if not (seq.temperature == 0.0 or seq.top_k == 1)]
+    if not sampled:
+        return tokens
+    temperature = torch.tensor([[seqs[i].temperature] for i in sampled])
+    scores = logits[sampled].float() / temperature
+    for row, i in enumerate(sampled):
+        seq = seqs[i]
+        if seq.top_k:
+            scores[row : row + 1] = TopKLogitsWarper(seq.top_k)(None, scores[row : row + 1])
+        if seq.top_p < 1.0:
+            scores[row : row + 1] = TopPLogitsWarper(seq.top_p)(None, scores[row : row + 1])
+    for i, token in zip(sampled, torch.multinomial(scores.softmax(dim=-1), 1).view(-1).tolist(), strict=True):
+        tokens[i] = token
+    return tokens

@@ -63,7 +63,11 @@ def _number(name: str, value: Any, kind: type) -> Any:
             value = kind(value)
         except ValueError:
             pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (kind is int and not float(value).is_integer())
+    ):
         raise InvalidInput(f"sampling_parameters.{name}", f"must be {kind.__name__}, got {json.dumps(value)}")
     return kind(value)
 
@@ -100,7 +104,11 @@ def to_hf_sampling(params: dict[str, Any]) -> HfSampling:
             setattr(s, name, _bool(name, value))
         elif name == "stop":
             stops = [value] if isinstance(value, str) else value
-            _check(name, isinstance(stops, list) and all(isinstance(x, str) for x in stops), "must be a string or a list of strings")
+            _check(
+                name,
+                isinstance(stops, list) and all(isinstance(x, str) for x in stops),
+                "must be a string or a list of strings",
+            )
             s.stop = [x for x in stops if x]
         elif name == "stop_token_ids":
             _check(name, isinstance(value, list), "must be a list of token ids")
@@ -109,7 +117,9 @@ def to_hf_sampling(params: dict[str, Any]) -> HfSampling:
             raise InvalidInput(f"sampling_parameters.{name}", "unknown field")
     # The ranges vLLM's SamplingParams enforces, with its wording.
     _check("n", s.n >= 1, f"n must be at least 1, got {s.n}.")
-    _check("max_tokens", s.max_tokens is None or s.max_tokens >= 1, f"max_tokens must be at least 1, got {s.max_tokens}.")
+    _check(
+        "max_tokens", s.max_tokens is None or s.max_tokens >= 1, f"max_tokens must be at least 1, got {s.max_tokens}."
+    )
     _check("temperature", s.temperature >= 0.0, f"temperature must be non-negative, got {s.temperature}.")
     _check("top_p", 0.0 < s.top_p <= 1.0, f"top_p must be in (0, 1], got {s.top_p}.")
     _check("top_k", s.top_k >= -1, f"top_k must be 0 (disable), or at least 1, got {s.top_k}.")
