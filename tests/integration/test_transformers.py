@@ -180,3 +180,20 @@ def test_cancelled_stream_frees_its_slot(triton, model):
     assert wait_for(lambda: metric(triton.metrics_url, "llm_engine_unfinished_requests", model) == 0)
     r = generate(triton, model, {"text_input": PROMPTS[model][1], "parameters": {"max_tokens": 2}})
     assert r.status_code == 200
+
+
+def test_openai_sdk_chat_on_the_transformers_engine(frontend, reference):
+    import openai
+
+    client = openai.OpenAI(base_url=f"{frontend.url}/openai/v1", api_key="unused", max_retries=0)
+    assert {"smollm2-hf", "t5-tiny"} <= {m.id for m in client.models.list().data}
+    out = client.chat.completions.create(model="smollm2-hf", messages=CHAT, max_tokens=MAX_TOKENS, temperature=0)
+    ref = reference("smollm2-hf", messages=json.dumps(CHAT))
+    assert out.choices[0].message.content == ref["text"]
+    assert (out.usage.prompt_tokens, out.usage.completion_tokens) == (ref["num_input_tokens"], ref["num_output_tokens"])
+    streamed = client.chat.completions.create(
+        model="smollm2-hf", messages=CHAT, max_tokens=MAX_TOKENS, temperature=0, stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == ref["text"]
+    with pytest.raises(openai.BadRequestError, match="seed"):
+        client.chat.completions.create(model="smollm2-hf", messages=CHAT, max_tokens=4, temperature=1, seed=3)
