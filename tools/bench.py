@@ -52,6 +52,7 @@ LABELS = {
     "triton": "Triton gRPC direct",
     "hf": "transformers engine (gRPC)",
 }
+SHORT = {"vllm": "vLLM", "ours": "ours", "triton": "direct", "hf": "hf"}
 
 
 def engine_args(model_entry: Path) -> dict[str, Any]:
@@ -200,7 +201,7 @@ def markdown(report: dict) -> str:
     ]
     systems = [s for s in SYSTEMS if s in res]
     base, others = systems[0], systems[1:]
-    head = f"| concurrency | figure | {LABELS[base]} |" + "".join(f" {LABELS[s]} | {s}/{base} |" for s in others)
+    head = f"| concurrency | figure | {LABELS[base]} |" + "".join(f" {LABELS[s]} | {SHORT[s]}/{SHORT[base]} |" for s in others)
     lines += [head, "|---" * (3 + 2 * len(others)) + "|"]
     prompts = report["load"]["prompts"]
     for c in res[base]:

@@ -22,6 +22,11 @@ def test_quick_bench_writes_json_markdown_and_png(tmp_path, model_dir):
         "2",
         "--num-prompts",
         "2",
+        "--systems",
+        "vllm",
+        "ours",
+        "triton",
+        "hf",
         "--out",
         str(out),
     ]
@@ -29,11 +34,11 @@ def test_quick_bench_writes_json_markdown_and_png(tmp_path, model_dir):
     assert proc.returncode == 0, proc.stderr[-5000:]
 
     report = json.loads((out / "bench.json").read_text())
-    for system in ("vllm", "ours", "triton"):
+    for system in ("vllm", "ours", "triton", "hf"):
         for level in ("1", "2"):
             figures = report["results"][system][level]
             assert set(FIGURES) | {"completed", "errors"} <= set(figures)
             assert figures["errors"] == 0 and figures["completed"] == 2
     table = (out / "bench.md").read_text()
-    assert "| 2 | output tok/s |" in table and "ours/vLLM" in table
+    assert "| 2 | output tok/s |" in table and "ours/vLLM" in table and "hf/vLLM" in table
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
