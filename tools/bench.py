@@ -201,7 +201,8 @@ def markdown(report: dict) -> str:
     ]
     systems = [s for s in SYSTEMS if s in res]
     base, others = systems[0], systems[1:]
-    head = f"| concurrency | figure | {LABELS[base]} |" + "".join(f" {LABELS[s]} | {SHORT[s]}/{SHORT[base]} |" for s in others)
+    ratios = "".join(f" {LABELS[s]} | {SHORT[s]}/{SHORT[base]} |" for s in others)
+    head = f"| concurrency | figure | {LABELS[base]} |" + ratios
     lines += [head, "|---" * (3 + 2 * len(others)) + "|"]
     prompts = report["load"]["prompts"]
     for c in res[base]:
