@@ -115,7 +115,8 @@ class HuggingFaceEngine:
         field = "messages" if request.messages is not None else "text_input"
         if not ids:
             raise InvalidInput(field, "the prompt has no tokens")
-        if len(ids) >= self.max_model_len and self.task == TEXT_GENERATION or len(ids) > self.max_model_len:
+        # A decoder-only prompt needs room for at least one new token.
+        if len(ids) > self.max_model_len or (len(ids) == self.max_model_len and self.task == TEXT_GENERATION):
             raise InvalidInput(
                 field,
                 f"the prompt is {len(ids)} tokens, longer than this model's maximum context length of "
@@ -173,7 +174,7 @@ class HuggingFaceEngine:
                 )
         finally:
             for choice in choices:
-                if choice.finish_reason is None:
+                if choice.finish_reason is None and self._batcher is not None:
                     self._batcher.cancel(choice.seq_id)
 
     def _advance(self, choice: _Choice, ids: list[int], done: bool, eos: list[int]) -> ChoiceDelta:
