@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+from triton_llm.engines.hf_sampling import HfSampling
+
 logger = logging.getLogger(__name__)
 
 OnUpdate = Callable[[list[int], bool, "str | None"], None]
@@ -45,9 +47,7 @@ class Sequence:
     prompt_ids: list[int]
     max_new_tokens: int
     eos_token_ids: list[int]
-    temperature: float = 1.0
-    top_k: int = 0  # 0: off
-    top_p: float = 1.0
+    sampling: HfSampling
     stream: bool = True  # False: only the final update is wanted
 
 
@@ -113,6 +113,7 @@ class _Batcher:
     def _run(self) -> None:
         waiting: list[_Active] = []
         while True:
+            joining: list[_Active] = []
             items = []
             try:
                 items.append(self._incoming.get(block=not (self.active or waiting)))
@@ -139,7 +140,8 @@ class _Batcher:
                     self._advance(self.step())
             except Exception as exc:  # fail what is in flight, keep serving
                 logger.exception("%s: step failed", type(self).__name__)
-                for a in self.active:
+                # Joiners whose join failed are not in `active` yet; each fails once.
+                for a in {id(a): a for a in (*self.active, *joining)}.values():
                     self._finish(a, str(exc))
                 self.keep([])
 
@@ -186,7 +188,7 @@ class CausalBatcher(_Batcher):
     def join(self, joining: list[_Active]) -> list[int]:
         from transformers import DynamicCache
 
-        ids, mask = _pad([a.seq.prompt_ids for a in joining], 0, left=True)
+        ids, mask = _pad([a.seq.prompt_ids for a in joining], 0, self.model.device, left=True)
         cache = DynamicCache()  # full-length layers: rows can be cut and padded alike
         logits = self.model(
             input_ids=ids,
@@ -213,8 +215,8 @@ class CausalBatcher(_Batcher):
 
     @torch.no_grad()
     def step(self) -> list[int]:
-        last = torch.tensor([[a.generated[-1]] for a in self.active], dtype=torch.long)
-        self._mask = torch.cat([self._mask, torch.ones((len(self.active), 1), dtype=torch.long)], dim=1)
+        last = torch.tensor([[a.generated[-1]] for a in self.active], dtype=torch.long, device=self._mask.device)
+        self._mask = torch.cat([self._mask, self._mask.new_ones((len(self.active), 1))], dim=1)
         logits = self.model(
             input_ids=last,
             attention_mask=self._mask,
@@ -229,7 +231,7 @@ class CausalBatcher(_Batcher):
         if not rows:
             self._cache, self._mask = None, self._mask[:0]
             return
-        index = torch.tensor(rows, dtype=torch.long)
+        index = torch.tensor(rows, dtype=torch.long, device=self._mask.device)
         mask = self._mask.index_select(0, index)
         # Columns that are padding in every remaining row are dropped.
         start = int((mask.sum(0) > 0).nonzero()[0])
@@ -250,7 +252,7 @@ class Seq2SeqBatcher(_Batcher):
 
     @torch.no_grad()
     def join(self, joining: list[_Active]) -> None:
-        ids, mask = _pad([a.seq.prompt_ids for a in joining], self._pad_id)
+        ids, mask = _pad([a.seq.prompt_ids for a in joining], self._pad_id, self.model.device)
         states = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
         for row, a in enumerate(joining):
             a.encoded = states[row, : len(a.seq.prompt_ids)]
@@ -262,11 +264,11 @@ class Seq2SeqBatcher(_Batcher):
         active = self.active
         src_len = max(a.encoded.shape[0] for a in active)
         encoded = active[0].encoded.new_zeros((len(active), src_len, active[0].encoded.shape[-1]))
-        enc_mask = torch.zeros((len(active), src_len), dtype=torch.long)
+        enc_mask = torch.zeros((len(active), src_len), dtype=torch.long, device=encoded.device)
         for row, a in enumerate(active):
             encoded[row, : a.encoded.shape[0]] = a.encoded
             enc_mask[row, : a.encoded.shape[0]] = 1
-        dec_ids, dec_mask = _pad([[self._start_id, *a.generated] for a in active], self._start_id)
+        dec_ids, dec_mask = _pad([[self._start_id, *a.generated] for a in active], self._start_id, encoded.device)
         logits = self.model(
             encoder_outputs=(encoded,),
             attention_mask=enc_mask,
@@ -274,11 +276,13 @@ class Seq2SeqBatcher(_Batcher):
             decoder_attention_mask=dec_mask,
             use_cache=False,
         ).logits
-        last = logits[torch.arange(len(active)), dec_mask.sum(dim=1) - 1]
+        last = logits[torch.arange(len(active), device=logits.device), dec_mask.sum(dim=1) - 1]
         return _pick(last, [a.seq for a in active])
 
 
-def _pad(rows: list[list[int]], pad_id: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def _pad(
+    rows: list[list[int]], pad_id: int, device: torch.device, left: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -286,7 +290,7 @@ def _pad(rows: list[list[int]], pad_id: int, left: bool = False) -> tuple[torch.
         span = slice(width - len(r), width) if left else slice(0, len(r))
         ids[i, span] = torch.tensor(r, dtype=torch.long)
         mask[i, span] = 1
-    return ids, mask
+    return ids.to(device), mask.to(device)
 
 
 def _left_pad_to(t: torch.Tensor, width: int) -> torch.Tensor:
@@ -306,17 +310,17 @@ def _pick(logits: torch.Tensor, seqs: list[Sequence]) -> list[int]:
     from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
     tokens = logits.argmax(dim=-1).tolist()
-    sampled = [i for i, seq in enumerate(seqs) if not (seq.temperature == 0.0 or seq.top_k == 1)]
+    sampled = [i for i, seq in enumerate(seqs) if not seq.sampling.greedy]
     if not sampled:
         return tokens
-    temperature = torch.tensor([[seqs[i].temperature] for i in sampled])
+    temperature = torch.tensor([[seqs[i].sampling.temperature] for i in sampled], device=logits.device)
     scores = logits[sampled].float() / temperature
     for row, i in enumerate(sampled):
-        seq = seqs[i]
-        if seq.top_k:
-            scores[row : row + 1] = TopKLogitsWarper(seq.top_k)(None, scores[row : row + 1])
-        if seq.top_p < 1.0:
-            scores[row : row + 1] = TopPLogitsWarper(seq.top_p)(None, scores[row : row + 1])
+        s = seqs[i].sampling
+        if s.top_k:
+            scores[row : row + 1] = TopKLogitsWarper(s.top_k)(None, scores[row : row + 1])
+        if s.top_p < 1.0:
+            scores[row : row + 1] = TopPLogitsWarper(s.top_p)(None, scores[row : row + 1])
     for i, token in zip(sampled, torch.multinomial(scores.softmax(dim=-1), 1).view(-1).tolist(), strict=True):
         tokens[i] = token
     return tokens

@@ -74,20 +74,21 @@ class HuggingFaceEngine:
             revision=s.get("tokenizer_revision") or s.get("revision"),
             trust_remote_code=trust,
         )
+        gpu = has_gpu()
         dtype = s.get("dtype", "auto")
         if dtype == "auto":
             # As for vLLM on a CPU: the fast dtype of this CPU; on a GPU the model's own.
-            dtype = "auto" if has_gpu() else cpu_dtype()
+            dtype = "auto" if gpu else cpu_dtype()
         cls = AutoModelForCausalLM if self.task == TEXT_GENERATION else AutoModelForSeq2SeqLM
         # On a CPU, eager attention beats SDPA for padded decoding batches (SmolLM2, bf16,
         # 200 cached tokens: 40 vs 59 ms per step alone, 81 vs 116 ms for 16 rows).
-        attn = s.get("attn_implementation") or (None if has_gpu() else "eager")
+        attn = s.get("attn_implementation") or (None if gpu else "eager")
         model = cls.from_pretrained(
             model_id, revision=s.get("revision"), dtype=dtype, trust_remote_code=trust, attn_implementation=attn
         )
         model.eval()
-        if has_gpu():
-            model.to("cuda")
+        if gpu:
+            model.to("cuda")  # the batchers put their inputs on `model.device`
         config = model.config
         self.max_model_len = int(
             s.get("max_model_len")
@@ -147,7 +148,7 @@ class HuggingFaceEngine:
         assert self._batcher is not None
         for i, choice in enumerate(choices):
             seq = Sequence(
-                choice.seq_id, prompt_ids, max_new, eos, sampling.temperature, sampling.top_k, sampling.top_p,
+                choice.seq_id, prompt_ids, max_new, eos, sampling,
                 stream=request.stream or bool(sampling.stop),  # stop strings are checked token by token
             )  # fmt: skip
             self._batcher.submit(seq, lambda ids, done, err, i=i: updates.put_nowait((i, ids, done, err)))

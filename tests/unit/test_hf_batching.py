@@ -1,0 +1,34 @@
+import asyncio
+
+from triton_llm.engines.hf_batching import Seq2SeqBatcher, Sequence
+from triton_llm.engines.hf_sampling import HfSampling
+
+
+class _BrokenEncoderModel:
+    """A model whose encoder fails: stands in for a forward pass that raises (e.g. out of memory)."""
+
+    class config:
+        decoder_start_token_id = 0
+        pad_token_id = 0
+
+    device = "cpu"
+
+    def get_encoder(self):
+        def encode(**_):
+            raise RuntimeError("encoder exploded")
+
+        return encode
+
+
+def test_a_failed_join_fails_the_joining_requests_and_the_batcher_keeps_going():
+    async def run():
+        batcher = Seq2SeqBatcher(_BrokenEncoderModel(), max_num_seqs=4)
+        updates: asyncio.Queue = asyncio.Queue()
+        seq = Sequence("r-0", [5, 6], 4, [1], HfSampling(temperature=0.0))
+        batcher.submit(seq, lambda ids, done, err: updates.put_nowait((ids, done, err)))
+        ids, done, error = await asyncio.wait_for(updates.get(), 10)
+        assert (ids, done, error) == ([], True, "encoder exploded")
+        assert batcher.num_unfinished() == 0
+        batcher.stop()
+
+    asyncio.run(run())
