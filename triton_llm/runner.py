@@ -39,24 +39,12 @@ from triton_llm.config import load_model_json  # noqa: E402
 from triton_llm.engines import create_engine  # noqa: E402
 from triton_llm.errors import InvalidInput  # noqa: E402
 from triton_llm.metrics import ModelMetrics  # noqa: E402
+from triton_llm.triton_log import route_logs_to_triton  # noqa: E402
 
 logger = logging.getLogger("triton_llm")
 
 CANCEL_POLL_S = 0.1
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
-
-
-class _TritonLogHandler(logging.Handler):
-    """Route our and the engines' `logging` records to Triton's log."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = self.format(record)
-        if record.levelno >= logging.ERROR:
-            pb_utils.Logger.log_error(msg)
-        elif record.levelno >= logging.WARNING:
-            pb_utils.Logger.log_warn(msg)
-        else:
-            pb_utils.Logger.log_info(msg)
 
 
 class TritonPythonModel:
@@ -77,9 +65,7 @@ class TritonPythonModel:
         return auto_complete_model_config
 
     def initialize(self, args: dict[str, Any]) -> None:
-        if not logger.handlers:
-            logger.addHandler(_TritonLogHandler())
-            logger.setLevel(logging.INFO)
+        route_logs_to_triton()
         self.model_name = args["model_name"]
         model_config = json.loads(args["model_config"])
         if not pb_utils.using_decoupled_model_transaction_policy(model_config):

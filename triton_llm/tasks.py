@@ -15,6 +15,13 @@ logger = logging.getLogger(__name__)
 TEXT_GENERATION = "text_generation"
 TEXT2TEXT_GENERATION = "text2text_generation"
 GENERATION_TASKS = (TEXT_GENERATION, TEXT2TEXT_GENERATION)
+# Served by `triton_llm.encoder_runner` (one forward pass per batch, Triton's dynamic batching).
+TEXT_EMBEDDING = "text_embedding"
+FILL_MASK = "fill_mask"
+TOKEN_CLASSIFICATION = "token_classification"
+SEQUENCE_CLASSIFICATION = "sequence_classification"
+ENCODER_TASKS = (TEXT_EMBEDDING, FILL_MASK, TOKEN_CLASSIFICATION, SEQUENCE_CLASSIFICATION)
+TASKS = GENERATION_TASKS + ENCODER_TASKS
 
 BACKENDS = ("auto", "vllm", "huggingface")
 
@@ -22,11 +29,20 @@ BACKENDS = ("auto", "vllm", "huggingface")
 _SUFFIX_TASKS = (
     ("ForCausalLM", TEXT_GENERATION),
     ("LMHeadModel", TEXT_GENERATION),
+    ("ForMaskedLM", FILL_MASK),
+    ("ForTokenClassification", TOKEN_CLASSIFICATION),
+    ("ForSequenceClassification", SEQUENCE_CLASSIFICATION),
 )
 
 
-def infer_task(config: Any) -> str:
-    """The generation task a transformers config describes, or ValueError."""
+def infer_task(config: Any, sentence_transformers: bool = False) -> str:
+    """The task a transformers config describes, or ValueError.
+
+    A sentence-transformers folder (one with modules.json) is an embedding model whatever
+    its architecture (all-MiniLM-L6-v2 says `BertModel`).
+    """
+    if sentence_transformers:
+        return TEXT_EMBEDDING
     if getattr(config, "is_encoder_decoder", False):
         return TEXT2TEXT_GENERATION
     for arch in getattr(config, "architectures", None) or []:
@@ -37,10 +53,16 @@ def infer_task(config: Any) -> str:
     raise ValueError(f"cannot tell the task of architectures {archs}; set `task` in model.json")
 
 
-def resolve_task(settings: dict[str, Any], config: Any) -> str:
-    task = settings.get("task") or infer_task(config)
-    if task not in GENERATION_TASKS:
-        raise ValueError(f"model.json: task must be one of {GENERATION_TASKS}, got {task!r}")
+def resolve_task(
+    settings: dict[str, Any], config: Any, served: tuple[str, ...] = TASKS, sentence_transformers: bool = False
+) -> str:
+    """The task to serve, checked against the model and against the tasks this runner serves."""
+    task = settings.get("task") or infer_task(config, sentence_transformers)
+    if task not in TASKS:
+        raise ValueError(f"model.json: task must be one of {TASKS}, got {task!r}")
+    if task not in served:
+        runner = "triton_llm.encoder_runner" if task in ENCODER_TASKS else "triton_llm.runner"
+        raise ValueError(f"model.json: task {task!r} is served by {runner}: import its TritonPythonModel in model.py")
     if task == TEXT2TEXT_GENERATION and not getattr(config, "is_encoder_decoder", False):
         raise ValueError(f"model.json: task {task!r} needs an encoder-decoder model; this one is decoder-only")
     if task == TEXT_GENERATION and getattr(config, "is_encoder_decoder", False):

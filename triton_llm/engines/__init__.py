@@ -11,7 +11,7 @@ from typing import Any
 
 from triton_llm.config import resolve_model_id
 from triton_llm.engines.base import Engine
-from triton_llm.tasks import resolve_backend, resolve_task
+from triton_llm.tasks import GENERATION_TASKS, resolve_backend, resolve_task
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def load_config(settings: dict[str, Any]) -> Any:
 
 def create_engine(settings: dict[str, Any]) -> Engine:
     config = load_config(settings)
-    task = resolve_task(settings, config)
+    task = resolve_task(settings, config, served=GENERATION_TASKS)
     backend = resolve_backend(settings, config, task)
     logger.info(
         "%s: task %s, backend %s (asked: %s, architectures %s)",

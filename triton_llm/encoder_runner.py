@@ -1,0 +1,87 @@
+"""The Triton Python-backend model for embeddings and the encoder tasks (`triton_llm.encoder`).
+
+Not decoupled: one response per request. Batching is Triton's: with `dynamic_batching` in
+config.pbtxt, `execute` receives every request queued while the previous batch ran, and
+the encoder runs all their texts in shared forward passes. Each request's texts travel as
+the batch dimension of `text_input` (shape [n, 1]); its options as request parameters
+(`truncate_prompt_tokens`, `dimensions`). The inputs and outputs of the model's task are
+filled into the config at load (docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import triton_python_backend_utils as pb_utils  # only exists inside the stub
+
+from triton_llm.config import load_model_json
+from triton_llm.encoder import INPUTS, OUTPUTS, EncodeRequest, Encoder, resolve_encoder_task
+from triton_llm.errors import InvalidInput
+from triton_llm.triton_log import route_logs_to_triton
+
+logger = logging.getLogger("triton_llm")
+
+
+class TritonPythonModel:
+    @staticmethod
+    def auto_complete_config(auto_complete_model_config):
+        task, _, _ = resolve_encoder_task(load_model_json(pb_utils.get_model_dir()))
+        config = auto_complete_model_config.as_dict()
+        have = {t["name"] for t in config["input"]} | {t["name"] for t in config["output"]}
+        for spec in INPUTS:
+            if spec["name"] not in have:
+                auto_complete_model_config.add_input(spec)
+        for spec in OUTPUTS[task]:
+            if spec["name"] not in have:
+                auto_complete_model_config.add_output(spec)
+        return auto_complete_model_config
+
+    def initialize(self, args: dict[str, Any]) -> None:
+        route_logs_to_triton()
+        self.model_name = args["model_name"]
+        if json.loads(args["model_config"]).get("max_batch_size", 0) < 1:
+            raise pb_utils.TritonModelException(
+                f"{self.model_name}: encoder models need `max_batch_size` >= 1 (texts travel as the batch dimension)"
+            )
+        self.encoder = Encoder(load_model_json(pb_utils.get_model_dir()))
+        self.encoder.load()
+
+    def execute(self, requests):
+        parsed: list[EncodeRequest | InvalidInput] = []
+        for request in requests:
+            try:
+                parsed.append(_parse(request))
+            except InvalidInput as exc:
+                parsed.append(exc)
+        servable = [p for p in parsed if isinstance(p, EncodeRequest)]
+        try:
+            results = iter(self.encoder.encode(servable))
+        except Exception as exc:
+            logger.exception("%s: a batch of %d requests failed", self.model_name, len(servable))
+            error = pb_utils.TritonError(f"inference failed: {exc}", pb_utils.TritonError.INTERNAL)
+            return [pb_utils.InferenceResponse(error=error) for _ in requests]
+        responses = []
+        for p in parsed:
+            result = next(results) if isinstance(p, EncodeRequest) else p
+            if isinstance(result, InvalidInput):
+                error = pb_utils.TritonError(str(result), pb_utils.TritonError.INVALID_ARG)
+                responses.append(pb_utils.InferenceResponse(error=error))
+            else:
+                tensors = [pb_utils.Tensor(name, value) for name, value in result.items()]
+                responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+        return responses
+
+
+def _parse(request) -> EncodeRequest:
+    raw = pb_utils.get_input_tensor_by_name(request, "text_input").as_numpy().reshape(-1)
+    try:
+        texts = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in raw]
+    except UnicodeDecodeError:
+        raise InvalidInput("text_input", "is not valid UTF-8") from None
+    try:
+        parameters = json.loads(request.parameters() or "{}")
+    except json.JSONDecodeError:
+        parameters = {}
+    return EncodeRequest.parse(texts, parameters)
