@@ -17,7 +17,7 @@ from typing import Any
 import triton_python_backend_utils as pb_utils  # only exists inside the stub
 
 from triton_llm.config import load_model_json
-from triton_llm.encoder import INPUTS, OUTPUTS, EncodeRequest, Encoder, resolve_encoder_task
+from triton_llm.encoder import INPUTS, OUTPUTS, Encoder, EncodeRequest, resolve_encoder_task
 from triton_llm.errors import InvalidInput
 from triton_llm.triton_log import route_logs_to_triton
 
