@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 
 from openai_frontend import errors
 from openai_frontend.metrics import FrontendMetrics, MetricsMiddleware
-from openai_frontend.routers import chat, completions, health, models
+from openai_frontend.routers import chat, completions, embeddings, health, models
 from openai_frontend.settings import Settings
 from openai_frontend.triton_client import TritonClient
 
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, client: TritonClient | None = N
 
     app = FastAPI(
         title="triton-llm OpenAI-compatible frontend",
-        description="OpenAI's completions, chat and models APIs over Triton Inference Server's gRPC API.",
+        description="OpenAI's completions, chat, embeddings and models APIs over Triton Inference Server's gRPC API.",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, client: TritonClient | None = N
     errors.install(app)
 
     api = APIRouter(prefix=settings.route_prefix, dependencies=[Depends(_require_api_key)])
-    for router in (completions.router, chat.router, models.router):
+    for router in (completions.router, chat.router, embeddings.router, models.router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)

@@ -67,7 +67,7 @@ def install(app: FastAPI) -> None:
         # `content` is "content.0.type: Input should be 'text'", not "not a string").
         first = max(exc.errors(), key=lambda e: len(e.get("loc", ())))
         param = _param(tuple(first.get("loc", ())))
-        message = first.get("msg", "invalid request")
+        message = first.get("msg", "invalid request").removeprefix("Value error, ")
         if param:
             message = f"{param}: {message}"
         return JSONResponse(BadRequest(message, param=param).body(), status_code=400)

@@ -1,8 +1,9 @@
-"""Triton over gRPC (`tritonclient.grpc.aio`): model discovery and streamed generation.
+"""Triton over gRPC (`tritonclient.grpc.aio`): model discovery, streamed generation, embeddings.
 
-One channel for the process; one `stream_infer` call per request, so that a client that
-goes away cancels exactly its own gRPC stream, which Triton turns into `is_cancelled()` in
-the model and an engine abort.
+One channel for the process; one `stream_infer` call per generation request, so that a
+client that goes away cancels exactly its own gRPC stream, which Triton turns into
+`is_cancelled()` in the model and an engine abort. Embeddings are plain `infer` calls to a
+model Triton batches dynamically.
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ class ModelInfo:
     ready: bool
     generate: bool  # speaks our tensor protocol (text_input -> text_output)
     chat: bool  # also takes `messages` (server-side chat template)
+    embed: bool  # an embedding model (text_input -> embedding)
     created: int
+    max_batch_size: int = 0  # texts per request to an embedding model
+
+    def serves(self, endpoint: str) -> bool:
+        return {"completions": self.generate, "chat": self.chat, "embeddings": self.embed}[endpoint]
 
 
 class TritonClient:
@@ -68,33 +74,34 @@ class TritonClient:
         for entry in index.get("models", []):
             name = entry["name"]
             ready = entry.get("state") == "READY"
-            inputs: set[str] = set()
-            outputs: set[str] = set()
+            config: dict[str, Any] = {}
             if ready:
                 try:
                     config = (await self._client.get_model_config(name, as_json=True))["config"]
-                    inputs = {i["name"] for i in config.get("input", [])}
-                    outputs = {o["name"] for o in config.get("output", [])}
                 except InferenceServerException:
                     ready = False
+            inputs = {i["name"] for i in config.get("input", [])}
+            outputs = {o["name"] for o in config.get("output", [])}
             generate = "text_input" in inputs and "text_output" in outputs
             models[name] = ModelInfo(
                 name=name,
                 ready=ready,
                 generate=generate,
                 chat=generate and "messages" in inputs,
+                embed="text_input" in inputs and "embedding" in outputs,
                 created=int(time.time()),
+                max_batch_size=int(config.get("max_batch_size", 0)),
             )
         return models
 
-    async def require_model(self, name: str, chat: bool = False) -> ModelInfo:
+    async def require_model(self, name: str, endpoint: str = "completions") -> ModelInfo:
         models = await self.models()
         info = models.get(name) or (await self.models(refresh=True)).get(name)
         if info is None:
             raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")
         if not info.ready:
             raise ServiceUnavailable(f"The model '{name}' is not ready")
-        if not info.generate or (chat and not info.chat):
+        if not info.serves(endpoint):
             raise BadRequest(f"The model '{name}' does not support this endpoint", param="model")
         return info
 
@@ -134,6 +141,16 @@ class TritonClient:
             if not done:
                 stream.cancel()
 
+    async def embed(self, model: str, texts: list[str], parameters: dict[str, Any]) -> Outputs:
+        """One request to an embedding model: its texts as the batch dimension."""
+        tensor = InferInput("text_input", [len(texts), 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[t.encode("utf-8")] for t in texts], dtype=np.object_))
+        try:
+            result = await self._client.infer(model, [tensor], parameters=parameters or None)
+        except InferenceServerException as exc:
+            raise _map_error(exc) from None
+        return {o.name: result.as_numpy(o.name) for o in result.get_response().outputs}
+
 
 def _inputs(values: dict[str, Any]) -> list[InferInput]:
     tensors = []
@@ -165,7 +182,10 @@ def _map_error(exc: InferenceServerException) -> APIError:
     return ServerError(message)
 
 
-_FIELDS = ("text_input", "messages", "sampling_parameters", "exclude_input_in_output", "stream")
+_FIELDS = (
+    "text_input", "messages", "sampling_parameters", "exclude_input_in_output", "stream", "dimensions",
+    "truncate_prompt_tokens",
+)  # fmt: skip
 
 
 def _field_named(message: str) -> str | None:

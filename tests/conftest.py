@@ -41,7 +41,26 @@ def t5_dir(model_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def test_repository(model_dir, t5_dir, tmp_path_factory) -> Path:
+def minilm_dir() -> Path:
+    from tools.prepare_model import prepare_minilm
+
+    return prepare_minilm(ROOT / ".cache" / "models" / "all-MiniLM-L6-v2").resolve()
+
+
+@pytest.fixture(scope="session")
+def bert_dirs(model_dir, tmp_path_factory) -> dict[str, Path]:
+    """Tiny BERTs with random weights, one per encoder task (no small real ones offline)."""
+    from transformers import AutoTokenizer
+
+    from tests.tiny_models import BERT_HEADS, build_tiny_bert
+
+    source = AutoTokenizer.from_pretrained(model_dir)
+    root = tmp_path_factory.mktemp("bert-tiny")
+    return {task: build_tiny_bert(root / task, source, task) for task in BERT_HEADS}
+
+
+@pytest.fixture(scope="session")
+def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, tmp_path_factory) -> Path:
     return make_repository(
         tmp_path_factory.mktemp("repo"),
         {
@@ -51,6 +70,18 @@ def test_repository(model_dir, t5_dir, tmp_path_factory) -> Path:
             "smollm2-hf": {"model": str(model_dir), **HF_OVERRIDES},
             # `auto`: vLLM has no T5, so transformers serves it.
             "t5-tiny": {"model": str(t5_dir), "backend": "auto", **HF_OVERRIDES},
+            "minilm": {"model": str(minilm_dir)},
+            # MiniLM was not trained for truncation; this entry only lets `dimensions` through.
+            "minilm-matryoshka": {"like": "minilm", "model": str(minilm_dir), "is_matryoshka": True},
+            # The encoder tasks, each with some of KServe's options.
+            "bert-fill-mask": {"like": "minilm", "model": str(bert_dirs["fill_mask"]), "return_probabilities": True},
+            "bert-token-cls": {
+                "like": "minilm",
+                "model": str(bert_dirs["token_classification"]),
+                "return_probabilities": True,
+                "tensor_input_names": ["input_ids", "attention_mask"],
+            },
+            "bert-seq-cls": {"like": "minilm", "model": str(bert_dirs["sequence_classification"])},
         },
     )
 

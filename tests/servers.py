@@ -22,12 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def make_repository(dest: Path, entries: dict[str, dict]) -> Path:
     """Copies of demo repository entries, their model.json updated: {entry: {key: value}}.
 
-    An entry not in the demo repository is made from `smollm2-hf` (any model path given).
+    An entry not in the demo repository is a copy of the one named by its `like` key
+    (default `smollm2-hf`), with its own settings (any model path given).
     """
     for name, settings_update in entries.items():
+        settings_update = dict(settings_update)
+        like = settings_update.pop("like", "smollm2-hf")
         source = ROOT / "model_repository" / name
         entry = dest / name
-        shutil.copytree(source if source.exists() else ROOT / "model_repository" / "smollm2-hf", entry)
+        shutil.copytree(source if source.exists() else ROOT / "model_repository" / like, entry)
         settings = json.loads((entry / "1" / "model.json").read_text())
         settings.update(settings_update)
         (entry / "1" / "model.json").write_text(json.dumps(settings, indent=2))

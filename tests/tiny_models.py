@@ -9,6 +9,18 @@ from pathlib import Path
 SPECIALS = ["<pad>", "</s>", "<unk>"]
 
 
+def plain_words(source_tokenizer, size: int = 500) -> list[str]:
+    """`size` lowercase ASCII words from another tokenizer's vocabulary, in its order."""
+    words: list[str] = []
+    for token in sorted(source_tokenizer.get_vocab(), key=source_tokenizer.get_vocab().get):
+        word = token.removeprefix("Ġ")
+        if re.fullmatch(r"[a-z]{2,10}", word) and word not in words:
+            words.append(word)
+        if len(words) == size:
+            break
+    return words
+
+
 def word_tokenizer(source_tokenizer, size: int = 500):
     """A word-level tokenizer: `size` plain words taken from another vocabulary.
 
@@ -18,14 +30,7 @@ def word_tokenizer(source_tokenizer, size: int = 500):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    words: list[str] = []
-    for token in sorted(source_tokenizer.get_vocab(), key=source_tokenizer.get_vocab().get):
-        word = token.removeprefix("Ġ")
-        if re.fullmatch(r"[a-z]{2,10}", word) and word not in words:
-            words.append(word)
-        if len(words) == size:
-            break
-    vocab = {t: i for i, t in enumerate(SPECIALS + words)}
+    vocab = {t: i for i, t in enumerate(SPECIALS + plain_words(source_tokenizer, size))}
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     core.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
@@ -59,6 +64,48 @@ def build_tiny_t5(dest: Path, source_tokenizer) -> Path:
         for param in model.parameters():
             param.normal_(0.0, 0.5)
     dest.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    return dest
+
+
+BERT_HEADS = {
+    "fill_mask": "BertForMaskedLM",
+    "token_classification": "BertForTokenClassification",
+    "sequence_classification": "BertForSequenceClassification",
+}
+
+
+def build_tiny_bert(dest: Path, source_tokenizer, task: str) -> Path:
+    """A 2-layer BERT with random weights for one encoder task, with a WordPiece tokenizer
+    over plain words (uncased, as bert-base-uncased) and named labels for the classifiers."""
+    import torch
+    import transformers
+    from transformers import BertConfig, BertTokenizerFast
+
+    if (dest / "config.json").exists():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {t: i for i, t in enumerate(specials + plain_words(source_tokenizer))}
+    tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True)
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"] if task == "token_classification" else ["neg", "neu", "pos"]
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        architectures=[BERT_HEADS[task]],
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    torch.manual_seed(0)
+    model = getattr(transformers, BERT_HEADS[task])(config)
+    with torch.no_grad():  # wider than BERT's init, so that predictions differ between inputs
+        for param in model.parameters():
+            param.normal_(0.0, 0.5)
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
     return dest

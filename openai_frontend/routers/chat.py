@@ -30,7 +30,7 @@ router = APIRouter()
 @router.post("/v1/chat/completions", response_model=ChatCompletionResponse)
 async def create_chat_completion(body: ChatCompletionRequest, request: Request):
     client = request.app.state.triton
-    await client.require_model(body.model, chat=True)
+    await client.require_model(body.model, "chat")
     values = generation.model_inputs(
         messages=[m.for_template() for m in body.messages], sampling=body.sampling(), stream=body.stream
     )

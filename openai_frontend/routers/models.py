@@ -1,4 +1,4 @@
-"""GET /v1/models and /v1/models/{id}: the ready generation models in Triton's repository."""
+"""GET /v1/models and /v1/models/{id}: the ready generation and embedding models in Triton's repository."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from openai_frontend.errors import NotFound
 from openai_frontend.schemas.models import Model, ModelList
+from openai_frontend.triton_client import ModelInfo
 
 router = APIRouter()
 
@@ -13,12 +14,16 @@ router = APIRouter()
 @router.get("/v1/models", response_model=ModelList)
 async def list_models(request: Request) -> ModelList:
     models = await request.app.state.triton.models()
-    return ModelList(data=[Model(id=m.name, created=m.created) for m in models.values() if m.ready and m.generate])
+    return ModelList(data=[Model(id=m.name, created=m.created) for m in models.values() if _listed(m)])
 
 
 @router.get("/v1/models/{model_id:path}", response_model=Model)
 async def get_model(model_id: str, request: Request) -> Model:
     info = (await request.app.state.triton.models()).get(model_id)
-    if info is None or not info.ready or not info.generate:
+    if info is None or not _listed(info):
         raise NotFound(f"The model '{model_id}' does not exist", param="model", code="model_not_found")
     return Model(id=info.name, created=info.created)
+
+
+def _listed(info: ModelInfo) -> bool:
+    return info.ready and (info.generate or info.embed)

@@ -1,0 +1,61 @@
+"""POST /v1/embeddings."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from openai_frontend.errors import BadRequest
+from openai_frontend.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
+
+router = APIRouter()
+
+_TEXT_INDEX = re.compile(r"^text_input\[(\d+)\]")
+
+
+@router.post("/v1/embeddings", response_model=EmbeddingResponse)
+async def create_embeddings(body: EmbeddingRequest, request: Request):
+    client = request.app.state.triton
+    info = await client.require_model(body.model, "embeddings")
+    texts = body.texts
+    parameters = {
+        k: v
+        for k, v in (("dimensions", body.dimensions), ("truncate_prompt_tokens", body.truncate_prompt_tokens))
+        if v is not None
+    }
+    # A request may hold up to max_batch_size texts; Triton batches the pieces together again.
+    size = max(info.max_batch_size, 1)
+    starts = range(0, len(texts), size)
+    results = await asyncio.gather(*(_embed(client, body.model, texts[s : s + size], parameters, s) for s in starts))
+    vectors = np.concatenate([r["embedding"] for r in results])
+    prompt_tokens = int(sum(r["num_input_tokens"].sum() for r in results))
+    if body.encoding_format == "base64":
+        encoded = [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii") for v in vectors]
+    else:
+        encoded = vectors.tolist()
+    # Built as plain data: a pydantic pass over thousands of floats costs more than the JSON.
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)],
+            "model": body.model,
+            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+        }
+    )
+
+
+async def _embed(client, model: str, texts: list[str], parameters: dict, offset: int):
+    try:
+        return await client.embed(model, texts, parameters)
+    except BadRequest as exc:
+        # The model names the text by its place in this piece; the client knows `input[i]`.
+        match = _TEXT_INDEX.match(exc.message)
+        if match:
+            field = f"input[{offset + int(match.group(1))}]"
+            raise BadRequest(field + exc.message[match.end() :], param=field) from None
+        raise
