@@ -249,6 +249,8 @@ class Encoder:
                 )
 
     def _tokenize(self, texts: list[str], truncate: int | None) -> list[dict[str, list[int]]]:
+        if not texts:
+            return []
         limit = self.max_length if truncate in (None, -1) else min(truncate, self.max_length)
         encoded = self.tokenizer(
             texts,
@@ -315,7 +317,7 @@ class Encoder:
 
         n = len(features)
         out: dict[str, np.ndarray] = {
-            "num_input_tokens": np.array([[len(f["input_ids"])] for f in features], dtype=np.int32)
+            "num_input_tokens": np.array([len(f["input_ids"]) for f in features], dtype=np.int32).reshape(n, 1)
         }
         if n == 0:
             return out

@@ -1,0 +1,155 @@
+"""The encoder engine without Triton: KServe's options, limits, batching, pooling configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from triton_llm.encoder import Encoder, EncodeRequest
+from triton_llm.errors import InvalidInput
+from triton_llm.pooling import SentencePooling
+
+
+@pytest.fixture(scope="module")
+def bert(model_dir, tmp_path_factory) -> Path:
+    from transformers import AutoTokenizer
+
+    from tests.tiny_models import build_tiny_bert
+
+    source = AutoTokenizer.from_pretrained(model_dir)
+    return build_tiny_bert(tmp_path_factory.mktemp("seq-cls"), source, "sequence_classification")
+
+
+def encoder(path: Path, **settings) -> Encoder:
+    e = Encoder({"model": str(path), **settings})
+    e.load()
+    return e
+
+
+def one(e: Encoder, texts: list[str], **params) -> dict[str, np.ndarray]:
+    result = e.encode([EncodeRequest(texts, **params)])[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def test_special_tokens_and_case_options(bert):
+    plain = encoder(bert)
+    assert one(plain, ["the house"])["num_input_tokens"].tolist() == [[4]]  # [CLS] the house [SEP]
+    assert one(encoder(bert, disable_special_tokens=True), ["the house"])["num_input_tokens"].tolist() == [[2]]
+    # The vocabulary is lowercase: a cased tokenizer sees THE as unknown.
+    uncased = plain.tokenizer("THE house")["input_ids"]
+    cased = encoder(bert, disable_lower_case=True).tokenizer("THE house")["input_ids"]
+    assert uncased == plain.tokenizer("the house")["input_ids"] and cased != uncased
+
+
+def test_token_type_ids_and_tensor_input_names(bert):
+    base = one(encoder(bert, return_probabilities=True), ["the man went home"])["probabilities"]
+    # BERT takes missing token_type_ids as zeros: both ways give the same logits.
+    for settings in ({"return_token_type_ids": False}, {"tensor_input_names": "input_ids,attention_mask"}):
+        same = one(encoder(bert, return_probabilities=True, **settings), ["the man went home"])["probabilities"]
+        assert np.allclose(same, base, atol=1e-6)
+
+
+def test_max_length_is_a_limit_unless_truncation_is_asked(bert):
+    e = encoder(bert, max_length=6)
+    with pytest.raises(InvalidInput, match=r"text_input\[1\]: 7 tokens, over this model's limit of 6"):
+        one(e, ["the man", "the man went to the"])
+    assert one(e, ["the man went to the"], truncate_prompt_tokens=-1)["num_input_tokens"].tolist() == [[6]]
+    assert one(e, ["the man went to the"], truncate_prompt_tokens=4)["num_input_tokens"].tolist() == [[4]]
+
+
+def test_one_bad_request_does_not_fail_its_batch(bert):
+    e = encoder(bert, max_length=6)
+    results = e.encode([EncodeRequest(["the man"]), EncodeRequest(["the man went to the"]), EncodeRequest([])])
+    assert results[0]["label"].shape == (1, 1)
+    assert isinstance(results[1], InvalidInput)
+    assert results[2]["num_input_tokens"].shape == (0, 1)
+
+
+def test_forward_passes_are_split_by_padded_tokens_without_changing_results(bert):
+    texts = ["the man", "the man went to the house in the city", "in", "she went to the city"]
+    whole = one(encoder(bert, return_probabilities=True), texts)["probabilities"]
+    small = encoder(bert, return_probabilities=True, max_batch_tokens=12)
+    # lengths 3, 4, 7 and 11 tokens: 2 x 4 fit in 12 padded tokens, 2 x 7 do not
+    assert [len(c) for c in small._chunks(small._tokenize(texts, None))] == [2, 1, 1]
+    assert np.allclose(one(small, texts)["probabilities"], whole, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "params,problem",
+    [
+        ({"dimensions": "3"}, None),
+        ({"dimensions": 0}, "dimensions: must be an integer >= 1"),
+        ({"dimensions": True}, "dimensions: must be an integer"),
+        ({"truncate_prompt_tokens": 0}, "truncate_prompt_tokens: must be -1"),
+        ({"truncate_prompt_tokens": -2}, "truncate_prompt_tokens: must be an integer >= -1"),
+        ({"truncate": True}, "truncate: unknown parameter"),
+    ],
+)
+def test_request_parameters(params, problem):
+    if problem is None:
+        assert EncodeRequest.parse(["a"], params).dimensions == 3
+    else:
+        with pytest.raises(InvalidInput, match=problem):
+            EncodeRequest.parse(["a"], params)
+
+
+def test_dimensions_need_an_embedding_model_that_allows_them(bert, minilm_dir):
+    with pytest.raises(InvalidInput, match="only embedding models"):
+        one(encoder(bert), ["hi"], dimensions=2)
+    minilm = encoder(minilm_dir)
+    with pytest.raises(InvalidInput, match="does not support matryoshka truncation to 64"):
+        one(minilm, ["hi"], dimensions=64)
+    assert one(minilm, ["hi"], dimensions=384)["embedding"].shape == (1, 384)
+    listed = encoder(minilm_dir, matryoshka_dimensions=[128, 256])
+    assert one(listed, ["hi"], dimensions=128)["embedding"].shape == (1, 128)
+    with pytest.raises(InvalidInput, match=r"only \[128, 256\]"):
+        one(listed, ["hi"], dimensions=64)
+    with pytest.raises(InvalidInput, match="more than this model's 384"):
+        one(listed, ["hi"], dimensions=500)
+
+
+def write_st_folder(root: Path, pooling: dict, modules: list[str]) -> Path:
+    (root / "1_Pooling").mkdir(parents=True, exist_ok=True)
+    (root / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    paths = {"Transformer": "", "Pooling": "1_Pooling", "Normalize": "2_Normalize", "Dense": "2_Dense"}
+    entries = [
+        {"idx": i, "name": str(i), "path": paths[m], "type": f"sentence_transformers.models.{m}"}
+        for i, m in enumerate(modules)
+    ]
+    (root / "modules.json").write_text(json.dumps(entries))
+    return root
+
+
+def reader(root: Path):
+    return lambda name: (root / name) if (root / name).is_file() else None
+
+
+def test_pooling_config_old_and_new_keys(tmp_path):
+    legacy = write_st_folder(
+        tmp_path / "a", {"pooling_mode_cls_token": True, "pooling_mode_max_tokens": True}, ["Transformer", "Pooling"]
+    )
+    assert SentencePooling.from_model(reader(legacy)) == SentencePooling(modes=("cls", "max"), normalize=False)
+    new = write_st_folder(tmp_path / "b", {"pooling_mode": "lasttoken"}, ["Transformer", "Pooling", "Normalize"])
+    assert SentencePooling.from_model(reader(new)) == SentencePooling(modes=("lasttoken",), normalize=True)
+    assert SentencePooling.from_model(reader(tmp_path)) is None  # not a sentence-transformers folder
+    dense = write_st_folder(tmp_path / "c", {"pooling_mode": "mean"}, ["Transformer", "Pooling", "Dense"])
+    with pytest.raises(ValueError, match=r"modules \['Dense'\] are not supported"):
+        SentencePooling.from_model(reader(dense))
+
+
+def test_pooling_modes_ignore_padding():
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[5.0, 6.0], [7.0, 0.0], [1.0, 2.0]]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    got = {m: SentencePooling(modes=(m,))(hidden, mask) for m in ("cls", "max", "mean", "lasttoken")}
+    assert got["cls"].tolist() == [[1.0, 2.0], [5.0, 6.0]]
+    assert got["max"].tolist() == [[3.0, 4.0], [7.0, 6.0]]
+    assert np.allclose(got["mean"], [[2.0, 3.0], [13 / 3, 8 / 3]])
+    assert got["lasttoken"].tolist() == [[3.0, 4.0], [1.0, 2.0]]
+    unit = SentencePooling(normalize=True).finish(torch.tensor([[3.0, 4.0, 12.0]]), dimensions=2)
+    assert unit.tolist() == [[0.6000000238418579, 0.800000011920929]]
