@@ -73,15 +73,22 @@ def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, tmp_path_factory) 
             "minilm": {"model": str(minilm_dir)},
             # MiniLM was not trained for truncation; this entry only lets `dimensions` through.
             "minilm-matryoshka": {"like": "minilm", "model": str(minilm_dir), "is_matryoshka": True},
-            # The encoder tasks, each with some of KServe's options.
-            "bert-fill-mask": {"like": "minilm", "model": str(bert_dirs["fill_mask"]), "return_probabilities": True},
+            # The encoder tasks, each with some of KServe's options; float32 so that
+            # probabilities compare with transformers' pipelines to 1e-5.
+            "bert-fill-mask": {
+                "like": "minilm",
+                "model": str(bert_dirs["fill_mask"]),
+                "dtype": "float32",
+                "return_probabilities": True,
+            },
             "bert-token-cls": {
                 "like": "minilm",
                 "model": str(bert_dirs["token_classification"]),
+                "dtype": "float32",
                 "return_probabilities": True,
                 "tensor_input_names": ["input_ids", "attention_mask"],
             },
-            "bert-seq-cls": {"like": "minilm", "model": str(bert_dirs["sequence_classification"])},
+            "bert-seq-cls": {"like": "minilm", "model": str(bert_dirs["sequence_classification"]), "dtype": "float32"},
         },
     )
 

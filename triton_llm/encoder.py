@@ -17,7 +17,7 @@ Tasks (`triton_llm.tasks`), outputs as KServe's Hugging Face runtime gives them:
 Every task returns `num_input_tokens` [n, 1]. docs/protocol.md has the tensor table.
 
 model.json keys: model, tokenizer, revision, tokenizer_revision, trust_remote_code, dtype
-(default float32), task, backend (only transformers serves these tasks), and KServe's
+(`auto`: the CPU's fast one, as for generation), task, backend (only transformers serves these tasks), and KServe's
 options: max_length, return_probabilities, return_token_type_ids, disable_lower_case,
 disable_special_tokens, tensor_input_names; ours: max_batch_tokens (padded tokens per
 forward pass, default 16384), is_matryoshka / matryoshka_dimensions (which `dimensions`
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from triton_llm.config import OUR_KEYS, has_gpu, resolve_model_id
+from triton_llm.config import OUR_KEYS, cpu_dtype, has_gpu, resolve_model_id
 from triton_llm.errors import InvalidInput
 from triton_llm.pooling import FileReader, SentencePooling
 from triton_llm.tasks import (
@@ -184,10 +184,12 @@ class Encoder:
             TOKEN_CLASSIFICATION: AutoModelForTokenClassification,
             SEQUENCE_CLASSIFICATION: AutoModelForSequenceClassification,
         }[self.task]
-        # float32 unless asked: encoder outputs are compared with references, and these
-        # models are small enough that the fast dtype buys little (KServe does the same).
+        # As for generation: on a CPU its fast dtype (all-MiniLM-L6-v2 in bf16 here: 845 vs
+        # 480 embeddings/s in batches of 64, cosine >= 0.9999 with float32); on a GPU the
+        # model's own.
         dtype = s.get("dtype", "auto")
-        dtype = "float32" if dtype == "auto" else dtype
+        if dtype == "auto" and not has_gpu():
+            dtype = cpu_dtype()
         self.model = cls.from_pretrained(model_id, revision=s.get("revision"), dtype=dtype, trust_remote_code=trust)
         self.model.eval()
         if has_gpu():

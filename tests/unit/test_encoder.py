@@ -25,7 +25,7 @@ def bert(model_dir, tmp_path_factory) -> Path:
 
 
 def encoder(path: Path, **settings) -> Encoder:
-    e = Encoder({"model": str(path), **settings})
+    e = Encoder({"model": str(path), "dtype": "float32", **settings})
     e.load()
     return e
 
