@@ -42,3 +42,19 @@ def test_quick_bench_writes_json_markdown_and_png(tmp_path, model_dir):
     table = (out / "bench.md").read_text()
     assert "| 2 | output tok/s |" in table and "ours/vLLM" in table and "hf/vLLM" in table
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quick_embeddings_bench_writes_json_markdown_and_png(tmp_path, minilm_dir):
+    out = tmp_path / "bench-embeddings"
+    cmd = [sys.executable, "-m", "tools.bench_embeddings", "--quick", "--num-sentences", "12",
+           "--concurrency", "1", "4", "--out", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    report = json.loads((out / "bench.json").read_text())
+    for system in ("on", "off"):
+        for level in ("1", "4"):
+            figures = report["results"][system][level]
+            assert figures["completed"] == 12 and figures["errors"] == 0
+            assert {"embeddings_per_s", "latency_p50_ms", "latency_p99_ms"} <= set(figures)
+    assert "| 4 | embeddings/s |" in (out / "bench.md").read_text()
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
