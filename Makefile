@@ -1,7 +1,7 @@
 # The README's commands. Each bootstraps what it needs (tools/bootstrap.sh, idempotent).
 PY := .venv/bin/python
 
-.PHONY: setup serve test bench unit clean
+.PHONY: setup serve test bench bench-embeddings unit clean
 setup:
 	@tools/bootstrap.sh
 
@@ -13,6 +13,9 @@ test: setup  ## the whole suite, against a real tritonserver
 
 bench: setup  ## ours vs vLLM's own server (ARGS=--quick for a smoke run); writes results/bench/<time>/
 	@$(PY) -m tools.bench $(ARGS)
+
+bench-embeddings: setup  ## embeddings/s with Triton's dynamic batching on and off; writes results/bench-embeddings/<time>/
+	@$(PY) -m tools.bench_embeddings $(ARGS)
 
 unit: setup  ## unit tests only (no server)
 	@$(PY) -m pytest tests/unit $(ARGS)
