@@ -146,10 +146,9 @@ class Encoder:
         names = s.get("tensor_input_names")
         self.tensor_input_names = names.split(",") if isinstance(names, str) else names
         self.max_batch_tokens = int(s.get("max_batch_tokens", 16384))
+        # vLLM's names, in model.json or the model's config: a list of sizes, or any size.
         self.matryoshka = s.get("matryoshka_dimensions", getattr(self.config, "matryoshka_dimensions", None))
-        self.is_matryoshka = bool(s.get("is_matryoshka", getattr(self.config, "is_matryoshka", False))) or bool(
-            self.matryoshka
-        )
+        self.is_matryoshka = bool(self.matryoshka or s.get("is_matryoshka", getattr(self.config, "is_matryoshka", 0)))
         self.tokenizer: Any = None
         self.model: Any = None
         self.max_length = 0
@@ -288,16 +287,13 @@ class Encoder:
         return chunks
 
     def _forward(self, features: list[dict[str, list[int]]]):
-        batch = self.tokenizer.pad(features, return_tensors="pt")
-        if self.tensor_input_names:
-            batch = {k: v for k, v in batch.items() if k in self.tensor_input_names}
-        batch = {k: v.to(self.model.device) for k, v in batch.items()}
-        return self.model(**batch), batch["attention_mask"] if "attention_mask" in batch else None
+        """(model output, attention mask) of one right-padded batch."""
+        padded = {k: v.to(self.model.device) for k, v in self.tokenizer.pad(features, return_tensors="pt").items()}
+        names = self.tensor_input_names or padded
+        return self.model(**{k: v for k, v in padded.items() if k in names}), padded["attention_mask"]
 
     def _embed_rows(self, features):
         out, mask = self._forward(features)
-        if mask is None:
-            mask = self.tokenizer.pad(features, return_tensors="pt")["attention_mask"].to(self.model.device)
         return self.pooling(out.last_hidden_state, mask)
 
     def _run(self, features: list[dict[str, list[int]]]) -> list[Any]:
