@@ -38,3 +38,29 @@ def test_an_explicit_backend_wins_or_fails_clearly():
 def test_impossible_tasks_are_refused(task, config, problem):
     with pytest.raises(ValueError, match=problem):
         resolve_task({"task": task}, config)
+
+
+def test_encoder_tasks_come_from_the_architecture_or_the_folder():
+    from transformers import BertConfig
+
+    for arch, task in [
+        ("BertForMaskedLM", "fill_mask"),
+        ("BertForTokenClassification", "token_classification"),
+        ("DistilBertForSequenceClassification", "sequence_classification"),
+    ]:
+        assert resolve_task({}, BertConfig(architectures=[arch])) == task
+    # all-MiniLM-L6-v2 says BertModel; its modules.json says it is an embedding model.
+    assert resolve_task({}, BertConfig(architectures=["BertModel"]), sentence_transformers=True) == "text_embedding"
+    with pytest.raises(ValueError, match="cannot tell the task"):
+        resolve_task({}, BertConfig(architectures=["BertModel"]))
+
+
+def test_each_runner_refuses_the_other_runners_tasks():
+    from triton_llm.tasks import ENCODER_TASKS, GENERATION_TASKS
+
+    with pytest.raises(ValueError, match="served by triton_llm.encoder_runner"):
+        resolve_task({"task": "fill_mask"}, LLAMA, served=GENERATION_TASKS)
+    with pytest.raises(ValueError, match="served by triton_llm.runner"):
+        resolve_task({}, LLAMA, served=ENCODER_TASKS)
+    with pytest.raises(ValueError, match="backend 'vllm' cannot serve"):
+        resolve_backend({"backend": "vllm"}, LLAMA, "text_embedding")
