@@ -58,8 +58,15 @@ def build_tiny_t5(dest: Path, source_tokenizer) -> Path:
         decoder_start_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
-    model = T5ForConditionalGeneration(config)
     # T5's own init makes a tiny model repeat one token; wider weights give varied text.
+    return _widen_and_save(T5ForConditionalGeneration(config), tokenizer, dest)
+
+
+def _widen_and_save(model, tokenizer, dest: Path) -> Path:
+    """Weights drawn wider than the models' own init (so that outputs differ between
+    inputs), saved with the tokenizer to `dest`."""
+    import torch
+
     with torch.no_grad():
         for param in model.parameters():
             param.normal_(0.0, 0.5)
@@ -85,7 +92,6 @@ def build_tiny_bert(dest: Path, source_tokenizer, task: str) -> Path:
 
     if (dest / "config.json").exists():
         return dest
-    dest.mkdir(parents=True, exist_ok=True)
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab = {t: i for i, t in enumerate(specials + plain_words(source_tokenizer))}
     tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True)
@@ -102,10 +108,4 @@ def build_tiny_bert(dest: Path, source_tokenizer, task: str) -> Path:
         label2id={label: i for i, label in enumerate(labels)},
     )
     torch.manual_seed(0)
-    model = getattr(transformers, BERT_HEADS[task])(config)
-    with torch.no_grad():  # wider than BERT's init, so that predictions differ between inputs
-        for param in model.parameters():
-            param.normal_(0.0, 0.5)
-    model.save_pretrained(dest)
-    tokenizer.save_pretrained(dest)
-    return dest
+    return _widen_and_save(getattr(transformers, BERT_HEADS[task])(config), tokenizer, dest)
