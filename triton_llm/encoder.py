@@ -242,9 +242,9 @@ class Encoder:
                 raise InvalidInput("dimensions", f"only embedding models take it; this one does {self.task}")
             if request.dimensions > self.dimension:
                 raise InvalidInput("dimensions", f"{request.dimensions} is more than this model's {self.dimension}")
-            allowed = self.matryoshka or range(1, self.dimension + 1)
-            if request.dimensions != self.dimension and not (self.is_matryoshka and request.dimensions in allowed):
-                what = f"only {sorted(allowed)}" if self.is_matryoshka else f"only its full {self.dimension}"
+            allowed = self.matryoshka or (range(1, self.dimension + 1) if self.is_matryoshka else ())
+            if request.dimensions != self.dimension and request.dimensions not in allowed:
+                what = f"only {sorted(allowed)}" if self.matryoshka else f"only its full {self.dimension}"
                 raise InvalidInput(
                     "dimensions", f"this model does not support matryoshka truncation to {request.dimensions} ({what})"
                 )
@@ -252,12 +252,12 @@ class Encoder:
     def _tokenize(self, texts: list[str], truncate: int | None) -> list[dict[str, list[int]]]:
         if not texts:
             return []
-        limit = self.max_length if truncate in (None, -1) else min(truncate, self.max_length)
+        limit = None if truncate is None else self.max_length if truncate == -1 else min(truncate, self.max_length)
         encoded = self.tokenizer(
             texts,
             add_special_tokens=self.add_special_tokens,
-            truncation=truncate is not None,
-            max_length=limit if truncate is not None else None,
+            truncation=limit is not None,
+            max_length=limit,
             return_token_type_ids=self.return_token_type_ids,
         )
         features = [{k: v[j] for k, v in encoded.items()} for j in range(len(texts))]

@@ -23,11 +23,7 @@ async def create_embeddings(body: EmbeddingRequest, request: Request):
     client = request.app.state.triton
     info = await client.require_model(body.model, "embeddings")
     texts = body.texts
-    parameters = {
-        k: v
-        for k, v in (("dimensions", body.dimensions), ("truncate_prompt_tokens", body.truncate_prompt_tokens))
-        if v is not None
-    }
+    parameters = body.model_dump(include={"dimensions", "truncate_prompt_tokens"}, exclude_none=True)
     # A request may hold up to max_batch_size texts; Triton batches the pieces together again.
     size = max(info.max_batch_size, 1)
     starts = range(0, len(texts), size)
