@@ -1,0 +1,94 @@
+# triton-llm on NVIDIA's Triton image with vLLM and the Python backend: tritonserver
+# (HTTP :8000, gRPC :8001, metrics :8002) and the OpenAI frontend (:9000, /openai/v1).
+#
+# Build (needs access to nvcr.io; TRITON_TAG picks the NGC release, 24.10 = Triton 2.51):
+#   docker build -t triton-llm .
+#   docker build --build-arg TRITON_TAG=<yy.mm> -t triton-llm .
+# The vLLM engine needs the image's vLLM to have the V1 engine API it imports
+# (vllm.v1.engine.async_llm.AsyncLLM, vllm.exceptions.VLLMClientError); 24.10 ships vLLM
+# 0.5.x, so serving with vLLM takes a newer tag whose vLLM has them.
+#
+# Serve a model repository from the host, mounted at /models (read-only is fine):
+#   docker run --rm --gpus all --shm-size=1g -p 9000:9000 -v $PWD/my_repo:/models triton-llm
+# add -p 8000:8000 -p 8001:8001 -p 8002:8002 for Triton's own HTTP, gRPC and metrics ports,
+# -e TRITON_LLM_API_KEY=... to require a bearer key on /openai/v1, and --stop-timeout 40
+# so that `docker stop` leaves tools.serve time to unload the models (it needs up to ~35 s).
+#
+# Or write the repository entry for a hub model in the container and serve it at once
+# (tools.make_repo takes KServe's Hugging Face runtime arguments: --model_id, --model_dir,
+# --model_name, --task, --backend, --dtype, ...). The container runs as uid 1000, which must
+# be able to write my_repo; the named volume keeps the download, which model.json refers to:
+#   docker run --rm --gpus all --shm-size=1g -p 9000:9000 -e HF_TOKEN \
+#     -v hf-cache:/home/triton-server/.cache/huggingface -v $PWD/my_repo:/models \
+#     triton-llm python3 -m tools.make_repo --model_id hf://Qwen/Qwen2.5-0.5B-Instruct \
+#       --model_name qwen --repository /models --serve --host 0.0.0.0
+#
+# The demo repository is copied to /opt/triton-llm/model_repository for reference only: its
+# entries point at ../../../.cache/models, which the image does not have. Mount yours at
+# /models or generate one with `python3 -m tools.make_repo` as above.
+
+ARG TRITON_TAG=24.10
+FROM nvcr.io/nvidia/tritonserver:${TRITON_TAG}-vllm-python-py3
+
+LABEL org.opencontainers.image.title="triton-llm" \
+      org.opencontainers.image.description="Triton Inference Server with vLLM/transformers Python-backend models and an OpenAI-compatible frontend"
+
+# tini, pinned to Ubuntu 22.04's build (the base of the 24.xx images); on a base from
+# another Ubuntu release pass the version `apt-cache policy tini` shows there.
+ARG TINI_VERSION=0.19.0-1
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends "tini=${TINI_VERSION}" \
+    && rm -rf /var/lib/apt/lists/*
+
+# TRITON_HOME: tools.tritonserver launches $TRITON_HOME/bin/tritonserver with the backends
+# in $TRITON_HOME/backends (the image's Triton) instead of a pytriton copy under .cache/.
+ENV TRITON_HOME=/opt/tritonserver \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HOME=/home/triton-server \
+    HF_HOME=/home/triton-server/.cache/huggingface
+
+WORKDIR /opt/triton-llm
+
+# The package and the frontend into the image's Python, whose vLLM and torch stay as they
+# are: they are constraints, so a dependency that asked for other versions fails the build
+# instead of replacing them. (Not the `serve` extra: it brings pytriton, a second Triton.)
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+COPY pyproject.toml README.md ./
+COPY triton_llm/ triton_llm/
+COPY openai_frontend/ openai_frontend/
+COPY tools/ tools/
+RUN pip list --format=freeze | grep -iE '^(torch|vllm)==' > /tmp/image-constraints.txt \
+    && pip install --no-cache-dir --constraint /tmp/image-constraints.txt ".[frontend]" \
+    && rm -rf /tmp/image-constraints.txt build ./*.egg-info
+
+COPY model_repository/ model_repository/
+
+# NVIDIA's image has the non-root user triton-server (uid and gid 1000, no home folder):
+# reuse it (create it on a base without it) and give it a writable home for the caches of
+# Hugging Face, vLLM and torch.
+RUN (id -u triton-server > /dev/null 2>&1 || useradd --uid 1000 --user-group --no-create-home triton-server) \
+    && [ "$(id -u triton-server):$(id -g triton-server)" = "1000:1000" ] \
+    && mkdir -p "${HF_HOME}" \
+    && chown -R 1000:1000 "${HOME}"
+
+# 8000 Triton HTTP/REST (KServe v2, /v2/health/ready), 8001 Triton gRPC,
+# 8002 Triton metrics (Prometheus), 9000 OpenAI frontend (routes under /openai/v1).
+EXPOSE 8000 8001 8002 9000
+
+# Numeric, so that Kubernetes' runAsNonRoot can check it.
+USER 1000:1000
+
+# Ready once Triton and every model are (the frontend's /health asks Triton); model loading
+# (a download, CUDA graphs) can take minutes, hence the long start period. Assumes the
+# default frontend port.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=10m --retries=3 \
+    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9000/health', timeout=8)"]
+
+# tini as PID 1 reaps zombies and, with -g, signals the whole foreground process group;
+# NVIDIA's entrypoint still runs (driver and CUDA compatibility checks) and execs the
+# command. tools.serve starts tritonserver and the frontend in their own process groups,
+# and on SIGTERM stops the frontend, then Triton (unloading the models), then kills
+# whatever is left.
+ENTRYPOINT ["/usr/bin/tini", "-g", "--", "/opt/nvidia/nvidia_entrypoint.sh"]
+CMD ["python3", "-m", "tools.serve", "--model-repository", "/models", "--host", "0.0.0.0"]

