@@ -25,6 +25,15 @@ TASKS = GENERATION_TASKS + ENCODER_TASKS
 
 BACKENDS = ("auto", "vllm", "huggingface")
 
+
+class SettingError(ValueError):
+    """A model.json setting this model cannot honour; `key` names it (tools.make_repo maps it to its argument)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"model.json: {message}")
+        self.key = key
+
+
 # Architecture name suffix -> task, as in KServe's huggingfaceserver.
 _SUFFIX_TASKS = (
     ("ForCausalLM", TEXT_GENERATION),
@@ -36,7 +45,7 @@ _SUFFIX_TASKS = (
 
 
 def infer_task(config: Any, sentence_transformers: bool = False) -> str:
-    """The task a transformers config describes, or ValueError.
+    """The task a transformers config describes, or SettingError.
 
     A sentence-transformers folder (one with modules.json) is an embedding model whatever
     its architecture (all-MiniLM-L6-v2 says `BertModel`).
@@ -50,7 +59,7 @@ def infer_task(config: Any, sentence_transformers: bool = False) -> str:
             if arch.endswith(suffix):
                 return task
     archs = getattr(config, "architectures", None)
-    raise ValueError(f"cannot tell the task of architectures {archs}; set `task` in model.json")
+    raise SettingError("task", f"cannot tell the task of architectures {archs}; set `task` in model.json")
 
 
 def resolve_task(
@@ -59,15 +68,27 @@ def resolve_task(
     """The task to serve, checked against the model and against the tasks this runner serves."""
     task = settings.get("task") or infer_task(config, sentence_transformers)
     if task not in TASKS:
-        raise ValueError(f"model.json: task must be one of {TASKS}, got {task!r}")
+        raise SettingError("task", f"task must be one of {TASKS}, got {task!r}")
     if task not in served:
         runner = "triton_llm.encoder_runner" if task in ENCODER_TASKS else "triton_llm.runner"
-        raise ValueError(f"model.json: task {task!r} is served by {runner}: import its TritonPythonModel in model.py")
+        raise SettingError("task", f"task {task!r} is served by {runner}: import its TritonPythonModel in model.py")
     if task == TEXT2TEXT_GENERATION and not getattr(config, "is_encoder_decoder", False):
-        raise ValueError(f"model.json: task {task!r} needs an encoder-decoder model; this one is decoder-only")
+        raise SettingError("task", f"task {task!r} needs an encoder-decoder model; this one is decoder-only")
     if task == TEXT_GENERATION and getattr(config, "is_encoder_decoder", False):
-        raise ValueError(f"model.json: task {task!r} needs a decoder-only model; this one is encoder-decoder")
+        raise SettingError("task", f"task {task!r} needs a decoder-only model; this one is encoder-decoder")
+    if task in _HEAD_TASKS and not _has_head(config, task):
+        # Loading would put a randomly initialised head on the model: answers would be noise.
+        archs = getattr(config, "architectures", None)
+        raise SettingError("task", f"task {task!r} needs a model trained with that head; this one is {archs}")
     return task
+
+
+_HEAD_TASKS = (FILL_MASK, TOKEN_CLASSIFICATION, SEQUENCE_CLASSIFICATION)
+
+
+def _has_head(config: Any, task: str) -> bool:
+    suffixes = tuple(suffix for suffix, head in _SUFFIX_TASKS if head == task)
+    return any(arch.endswith(suffixes) for arch in getattr(config, "architectures", None) or [])
 
 
 def vllm_supports(config: Any) -> bool:
@@ -88,11 +109,11 @@ def resolve_backend(settings: dict[str, Any], config: Any, task: str) -> str:
     """'vllm' or 'huggingface' for this model and task, or ValueError naming `backend`."""
     backend = settings.get("backend", "auto")
     if backend not in BACKENDS:
-        raise ValueError(f"model.json: backend must be one of {BACKENDS}, got {backend!r}")
+        raise SettingError("backend", f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "huggingface":
         return backend
     supported = task == TEXT_GENERATION and vllm_supports(config)
     if backend == "vllm" and not supported:
         archs = getattr(config, "architectures", None)
-        raise ValueError(f"model.json: backend 'vllm' cannot serve {archs} for {task}; use 'huggingface' or 'auto'")
+        raise SettingError("backend", f"backend 'vllm' cannot serve {archs} for {task}; use 'huggingface' or 'auto'")
     return "vllm" if supported else "huggingface"
