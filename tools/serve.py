@@ -107,12 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
     )
+    # Listening on all interfaces (a container): talk to the children over loopback.
+    local = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=tritonserver.environment(), start_new_session=True)
     frontend = None
     if args.frontend_port:
         frontend = subprocess.Popen(
-            [sys.executable, "-m", "openai_frontend", f"--triton-url={args.host}:{args.grpc_port}",
+            [sys.executable, "-m", "openai_frontend", f"--triton-url={local}:{args.grpc_port}",
              f"--host={args.host}", f"--port={args.frontend_port}", "--log-level=warning"],
             start_new_session=True,
         )  # fmt: skip
@@ -129,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        base = f"http://{args.host}:{args.http_port}"
+        base = f"http://{local}:{args.http_port}"
         if not wait_ready(proc, f"{base}/v2/health/ready", args.ready_timeout):
             print("serve: tritonserver did not become ready (see its log above)", file=sys.stderr)
             return proc.poll() or 1
-        if frontend is not None and not wait_ready(frontend, f"http://{args.host}:{args.frontend_port}/health", 60):
+        if frontend is not None and not wait_ready(frontend, f"http://{local}:{args.frontend_port}/health", 60):
             print("serve: the OpenAI frontend did not become ready", file=sys.stderr)
             return 1
         urls = f"Triton HTTP {base}, gRPC {args.host}:{args.grpc_port}, metrics http://{args.host}:{args.metrics_port}/metrics"

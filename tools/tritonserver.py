@@ -5,6 +5,9 @@ version). We copy it to a writable folder, add the stub for our Python, and laun
 with the environment the stub needs (STACK.md):
   - our interpreter's libpython first on LD_LIBRARY_PATH (the stub embeds the system's);
   - the venv's bin/ first on PATH (the stub takes its site-packages from `python3`).
+
+With `TRITON_HOME` set (`/opt/tritonserver` in NVIDIA's images, see the Dockerfile), that
+installation is launched as it is instead.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = ROOT / ".cache" / "tritonserver"
+# A system Triton (NVIDIA's container images) to launch instead of the pytriton copy.
+SYSTEM_HOME = os.environ.get("TRITON_HOME")
 
 
 def _wheel_dir() -> Path:
@@ -52,6 +57,8 @@ def install(home: Path = DEFAULT_HOME) -> Path:
 
 def environment(base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
+    if SYSTEM_HOME:
+        return env  # its stub and libraries are set up by the image
     libdirs = [sysconfig.get_config_var("LIBDIR"), str(_libs_dir())]
     if env.get("LD_LIBRARY_PATH"):
         libdirs.append(env["LD_LIBRARY_PATH"])
@@ -68,7 +75,7 @@ def command(
     http_port: int = 8000,
     grpc_port: int = 8001,
     metrics_port: int = 8002,
-    home: Path = DEFAULT_HOME,
+    home: Path = Path(SYSTEM_HOME) if SYSTEM_HOME else DEFAULT_HOME,
     extra: list[str] | None = None,
 ) -> list[str]:
     return [
