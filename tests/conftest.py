@@ -61,15 +61,20 @@ def bert_dirs(model_dir, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, tmp_path_factory) -> Path:
+    from tools import make_repo
+
+    repository = tmp_path_factory.mktemp("repo")
+    # Written by the generator, as a user would: `auto` (vLLM has no T5) resolves to transformers.
+    overrides = ["--dtype", HF_OVERRIDES["dtype"], "--max-num-seqs", str(HF_OVERRIDES["max_num_seqs"])]
+    t5 = ["--model_dir", str(t5_dir), "--model_name", "t5-tiny", "--repository", str(repository), *overrides]
+    assert make_repo.main(t5) == 0
     return make_repository(
-        tmp_path_factory.mktemp("repo"),
+        repository,
         {
             "smollm2": {"model": str(model_dir), **TEST_ENGINE_OVERRIDES},
             # float32: greedy output must equal transformers' `generate` token for token,
             # and in bfloat16 a batch's arithmetic differs from a lone request's.
             "smollm2-hf": {"model": str(model_dir), **HF_OVERRIDES},
-            # `auto`: vLLM has no T5, so transformers serves it.
-            "t5-tiny": {"model": str(t5_dir), "backend": "auto", **HF_OVERRIDES},
             "minilm": {"model": str(minilm_dir)},
             # MiniLM was not trained for truncation; this entry only lets `dimensions` through.
             "minilm-matryoshka": {"like": "minilm", "model": str(minilm_dir), "is_matryoshka": True},
