@@ -1,0 +1,321 @@
+"""deploy/kserve/: every manifest against KServe's own SDK models, and against this repository.
+
+Schema: tools/kserve_validate.py walks each document with kserve's generated models
+(V1alpha1ServingRuntime, V1beta1InferenceService) and the kubernetes client's (V1Secret,
+V1ServiceAccount): unknown keys, wrong primitive types and the SDK's required fields are
+findings. The SDK lives in its own venv (.cache/kserve-venv, created on first use by
+tools/kserve_venv.py, ~30 s; then a run takes well under a second).
+
+Then what the SDK cannot know: the InferenceServices name the runtime and service accounts
+defined here, the runtime's and each InferenceService's args (KServe appends the latter) are
+arguments tools.make_repo takes, and the ports, probes and metrics annotation agree with
+what the container serves.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tools import kserve_venv
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy" / "kserve"
+MANIFESTS = sorted(DEPLOY.glob("*.yaml"))
+EXPECTED = {"servingruntime.yaml", "isvc-chat-vllm.yaml", "isvc-t5-text2text.yaml", "isvc-embedding.yaml",
+            "isvc-s3.yaml", "hf-token-secret.yaml"}  # fmt: skip
+ENTRYPOINT = ["python3", "-m", "tools.make_repo"]
+# KServe's own runtime names: naming ours like one would make KServe apply that server's
+# defaults (GetServerTypeFromRuntimeName).
+KSERVE_RUNTIMES = {"mlserver", "kserve-torchserve", "kserve-tritonserver", "kserve-tensorflow-serving",
+                   "kserve-huggingfaceserver", "kserve-vllmserver"}  # fmt: skip
+# storageUri schemes KServe's default storage initializer takes (config/storagecontainers).
+STORAGE_SCHEMES = ("hf://", "s3://", "gs://", "pvc://", "oci://", "https://", "http://", "hdfs://", "webhdfs://")
+
+
+def load_documents(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+@pytest.fixture(scope="session")
+def kserve_python(pytestconfig) -> Path:
+    """The venv with KServe's SDK; its first creation is shown even under pytest's capture."""
+    if kserve_venv.ready():
+        return kserve_venv.python()
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    if capture is None:  # -p no:capture
+        return kserve_venv.ensure()
+    with capture.global_and_fixture_disabled():
+        print()
+        return kserve_venv.ensure(log=lambda message: print(message, flush=True))
+
+
+@pytest.fixture(scope="module")
+def docs() -> list[tuple[str, dict]]:
+    return [(path.name, doc) for path in MANIFESTS for doc in load_documents(path)]
+
+
+def of_kind(docs, kind: str) -> list[dict]:
+    return [doc for _, doc in docs if doc.get("kind") == kind]
+
+
+@pytest.fixture(scope="module")
+def runtime(docs) -> dict:
+    runtimes = of_kind(docs, "ServingRuntime")
+    assert len(runtimes) == 1, "one ServingRuntime in deploy/kserve/"
+    return runtimes[0]
+
+
+@pytest.fixture(scope="module")
+def container(runtime) -> dict:
+    containers = runtime["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["kserve-container"], "KServe merges the predictor into kserve-container"
+    return containers[0]
+
+
+# -- negative cases: each a real manifest with one mistake ------------------------------
+
+
+def _isvc(docs_by_file):
+    return copy.deepcopy(docs_by_file["isvc-chat-vllm.yaml"][0])
+
+
+def _runtime(docs_by_file):
+    return copy.deepcopy(docs_by_file["servingruntime.yaml"][0])
+
+
+def _rename(mapping: dict, old: str, new: str) -> None:
+    mapping[new] = mapping.pop(old)
+
+
+def _typo_storage_uri(d):
+    doc = _isvc(d)
+    _rename(doc["spec"]["predictor"]["model"], "storageUri", "storageUrl")
+    return doc
+
+
+def _typo_runtime(d):
+    doc = _isvc(d)
+    _rename(doc["spec"]["predictor"]["model"], "runtime", "runtme")
+    return doc
+
+
+def _model_format_as_string(d):
+    doc = _isvc(d)
+    doc["spec"]["predictor"]["model"]["modelFormat"] = "huggingface"
+    return doc
+
+
+def _port_as_string(d):
+    doc = _runtime(d)
+    doc["spec"]["containers"][0]["ports"][0]["containerPort"] = "9000"
+    return doc
+
+
+def _annotation_as_number(d):
+    doc = _runtime(d)
+    doc["spec"]["annotations"]["prometheus.kserve.io/port"] = 8002
+    return doc
+
+
+def _container_without_name(d):
+    doc = _runtime(d)
+    del doc["spec"]["containers"][0]["name"]
+    return doc
+
+
+def _probe_typo(d):
+    doc = _runtime(d)
+    _rename(doc["spec"]["containers"][0]["readinessProbe"], "httpGet", "httpGET")
+    return doc
+
+
+def _unknown_kind(d):
+    doc = _isvc(d)
+    doc["apiVersion"] = "serving.kserve.io/v1"
+    return doc
+
+
+def _status_in_manifest(d):
+    doc = _isvc(d)
+    doc["status"] = {}
+    return doc
+
+
+NEGATIVE = {  # case: (build, path of the expected finding, words in its message)
+    "storageUrl": (_typo_storage_uri, "spec.predictor.model.storageUrl", "did you mean 'storageUri'"),
+    "runtme": (_typo_runtime, "spec.predictor.model.runtme", "unknown field 'runtme'"),
+    "modelFormat-string": (_model_format_as_string, "spec.predictor.model.modelFormat", "expected a mapping"),
+    "containerPort-string": (_port_as_string, "spec.containers[0].ports[0].containerPort", "expected an integer"),
+    "annotation-number": (_annotation_as_number, "spec.annotations.prometheus.kserve.io/port", "expected a string"),
+    "container-name-missing": (_container_without_name, "spec.containers[0]", "required field 'name'"),
+    "probe-typo": (_probe_typo, "spec.containers[0].readinessProbe.httpGET", "did you mean 'httpGet'"),
+    "unknown-apiVersion": (_unknown_kind, "apiVersion", "not a kind this check knows"),
+    "status": (_status_in_manifest, "status", "set by the cluster"),
+}
+
+
+@pytest.fixture(scope="module")
+def report(kserve_python, tmp_path_factory) -> dict:
+    """One validator run over the manifests and the negative cases: {file name: [findings]}."""
+    by_file = {path.name: load_documents(path) for path in MANIFESTS}
+    folder = tmp_path_factory.mktemp("kserve-negative")
+    negative = []
+    for case, (build, _, _) in NEGATIVE.items():
+        path = folder / f"{case}.yaml"
+        path.write_text(yaml.safe_dump(build(by_file), sort_keys=False))
+        negative.append(path)
+    result = kserve_venv.validate([*MANIFESTS, *negative])
+    findings: dict[str, list[dict]] = {}
+    for finding in result["findings"]:
+        findings.setdefault(Path(finding["file"]).name, []).append(finding)
+    return {"findings": findings, "documents": result["documents"], "versions": result["versions"]}
+
+
+# -- the SDK's schema -------------------------------------------------------------------
+
+
+def test_the_examples_are_all_there():
+    assert {path.name for path in MANIFESTS} >= EXPECTED
+
+
+def test_every_manifest_matches_the_kserve_sdk(report, docs):
+    checked = [d for d in report["documents"] if Path(d["file"]).parent == DEPLOY]
+    assert len(checked) == len(docs), "every document was checked"
+    assert {d["kind"] for d in checked} == {"ServingRuntime", "InferenceService", "Secret", "ServiceAccount"}
+    problems = [f"{path.name} doc {f['document']} {f['path']}: {f['message']}"
+                for path in MANIFESTS for f in report["findings"].get(path.name, [])]  # fmt: skip
+    assert not problems, f"against kserve {report['versions']['kserve']}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("case", list(NEGATIVE))
+def test_a_mistake_is_a_finding(report, case):
+    _, path, words = NEGATIVE[case]
+    findings = report["findings"].get(f"{case}.yaml", [])
+    assert any(f["path"] == path and words in f["message"] for f in findings), findings
+
+
+# -- what the SDK cannot know -----------------------------------------------------------
+
+
+def test_inference_services_use_this_runtime_and_its_model_format(docs, runtime):
+    formats = {f["name"] for f in runtime["spec"]["supportedModelFormats"]}
+    isvcs = of_kind(docs, "InferenceService")
+    assert len(isvcs) >= 4
+    for isvc in isvcs:
+        model = isvc["spec"]["predictor"]["model"]
+        assert model["runtime"] == runtime["metadata"]["name"], isvc["metadata"]["name"]
+        assert model["modelFormat"]["name"] in formats, isvc["metadata"]["name"]
+
+
+def test_runtime_is_chosen_by_name_only(runtime):
+    # Namespace-scoped runtimes are tried before cluster-scoped ones whatever the priority:
+    # an auto-selectable huggingface format would take over kserve-huggingfaceserver's models.
+    assert all(f.get("autoSelect") is False for f in runtime["spec"]["supportedModelFormats"])
+    assert runtime["metadata"]["name"] not in KSERVE_RUNTIMES
+    assert "serving.kserve.io/server-type" not in (runtime["metadata"].get("annotations") or {})
+
+
+def test_storage_uris(docs):
+    uris = [isvc["spec"]["predictor"]["model"]["storageUri"] for isvc in of_kind(docs, "InferenceService")]
+    assert all(uri.startswith(STORAGE_SCHEMES) for uri in uris), uris
+    assert any(uri.startswith("hf://") for uri in uris) and any(uri.startswith("s3://") for uri in uris)
+
+
+def test_service_accounts_and_secrets_are_defined_here(docs):
+    secrets = {doc["metadata"]["name"]: doc for doc in of_kind(docs, "Secret")}
+    accounts = {doc["metadata"]["name"]: doc for doc in of_kind(docs, "ServiceAccount")}
+    for account in accounts.values():
+        assert {s["name"] for s in account["secrets"]} <= set(secrets), account["metadata"]["name"]
+    for isvc in of_kind(docs, "InferenceService"):
+        name = isvc["spec"]["predictor"].get("serviceAccountName")
+        assert name is None or name in accounts, isvc["metadata"]["name"]
+    refs = [(env["valueFrom"]["secretKeyRef"], where)
+            for _, doc in docs for where, env in _envs(doc) if "secretKeyRef" in env.get("valueFrom", {})]  # fmt: skip
+    assert refs
+    for ref, where in refs:
+        assert ref["name"] in secrets and ref["key"] in secrets[ref["name"]]["stringData"], where
+        assert ref.get("optional") is True, f"{where}: pods must start without the (placeholder) secret applied"
+
+
+def test_secrets_hold_placeholders_only(docs):
+    for secret in of_kind(docs, "Secret"):
+        assert "data" not in secret, "stringData, so that the placeholder is what gets replaced"
+        for key, value in secret["stringData"].items():
+            assert re.fullmatch(r"<REPLACE_WITH_[A-Z_]+>", value), f"{secret['metadata']['name']}.{key}: {value!r}"
+
+
+def _envs(doc):
+    spec = doc.get("spec") or {}
+    for c in spec.get("containers", []):
+        for env in c.get("env", []):
+            yield f"{doc['metadata']['name']}/{c.get('name')}", env
+    model = (spec.get("predictor") or {}).get("model") or {}
+    for env in model.get("env", []):
+        yield doc["metadata"]["name"], env
+
+
+# -- the container: tools.make_repo's arguments, ports, probes --------------------------
+
+
+def make_repo_args(container: dict, isvc: dict) -> list[str]:
+    """What the container runs for this InferenceService: KServe appends its args to the runtime's."""
+    args = container["args"]
+    assert args[:3] == ENTRYPOINT, "args start with the command (no `command`: the image's tini entrypoint stays)"
+    name = isvc["metadata"]["name"]
+    return [a.replace("{{.Name}}", name) for a in args[3:]] + isvc["spec"]["predictor"]["model"].get("args", [])
+
+
+def test_the_image_entrypoint_is_kept(container):
+    assert "command" not in container
+    assert container["image"] == "triton-llm:latest"
+
+
+def test_args_are_make_repo_arguments(docs, container):
+    from tools.make_repo import build_parser
+
+    parser = build_parser()
+    options = {s for action in parser._actions for s in action.option_strings}
+    for isvc in of_kind(docs, "InferenceService"):
+        name = isvc["metadata"]["name"]
+        args = make_repo_args(container, isvc)
+        # Spelled out in full (argparse would also take a prefix), and every one known: an
+        # unknown one would be handed to vLLM's parser as an engine argument.
+        assert [a for a in args if a.startswith("-") and a.split("=")[0] not in options] == [], name
+        parsed, unknown = parser.parse_known_args(args)
+        assert unknown == [], f"{name}: not tools.make_repo arguments: {unknown}"
+        assert parsed.model_name == name
+        assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63, name
+        assert parsed.model_dir == "/mnt/models" and parsed.model_id is None, "the storage initializer's folder"
+        assert parsed.serve and parsed.host == "0.0.0.0"
+        assert str(parsed.repository).startswith("/tmp/"), "writable by the image's non-root user"
+
+
+def test_ports_probes_and_metrics_agree_with_the_container(docs, runtime, container):
+    from openai_frontend.routers.health import router
+    from tools.make_repo import build_parser
+
+    parsed, _ = build_parser().parse_known_args(make_repo_args(container, of_kind(docs, "InferenceService")[0]))
+    assert container["ports"] == [{"name": "http1", "containerPort": parsed.frontend_port, "protocol": "TCP"}]
+    health = {route.path for route in router.routes}
+    for probe in ("startupProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["port"] == parsed.frontend_port and get["path"] in health, probe
+    # Loading a model takes minutes: the startup probe waits long before the kubelet restarts
+    # the container, and a busy moment does not take a ready pod out of the Service at once.
+    startup, readiness = container["startupProbe"], container["readinessProbe"]
+    assert startup["initialDelaySeconds"] + startup["failureThreshold"] * startup["periodSeconds"] >= 600
+    assert readiness["failureThreshold"] * readiness["periodSeconds"] >= 60
+    annotations = runtime["spec"]["annotations"]
+    assert annotations["prometheus.kserve.io/port"] == str(parsed.metrics_port)
+    assert annotations["prometheus.kserve.io/path"] == "/metrics"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    exposed = {int(p) for line in dockerfile.splitlines() if line.startswith("EXPOSE") for p in line.split()[1:]}
+    assert {parsed.frontend_port, parsed.metrics_port} <= exposed
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in runtime["spec"]["volumes"]}
+    assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory", "Triton's Python backend needs /dev/shm"
