@@ -34,6 +34,7 @@ class ModelInfo:
     embed: bool  # an embedding model (text_input -> embedding)
     created: int
     max_batch_size: int = 0  # texts per request to an embedding model
+    sparse_outputs: bool = False  # takes `sparse_outputs` (ours; not vllm_backend)
 
     def serves(self, endpoint: str) -> bool:
         return {"completions": self.generate, "chat": self.chat, "embeddings": self.embed}[endpoint]
@@ -91,6 +92,7 @@ class TritonClient:
                 embed="text_input" in inputs and "embedding" in outputs,
                 created=int(time.time()),
                 max_batch_size=int(config.get("max_batch_size", 0)),
+                sparse_outputs="sparse_outputs" in inputs,
             )
         return models
 

@@ -33,6 +33,9 @@ INPUTS: list[dict[str, Any]] = [
     {"name": "return_logprobs", "data_type": "TYPE_BOOL", "dims": [1], "optional": True},
     {"name": "return_num_input_tokens", "data_type": "TYPE_BOOL", "dims": [1], "optional": True},
     {"name": "return_num_output_tokens", "data_type": "TYPE_BOOL", "dims": [1], "optional": True},
+    # Ours: streamed responses carry num_input_tokens and finish_reason only where they say
+    # something (first response; a choice finishing). Two tensors fewer per token.
+    {"name": "sparse_outputs", "data_type": "TYPE_BOOL", "dims": [1], "optional": True},
 ]
 
 OUTPUTS: list[dict[str, Any]] = [
@@ -67,6 +70,7 @@ class GenerateRequest:
     prepend_input: bool = True
     sampling: dict[str, Any] = field(default_factory=dict)
     returns: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(RETURN_FLAGS, False))
+    sparse_outputs: bool = False
 
 
 @dataclass
@@ -204,7 +208,7 @@ def parse_request(get: Callable[[str], np.ndarray | None], parameters_json: str 
     sampling = parse_sampling_json(sampling_raw if sampling_raw is not None else parameters_json)
     # Request parameters of the generate endpoint also carry the flags handled above.
     if sampling_raw is None:
-        for key in ("stream", "exclude_input_in_output", *RETURN_FLAGS):
+        for key in ("stream", "exclude_input_in_output", "sparse_outputs", *RETURN_FLAGS):
             sampling.pop(key, None)
 
     returns = {name: bool(_flag(get, name)) for name in RETURN_FLAGS}
@@ -215,6 +219,7 @@ def parse_request(get: Callable[[str], np.ndarray | None], parameters_json: str 
         prepend_input=prepend,
         sampling=sampling,
         returns=returns,
+        sparse_outputs=bool(_flag(get, "sparse_outputs")),
     )
 
 
@@ -235,7 +240,8 @@ def build_outputs(request: GenerateRequest, chunk: GenerationChunk, n: int, firs
     prefix = chunk.prompt if (first and request.prepend_input) else ""
     outputs = {"text_output": _strings([prefix + c.text for c in choices])}
     r = request.returns
-    if r["return_finish_reason"]:
+    dense = not (request.sparse_outputs and request.stream)  # one response: it carries everything
+    if r["return_finish_reason"] and (dense or any(c.finish_reason for c in choices)):
         # str(None) == "None" for unfinished choices, as vllm_backend sends it.
         outputs["finish_reason"] = _strings([str(c.finish_reason) for c in choices])
     if r["return_cumulative_logprob"]:
@@ -245,7 +251,7 @@ def build_outputs(request: GenerateRequest, chunk: GenerationChunk, n: int, firs
         )
     if r["return_logprobs"]:
         outputs["logprobs"] = _strings(["null" if c.logprobs is None else json.dumps(c.logprobs) for c in choices])
-    if r["return_num_input_tokens"]:
+    if r["return_num_input_tokens"] and (dense or first):
         outputs["num_input_tokens"] = np.array([chunk.num_input_tokens], dtype=np.uint32)
     if r["return_num_output_tokens"]:
         outputs["num_output_tokens"] = np.array([c.num_tokens for c in choices], dtype=np.uint32)

@@ -30,9 +30,10 @@ router = APIRouter()
 @router.post("/v1/chat/completions", response_model=ChatCompletionResponse)
 async def create_chat_completion(body: ChatCompletionRequest, request: Request):
     client = request.app.state.triton
-    await client.require_model(body.model, "chat")
+    info = await client.require_model(body.model, "chat")
+    messages = [m.for_template() for m in body.messages]
     values = generation.model_inputs(
-        messages=[m.for_template() for m in body.messages], sampling=body.sampling(), stream=body.stream
+        messages=messages, sampling=body.sampling(), stream=body.stream, sparse=info.sparse_outputs
     )
     steps = generation.steps(client, body.model, values)
     if body.stream:
@@ -71,7 +72,7 @@ async def _chunks(body: ChatCompletionRequest, steps) -> AsyncIterator[dict]:
     yield {**base, "choices": [_dump(c) for c in first]}
     prompt_tokens = completion_tokens = 0
     async for step in steps:
-        prompt_tokens = step.num_input_tokens
+        prompt_tokens = step.num_input_tokens or prompt_tokens  # (sparse outputs: first response only)
         choices = []
         for c, text in enumerate(step.texts):
             completion_tokens += step.num_output_tokens[c]

@@ -22,14 +22,14 @@ router = APIRouter()
 @router.post("/v1/completions", response_model=CompletionResponse, response_model_exclude_none=False)
 async def create_completion(body: CompletionRequest, request: Request):
     client = request.app.state.triton
-    await client.require_model(body.model)
+    info = await client.require_model(body.model)
     sampling = body.sampling()
     streams = [
-        generation.steps(
-            client, body.model, generation.model_inputs(prompt=p, sampling=sampling, stream=body.stream, echo=body.echo)
-        )
+        generation.steps(client, body.model, generation.model_inputs(
+            prompt=p, sampling=sampling, stream=body.stream, echo=body.echo, sparse=info.sparse_outputs
+        ))
         for p in body.prompts
-    ]
+    ]  # fmt: skip
     if body.stream:
         return stream_response(request, "completions", _chunks(body, streams))
 

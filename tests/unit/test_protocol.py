@@ -80,3 +80,22 @@ def test_outputs_keep_choice_positions_and_only_requested_extras():
     assert list(out["finish_reason"]) == [b"None", b"stop"]
     assert set(out) == {"text_output", "num_output_tokens", "finish_reason"}
     assert list(build_outputs(req, chunk, n=2, first=False)["text_output"]) == [b"", b"x"]
+
+
+def test_sparse_outputs_send_counts_and_reasons_only_where_they_change():
+    req = parse_request(inputs(text_input="P", stream=True, sparse_outputs=True, return_finish_reason=True,
+                               return_num_input_tokens=True, return_num_output_tokens=True))  # fmt: skip
+    assert req.sparse_outputs
+
+    def chunk(reason=None):
+        delta = ChoiceDelta(index=0, text="x", num_tokens=1, finish_reason=reason)
+        return GenerationChunk(prompt="P", num_input_tokens=7, choices=[delta], finished=reason is not None)
+
+    assert set(build_outputs(req, chunk(), n=1, first=True)) == {"text_output", "num_output_tokens", "num_input_tokens"}
+    assert set(build_outputs(req, chunk(), n=1, first=False)) == {"text_output", "num_output_tokens"}
+    last = build_outputs(req, chunk("length"), n=1, first=False)
+    assert set(last) == {"text_output", "num_output_tokens", "finish_reason"}
+    assert list(last["finish_reason"]) == [b"length"]
+    # One non-streamed response carries everything, as without the flag.
+    req.stream = False
+    assert "num_input_tokens" in build_outputs(req, chunk("stop"), n=1, first=False)
