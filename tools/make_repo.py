@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     ours.add_argument("--host", default="127.0.0.1", help="with --serve: address to listen on")
     for name, port in (("http", 8000), ("grpc", 8001), ("metrics", 8002), ("frontend", 9000)):
         ours.add_argument(f"--{name}-port", type=int, default=port, help=f"with --serve (default: {port})")
+    ours.add_argument("--ready-timeout", type=float, default=600.0, help="with --serve: seconds to wait for the models")
     return p
 
 
@@ -333,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     from tools import serve
 
     ports = [f"--{name}-port={getattr(args, f'{name}_port')}" for name in ("http", "grpc", "metrics", "frontend")]
-    return serve.main(["--model-repository", str(args.repository), "--host", args.host, *ports])
+    return serve.main(["--model-repository", str(args.repository), "--host", args.host, *ports,
+                       f"--ready-timeout={args.ready_timeout}"])  # fmt: skip
 
 
 if __name__ == "__main__":
