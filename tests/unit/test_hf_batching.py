@@ -1,6 +1,8 @@
 import asyncio
 
-from triton_llm.engines.hf_batching import Seq2SeqBatcher, Sequence
+import torch
+
+from triton_llm.engines.hf_batching import Seq2SeqBatcher, Sequence, _sample
 from triton_llm.engines.hf_sampling import HfSampling
 
 
@@ -32,3 +34,12 @@ def test_a_failed_join_fails_the_joining_requests_and_the_batcher_keeps_going():
         batcher.stop()
 
     asyncio.run(run())
+
+
+def test_sampling_draws_from_the_distribution_and_never_a_zero_mass_token():
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.0, 0.2, 0.0, 0.5, 0.3], [0.0, 0.0, 0.0, 0.0, 1.0]]).repeat(50_000, 1)
+    draws = torch.tensor(_sample(probs)).view(-1, 2)
+    freq = torch.bincount(draws[:, 0], minlength=5).float() / len(draws)
+    assert torch.allclose(freq, torch.tensor([0.0, 0.2, 0.0, 0.5, 0.3]), atol=0.01)
+    assert (draws[:, 1] == 4).all()

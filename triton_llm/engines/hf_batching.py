@@ -321,6 +321,19 @@ def _pick(logits: torch.Tensor, seqs: list[Sequence]) -> list[int]:
             scores[row : row + 1] = TopKLogitsWarper(s.top_k)(None, scores[row : row + 1])
         if s.top_p < 1.0:
             scores[row : row + 1] = TopPLogitsWarper(s.top_p)(None, scores[row : row + 1])
-    for i, token in zip(sampled, torch.multinomial(scores.softmax(dim=-1), 1).view(-1).tolist(), strict=True):
+    for i, token in zip(sampled, _sample(scores.softmax(dim=-1)), strict=True):
         tokens[i] = token
     return tokens
+
+
+def _sample(probs: torch.Tensor) -> list[int]:
+    """One draw per row, by inverting the cumulative distribution.
+
+    The same distribution as `torch.multinomial(probs, 1)`, which on a CPU costs 16 ms for
+    16 rows of a 49k vocabulary (its exponential draws) against 0.5 ms here: a quarter of a
+    16-row decode step of SmolLM2.
+    """
+    cdf = probs.cumsum(dim=-1)
+    draw = torch.rand((probs.shape[0], 1), device=probs.device) * cdf[:, -1:]
+    # right=True: the first token whose cumulative mass exceeds the draw has mass of its own.
+    return torch.searchsorted(cdf, draw, right=True).clamp(max=probs.shape[-1] - 1).view(-1).tolist()
