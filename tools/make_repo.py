@@ -240,7 +240,7 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
     config, sentence_transformers = read_config(folder, args.trust_remote_code, source)
     if args.tokenizer_revision:
         settings["tokenizer_revision"] = args.tokenizer_revision
-    if args.model_revision and "revision" not in settings and not args.model_id:
+    if args.model_revision and not args.model_id:
         raise ArgumentError("--model_revision", "only for --model_id: a local folder holds one revision")
     if args.task:
         settings["task"] = args.task
