@@ -24,7 +24,7 @@ class _BrokenEncoderModel:
 
 def test_a_failed_join_fails_the_joining_requests_and_the_batcher_keeps_going():
     async def run():
-        batcher = Seq2SeqBatcher(_BrokenEncoderModel(), max_num_seqs=4)
+        batcher = Seq2SeqBatcher(_BrokenEncoderModel, max_num_seqs=4)
         updates: asyncio.Queue = asyncio.Queue()
         seq = Sequence("r-0", [5, 6], 4, [1], HfSampling(temperature=0.0))
         batcher.submit(seq, lambda ids, done, err: updates.put_nowait((ids, done, err)))

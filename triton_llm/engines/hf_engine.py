@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from triton_llm.config import OUR_KEYS, cpu_dtype, has_gpu, resolve_model_id
+from triton_llm.engines import hf_attention, hf_linear
 from triton_llm.engines.base import render_prompt
 from triton_llm.engines.detokenizer import IncrementalDetokenizer, StopStrings
 from triton_llm.engines.hf_batching import CausalBatcher, Seq2SeqBatcher, Sequence
@@ -64,31 +65,20 @@ class HuggingFaceEngine:
         await asyncio.to_thread(self._load)
 
     def _load(self) -> None:
-        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         s = self.settings
         model_id = resolve_model_id(s["model"])
-        trust = bool(s.get("trust_remote_code", False))
         self._tokenizer = AutoTokenizer.from_pretrained(
             resolve_model_id(s.get("tokenizer") or model_id),
             revision=s.get("tokenizer_revision") or s.get("revision"),
-            trust_remote_code=trust,
+            trust_remote_code=bool(s.get("trust_remote_code", False)),
         )
-        gpu = has_gpu()
-        dtype = s.get("dtype", "auto")
-        if dtype == "auto":
-            # As for vLLM on a CPU: the fast dtype of this CPU; on a GPU the model's own.
-            dtype = "auto" if gpu else cpu_dtype()
-        cls = AutoModelForCausalLM if self.task == TEXT_GENERATION else AutoModelForSeq2SeqLM
-        # On a CPU, eager attention beats SDPA for padded decoding batches (SmolLM2, bf16,
-        # 200 cached tokens: 40 vs 59 ms per step alone, 81 vs 116 ms for 16 rows).
-        attn = s.get("attn_implementation") or (None if gpu else "eager")
-        model = cls.from_pretrained(
-            model_id, revision=s.get("revision"), dtype=dtype, trust_remote_code=trust, attn_implementation=attn
-        )
-        model.eval()
-        if gpu:
-            model.to("cuda")  # the batchers put their inputs on `model.device`
+        max_num_seqs = int(s.get("max_num_seqs", 64))
+        batcher = CausalBatcher if self.task == TEXT_GENERATION else Seq2SeqBatcher
+        # The batcher's thread loads the model: all torch work stays on that thread.
+        self._batcher = batcher(lambda: self._load_model(model_id, max_num_seqs), max_num_seqs=max_num_seqs)
+        model = self._batcher.wait_loaded()
         config = model.config
         self.max_model_len = int(
             s.get("max_model_len")
@@ -99,13 +89,38 @@ class HuggingFaceEngine:
         )
         eos = {self._tokenizer.eos_token_id, *_ids(model.generation_config.eos_token_id)}
         self._eos = sorted(t for t in eos if t is not None)
-        max_num_seqs = int(s.get("max_num_seqs", 64))
-        batcher = CausalBatcher if self.task == TEXT_GENERATION else Seq2SeqBatcher
-        self._batcher = batcher(model, max_num_seqs=max_num_seqs)
         logger.info(
             "transformers engine ready: %s, task %s, dtype %s, max_model_len %d, max_num_seqs %d",
             model_id, self.task, model.dtype, self.max_model_len, max_num_seqs,
         )  # fmt: skip
+
+    def _load_model(self, model_id: str, max_num_seqs: int) -> Any:
+        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+        s = self.settings
+        gpu = has_gpu()
+        dtype = s.get("dtype", "auto")
+        if dtype == "auto":
+            # As for vLLM on a CPU: the fast dtype of this CPU; on a GPU the model's own.
+            dtype = "auto" if gpu else cpu_dtype()
+        cls = AutoModelForCausalLM if self.task == TEXT_GENERATION else AutoModelForSeq2SeqLM
+        # On a CPU, eager attention beats SDPA for padded decoding batches (SmolLM2, bf16,
+        # 200 cached tokens: 40 vs 59 ms per step alone, 81 vs 116 ms for 16 rows), and
+        # grouped eager attention beats eager (see hf_attention).
+        attn = s.get("attn_implementation") or (None if gpu else hf_attention.NAME)
+        model = cls.from_pretrained(
+            model_id,
+            revision=s.get("revision"),
+            dtype=dtype,
+            trust_remote_code=bool(s.get("trust_remote_code", False)),
+            attn_implementation=attn,
+        )
+        model.eval()
+        if gpu:
+            model.to("cuda")  # the batchers put their inputs on `model.device`
+        else:
+            hf_linear.pack_linears(model, batch_hint=max_num_seqs)
+        return model
 
     def num_choices(self, request: GenerateRequest) -> int:
         return to_hf_sampling(request.sampling).n

@@ -1,0 +1,53 @@
+"""Eager attention without copying the KV cache for grouped-query models, for CPUs.
+
+transformers' eager attention expands keys and values to one copy per query head
+(`repeat_kv`) before the matmul. For SmolLM2 (9 query heads, 3 KV heads) that copies the
+whole cache three times per layer and step: 20 ms of a 65 ms, 16-row decoding step on this
+CPU. Here the query heads that share a KV head are folded into the query-length axis
+instead, so the matmuls read the cache in place (65 -> 54 ms). The result is the same.
+
+SDPA is no alternative on a CPU for padded decoding batches (slower than eager, see
+`hf_engine`). A model whose attention takes anything more (soft-capping, sinks, T5's
+position bias) gets its own eager function.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import torch
+from transformers import AttentionInterface
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+NAME = "grouped_eager"
+# What Llama-like models pass besides the tensors; the mask already applies a sliding window.
+_PLAIN = {"dropout", "scaling", "position_ids", "use_cache", "cache_position", "output_attentions", "sliding_window"}
+
+
+def grouped_eager_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,  # [batch, heads, q_len, head_dim]
+    key: torch.Tensor,  # [batch, kv_heads, kv_len, head_dim]
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,  # additive, [batch, 1, q_len, kv_len]
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    if any(arg is not None for name, arg in kwargs.items() if name not in _PLAIN):
+        own = sys.modules[type(module).__module__].eager_attention_forward
+        return own(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+    batch, heads, q_len, _ = query.shape
+    kv_heads = key.shape[1]
+    group = heads // kv_heads  # query head h reads KV head h // group, as in repeat_kv
+    scores = torch.matmul(query.reshape(batch, kv_heads, group * q_len, -1), key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        scores = (scores.view(batch, kv_heads, group, q_len, -1) + attention_mask[:, :, None]).flatten(2, 3)
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    out = torch.matmul(weights, value).view(batch, heads, q_len, -1)
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(NAME, grouped_eager_attention)
+AttentionMaskInterface.register(NAME, eager_mask)
