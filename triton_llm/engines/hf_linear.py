@@ -20,7 +20,6 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 
-
 class PackedLinear(nn.Module):
     """`nn.Linear` for inference, with the weight in oneDNN's layout."""
 
