@@ -1,33 +1,35 @@
-"""Reference for the transformers engine: `generate` on one prompt alone vs 16 in one static padded batch.
+"""Reference for the transformers engine: a static padded batch, and the engine without a server.
 
-    python -m tools.hf_static_batch [--input-len 128] [--output-len 64]
+    python -m tools.hf_static_batch [--input-len 128] [--output-len 64] [--batch 16]
 
-No server, no arrivals: the ceiling a padded batch gives on this machine, against which the
-engine's continuous batching is compared (docs/benchmarks.md). Greedy, random prompt ids.
+1. transformers' `generate` on one prompt alone vs `--batch` prompts in one static padded
+   batch: no server, no arrivals, the ceiling a padded batch gives on this machine.
+2. The engine itself (`HuggingFaceEngine`, continuous batching) at concurrency 1 and
+   `--batch`, driven from asyncio: what Triton, the stub and the client add is what the
+   served figures (`tools.bench --systems hf`) show beyond this.
+Both greedy, random prompt ids, the engine's CPU kernels (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
 
 from triton_llm.config import cpu_dtype
+from triton_llm.engines import hf_attention
+from triton_llm.engines.hf_engine import HuggingFaceEngine
+from triton_llm.engines.hf_linear import pack_linears
+from triton_llm.protocol import GenerateRequest
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=".cache/models/SmolLM2-135M-Instruct")
-    parser.add_argument("--input-len", type=int, default=128)
-    parser.add_argument("--output-len", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=16)
-    args = parser.parse_args(argv)
-    torch.manual_seed(0)
-    # The engine's CPU defaults: the CPU's fast dtype, eager attention.
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=cpu_dtype(), attn_implementation="eager").eval()
-    ids = torch.randint(100, model.config.vocab_size - 100, (args.batch, args.input_len))
+def static_batch(args: argparse.Namespace, ids: torch.Tensor) -> tuple[float, float]:
+    # The engine's CPU defaults: the CPU's fast dtype, its attention and packed linears.
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=cpu_dtype(), attn_implementation=hf_attention.NAME)
+    pack_linears(model.eval(), batch_hint=args.batch)
 
     def tokens_per_s(batch: torch.Tensor) -> float:
         started = time.perf_counter()
@@ -38,9 +40,57 @@ def main(argv: list[str] | None = None) -> None:
 
     tokens_per_s(ids[:1, :8])  # warm-up
     alone = sum(tokens_per_s(ids[i : i + 1]) for i in range(3)) / 3
-    batched = tokens_per_s(ids)
-    print(f"{args.input_len} in / {args.output_len} out: alone {alone:.1f} tok/s, static batch of {args.batch} "
-          f"{batched:.1f} tok/s ({batched / alone:.2f}x)")  # fmt: skip
+    return alone, tokens_per_s(ids)
+
+
+async def engine(args: argparse.Namespace, ids: torch.Tensor) -> tuple[float, float]:
+    e = HuggingFaceEngine({"model": args.model, "max_num_seqs": max(64, args.batch)}, "text_generation")
+    await e.start()
+    tokenizer = e._tokenizer
+    prompts = [tokenizer.decode(row) for row in ids.tolist()]
+
+    async def tokens_per_s(concurrency: int, count: int) -> float:
+        gate, tokens = asyncio.Semaphore(concurrency), 0
+
+        async def one(i: int) -> None:
+            nonlocal tokens
+            request = GenerateRequest(
+                prompt=prompts[i % len(prompts)], stream=True, prepend_input=False,
+                sampling={"max_tokens": args.output_len, "ignore_eos": True, "temperature": 0},
+            )  # fmt: skip
+            async with gate:
+                async for chunk in e.generate(request, f"r{i}"):
+                    tokens += sum(c.num_tokens for c in chunk.choices)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        return tokens / (time.perf_counter() - started)
+
+    await tokens_per_s(args.batch, args.batch)  # warm-up
+    alone = await tokens_per_s(1, 3)
+    batched = await tokens_per_s(args.batch, 3 * args.batch)
+    await e.shutdown()
+    return alone, batched
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=".cache/models/SmolLM2-135M-Instruct")
+    parser.add_argument("--input-len", type=int, default=128)
+    parser.add_argument("--output-len", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=16)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    vocab = AutoConfig.from_pretrained(args.model).vocab_size
+    ids = torch.randint(100, vocab - 100, (args.batch, args.input_len))
+    print(f"{args.input_len} in / {args.output_len} out, {args.batch} sequences, tok/s:")
+    # The engine first: its thread must be the only one running torch ops (see hf_batching).
+    engine_figures = asyncio.run(engine(args, ids))
+    for name, (alone, batched) in (
+        ("engine, continuous batching", engine_figures),
+        ("static padded batch (generate)", static_batch(args, ids)),
+    ):
+        print(f"  {name}: alone {alone:.1f}, {args.batch} at once {batched:.1f} ({batched / alone:.2f}x)")
 
 
 if __name__ == "__main__":
