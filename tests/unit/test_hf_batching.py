@@ -1,5 +1,7 @@
 import asyncio
+import threading
 
+import pytest
 import torch
 
 from triton_llm.engines.hf_batching import Seq2SeqBatcher, Sequence, _sample
@@ -43,3 +45,26 @@ def test_sampling_draws_from_the_distribution_and_never_a_zero_mass_token():
     freq = torch.bincount(draws[:, 0], minlength=5).float() / len(draws)
     assert torch.allclose(freq, torch.tensor([0.0, 0.2, 0.0, 0.5, 0.3]), atol=0.01)
     assert (draws[:, 1] == 4).all()
+
+
+def test_a_failed_load_is_raised_to_the_caller_waiting_for_the_model():
+    def load():
+        raise OSError("no such model folder")
+
+    batcher = Seq2SeqBatcher(load, max_num_seqs=4)
+    with pytest.raises(OSError, match="no such model folder"):
+        batcher.wait_loaded()
+    batcher.stop()
+
+
+def test_the_model_is_loaded_on_the_thread_that_runs_the_steps():
+    threads = []
+
+    def load():
+        threads.append(threading.current_thread())
+        return _BrokenEncoderModel()
+
+    batcher = Seq2SeqBatcher(load, max_num_seqs=4)
+    batcher.wait_loaded()
+    assert threads == [batcher._thread]  # one OpenMP pool: see _Batcher
+    batcher.stop()
