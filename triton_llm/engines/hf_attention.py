@@ -31,14 +31,15 @@ def grouped_eager_attention(
     key: torch.Tensor,  # [batch, kv_heads, kv_len, head_dim]
     value: torch.Tensor,
     attention_mask: torch.Tensor | None,  # additive, [batch, 1, q_len, kv_len]
-    scaling: float,
+    scaling: float | None = None,
     dropout: float = 0.0,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     if any(arg is not None for name, arg in kwargs.items() if name not in _PLAIN):
         own = sys.modules[type(module).__module__].eager_attention_forward
         return own(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
-    batch, heads, q_len, _ = query.shape
+    batch, heads, q_len, head_dim = query.shape
+    scaling = head_dim**-0.5 if scaling is None else scaling
     kv_heads = key.shape[1]
     group = heads // kv_heads  # query head h reads KV head h // group, as in repeat_kv
     scores = torch.matmul(query.reshape(batch, kv_heads, group * q_len, -1), key.transpose(2, 3)) * scaling
