@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.servers import ROOT
 from tools import kserve_venv
 
-ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "kserve"
 MANIFESTS = sorted(DEPLOY.glob("*.yaml"))
 EXPECTED = {"servingruntime.yaml", "isvc-chat-vllm.yaml", "isvc-t5-text2text.yaml", "isvc-embedding.yaml",
