@@ -229,6 +229,8 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
         notes.append(f"{args.model_id} at commit {commit}")
         source = "--model_id"
     elif args.model_dir:
+        if args.model_revision:
+            raise ArgumentError("--model_revision", "only for --model_id: a local folder holds one revision")
         folder = Path(args.model_dir)
         if not folder.is_dir():
             raise ArgumentError("--model_dir", f"{folder} is not a folder")
@@ -240,8 +242,6 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
     config, sentence_transformers = read_config(folder, args.trust_remote_code, source)
     if args.tokenizer_revision:
         settings["tokenizer_revision"] = args.tokenizer_revision
-    if args.model_revision and not args.model_id:
-        raise ArgumentError("--model_revision", "only for --model_id: a local folder holds one revision")
     if args.task:
         settings["task"] = args.task
     if args.backend != "auto":
@@ -278,10 +278,10 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
         if args.max_model_len:
             settings["max_model_len"] = args.max_model_len
         vllm_args = engine_args(extra or [])
-        if backend != "vllm":
-            for key in sorted(set(vllm_args) - HF_ENGINE_ARGS):
-                raise ArgumentError(f"--{key.replace('_', '-')}", "a vLLM engine argument; this model is served by "
-                                    "transformers (--backend)")  # fmt: skip
+        vllm_only = sorted(set(vllm_args) - HF_ENGINE_ARGS) if backend != "vllm" else []
+        if vllm_only:
+            raise ArgumentError(f"--{vllm_only[0].replace('_', '-')}", "a vLLM engine argument; this model is served "
+                                "by transformers (--backend)")  # fmt: skip
         settings.update(vllm_args)
         runner = "triton_llm.runner"
         config_pbtxt = GENERATION_CONFIG.format(description=_describe(args, task, backend), kind=args.instance_kind)
@@ -309,10 +309,12 @@ def _model_path(folder: Path, repository: Path) -> str:
     return str(folder)
 
 
+def _engine(backend: str) -> str:
+    return "vLLM" if backend == "vllm" else "transformers"
+
+
 def _describe(args: argparse.Namespace, task: str, backend: str) -> str:
-    source = args.model_id or args.model_dir
-    engine = "vLLM" if backend == "vllm" else "transformers"
-    return f"{source}: {task} on {engine} (--backend {args.backend})"
+    return f"{args.model_id or args.model_dir}: {task} on {_engine(backend)} (--backend {args.backend})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,8 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     except ArgumentError as exc:
         print(f"make_repo: error: {exc}", file=sys.stderr)
         return 2
-    engine = "vLLM" if entry.backend == "vllm" else "transformers"
-    print(f"make_repo: wrote {root}: {entry.task} on {engine}" + "".join(f"; {n}" for n in entry.notes))
+    print(f"make_repo: wrote {root}: {entry.task} on {_engine(entry.backend)}" + "".join(f"; {n}" for n in entry.notes))
     if not args.serve:
         return 0
     from tools import serve
