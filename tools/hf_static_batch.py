@@ -17,7 +17,7 @@ import asyncio
 import time
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from triton_llm.config import cpu_dtype
 from triton_llm.engines import hf_attention
@@ -39,14 +39,15 @@ def static_batch(args: argparse.Namespace, ids: torch.Tensor) -> tuple[float, fl
         return (out.shape[1] - batch.shape[1]) * out.shape[0] / (time.perf_counter() - started)
 
     tokens_per_s(ids[:1, :8])  # warm-up
-    alone = sum(tokens_per_s(ids[i : i + 1]) for i in range(3)) / 3
+    alone_runs = min(3, len(ids))
+    alone = sum(tokens_per_s(ids[i : i + 1]) for i in range(alone_runs)) / alone_runs
     return alone, tokens_per_s(ids)
 
 
 async def engine(args: argparse.Namespace, ids: torch.Tensor) -> tuple[float, float]:
     e = HuggingFaceEngine({"model": args.model, "max_num_seqs": max(64, args.batch)}, "text_generation")
     await e.start()
-    tokenizer = e._tokenizer
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
     prompts = [tokenizer.decode(row) for row in ids.tolist()]
 
     async def tokens_per_s(concurrency: int, count: int) -> float:

@@ -166,7 +166,8 @@ class Validator:
             self.finding("<document>", f"expected a mapping, got {type(doc).__name__}")
             return None
         api_version, kind = doc.get("apiVersion"), doc.get("kind")
-        name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+        metadata = doc.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
         summary = {"file": file, "document": index, "apiVersion": api_version, "kind": kind, "name": name}
         class_name = KINDS.get((api_version, kind))
         if class_name is None:

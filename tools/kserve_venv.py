@@ -98,11 +98,10 @@ def _log(message: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    log = _log
     if not argv:
-        print(ensure(log))
+        print(ensure(_log))
         return 0
-    report = validate(argv, log)
+    report = validate(argv, _log)
     for f in report["findings"]:
         print(f"{f['file']} (document {f['document']}) {f['path']}: {f['message']}")
     checked = len(report["documents"])

@@ -106,7 +106,7 @@ def vllm_supports(config: Any) -> bool:
 
 
 def resolve_backend(settings: dict[str, Any], config: Any, task: str) -> str:
-    """'vllm' or 'huggingface' for this model and task, or ValueError naming `backend`."""
+    """'vllm' or 'huggingface' for this model and task, or SettingError naming `backend`."""
     backend = settings.get("backend", "auto")
     if backend not in BACKENDS:
         raise SettingError("backend", f"backend must be one of {BACKENDS}, got {backend!r}")
