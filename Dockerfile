@@ -12,20 +12,20 @@
 #   docker run --rm --gpus all --shm-size=1g -p 9000:9000 -v $PWD/my_repo:/models triton-llm
 # add -p 8000:8000 -p 8001:8001 -p 8002:8002 for Triton's own HTTP, gRPC and metrics ports,
 # -e TRITON_LLM_API_KEY=... to require a bearer key on /openai/v1, and --stop-timeout 40
-# so that `docker stop` leaves tools.serve time to unload the models (it needs up to ~35 s).
+# so that `docker stop` leaves triton_llm.cli.serve time to unload the models (it needs up to ~35 s).
 #
 # Or write the repository entry for a hub model in the container and serve it at once
-# (tools.make_repo takes KServe's Hugging Face runtime arguments: --model_id, --model_dir,
+# (triton_llm.cli.make_repo takes KServe's Hugging Face runtime arguments: --model_id, --model_dir,
 # --model_name, --task, --backend, --dtype, ...). The container runs as uid 1000, which must
 # be able to write my_repo; the named volume keeps the download, which model.json refers to:
 #   docker run --rm --gpus all --shm-size=1g -p 9000:9000 -e HF_TOKEN \
 #     -v hf-cache:/home/triton-server/.cache/huggingface -v $PWD/my_repo:/models \
-#     triton-llm python3 -m tools.make_repo --model_id hf://Qwen/Qwen2.5-0.5B-Instruct \
+#     triton-llm python3 -m triton_llm.cli.make_repo --model_id hf://Qwen/Qwen2.5-0.5B-Instruct \
 #       --model_name qwen --repository /models --serve --host 0.0.0.0
 #
 # The demo repository is copied to /opt/triton-llm/model_repository for reference only: its
 # entries point at ../../../.cache/models, which the image does not have. Mount yours at
-# /models or generate one with `python3 -m tools.make_repo` as above.
+# /models or generate one with `python3 -m triton_llm.cli.make_repo` as above.
 
 ARG TRITON_TAG=24.10
 FROM nvcr.io/nvidia/tritonserver:${TRITON_TAG}-vllm-python-py3
@@ -40,7 +40,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends "tini=${TINI_VERSION}" \
     && rm -rf /var/lib/apt/lists/*
 
-# TRITON_HOME: tools.tritonserver launches $TRITON_HOME/bin/tritonserver with the backends
+# TRITON_HOME: triton_llm.cli.tritonserver launches $TRITON_HOME/bin/tritonserver with the backends
 # in $TRITON_HOME/backends (the image's Triton) instead of a pytriton copy under .cache/.
 ENV TRITON_HOME=/opt/tritonserver \
     PYTHONUNBUFFERED=1 \
@@ -87,8 +87,8 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=10m --retries=3 \
 
 # tini as PID 1 reaps zombies and, with -g, signals the whole foreground process group;
 # NVIDIA's entrypoint still runs (driver and CUDA compatibility checks) and execs the
-# command. tools.serve starts tritonserver and the frontend in their own process groups,
+# command. triton_llm.cli.serve starts tritonserver and the frontend in their own process groups,
 # and on SIGTERM stops the frontend, then Triton (unloading the models), then kills
 # whatever is left.
 ENTRYPOINT ["/usr/bin/tini", "-g", "--", "/opt/nvidia/nvidia_entrypoint.sh"]
-CMD ["python3", "-m", "tools.serve", "--model-repository", "/models", "--host", "0.0.0.0"]
+CMD ["python3", "-m", "triton_llm.cli.serve", "--model-repository", "/models", "--host", "0.0.0.0"]

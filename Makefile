@@ -6,7 +6,7 @@ setup:
 	@tools/bootstrap.sh
 
 serve: setup  ## start Triton (:8000 HTTP, :8001 gRPC, :8002 metrics) on model_repository/
-	@exec $(PY) -m tools.serve $(ARGS)
+	@exec $(PY) -m triton_llm.cli.serve $(ARGS)
 
 test: setup  ## the whole suite, against a real tritonserver
 	@$(PY) -m pytest $(ARGS)

@@ -61,7 +61,7 @@ def bert_dirs(model_dir, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, tmp_path_factory) -> Path:
-    from tools import make_repo
+    from triton_llm.cli import make_repo
 
     repository = tmp_path_factory.mktemp("repo")
     # Written by the generator, as a user would: `auto` (vLLM has no T5) resolves to transformers.

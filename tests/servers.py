@@ -13,8 +13,8 @@ from pathlib import Path
 
 import requests
 
-from tools import tritonserver
-from tools.serve import free_port, stop_group, wait_ready
+from triton_llm.cli import tritonserver
+from triton_llm.cli.serve import free_port, stop_group, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 

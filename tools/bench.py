@@ -29,8 +29,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tools import bench_triton
-from tools.serve import free_port, stop_group, wait_ready
-from tools.tritonserver import ROOT
+from triton_llm.cli.serve import free_port, stop_group, wait_ready
+from triton_llm.cli.tritonserver import ROOT
 
 console = Console(stderr=True)
 
@@ -146,7 +146,7 @@ def bench(opts: argparse.Namespace) -> dict:
             else:
                 grpc_port = free_port()
                 cmd = [
-                    sys.executable, "-m", "tools.serve", f"--model-repository={ROOT / 'model_repository'}",
+                    sys.executable, "-m", "triton_llm.cli.serve", f"--model-repository={ROOT / 'model_repository'}",
                     f"--http-port={free_port()}", f"--grpc-port={grpc_port}", f"--metrics-port={free_port()}",
                     f"--frontend-port={port}",
                 ]  # fmt: skip

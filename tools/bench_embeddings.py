@@ -27,8 +27,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tools.bench import machine, running
-from tools.serve import free_port
-from tools.tritonserver import ROOT
+from triton_llm.cli.serve import free_port
+from triton_llm.cli.tritonserver import ROOT
 
 console = Console(stderr=True)
 SYSTEMS = {"on": "minilm", "off": "minilm-nobatch"}
@@ -101,7 +101,7 @@ def bench(opts: argparse.Namespace) -> dict:
         repo = repository(Path(tmp))
         port = free_port()
         cmd = [
-            sys.executable, "-m", "tools.serve", f"--model-repository={repo}", f"--http-port={free_port()}",
+            sys.executable, "-m", "triton_llm.cli.serve", f"--model-repository={repo}", f"--http-port={free_port()}",
             f"--grpc-port={free_port()}", f"--metrics-port={free_port()}", f"--frontend-port={port}",
         ]  # fmt: skip
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -39,5 +39,5 @@ if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then
   echo "$want" > "$STAMP"
 fi
 
-"$VENV/bin/python" -m tools.tritonserver
+"$VENV/bin/python" -m triton_llm.cli.tritonserver
 "$VENV/bin/python" -m tools.prepare_model

@@ -20,10 +20,10 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from triton_llm.config import cpu_dtype
-from triton_llm.engines import hf_attention
-from triton_llm.engines.hf_engine import HuggingFaceEngine
-from triton_llm.engines.hf_linear import pack_linears
-from triton_llm.protocol import GenerateRequest
+from triton_llm.generation.engines import hf_attention
+from triton_llm.generation.engines.hf_engine import HuggingFaceEngine
+from triton_llm.generation.engines.hf_linear import pack_linears
+from triton_llm.generation.types import GenerateRequest
 
 
 def static_batch(args: argparse.Namespace, ids: torch.Tensor) -> tuple[float, float]:

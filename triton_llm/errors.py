@@ -1,4 +1,9 @@
-"""Errors a client can fix. The runner turns them into Triton INVALID_ARG responses."""
+"""Errors a client can fix. The runners turn them into Triton INVALID_ARG responses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
 
 
 class InvalidInput(ValueError):
@@ -8,3 +13,15 @@ class InvalidInput(ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+
+def json_object(raw: str | dict, field: str) -> dict[str, Any]:
+    """A JSON object given as text (or already decoded), or an error naming `field`."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(field, f"is not valid JSON: {exc.msg}") from None
+    if not isinstance(raw, dict):
+        raise InvalidInput(field, "must be a JSON object")
+    return raw

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 TEXT_GENERATION = "text_generation"
 TEXT2TEXT_GENERATION = "text2text_generation"
 GENERATION_TASKS = (TEXT_GENERATION, TEXT2TEXT_GENERATION)
-# Served by `triton_llm.encoder_runner` (one forward pass per batch, Triton's dynamic batching).
+# Served by `triton_llm.encoders.runner` (one forward pass per batch, Triton's dynamic batching).
 TEXT_EMBEDDING = "text_embedding"
 FILL_MASK = "fill_mask"
 TOKEN_CLASSIFICATION = "token_classification"
@@ -27,7 +27,7 @@ BACKENDS = ("auto", "vllm", "huggingface")
 
 
 class SettingError(ValueError):
-    """A model.json setting this model cannot honour; `key` names it (tools.make_repo maps it to its argument)."""
+    """A model.json setting this model cannot honour; `key` names it (the make_repo CLI maps it to its argument)."""
 
     def __init__(self, key: str, message: str):
         super().__init__(f"model.json: {message}")
@@ -70,7 +70,7 @@ def resolve_task(
     if task not in TASKS:
         raise SettingError("task", f"task must be one of {TASKS}, got {task!r}")
     if task not in served:
-        runner = "triton_llm.encoder_runner" if task in ENCODER_TASKS else "triton_llm.runner"
+        runner = "triton_llm.encoders.runner" if task in ENCODER_TASKS else "triton_llm.generation.runner"
         raise SettingError("task", f"task {task!r} is served by {runner}: import its TritonPythonModel in model.py")
     if task == TEXT2TEXT_GENERATION and not getattr(config, "is_encoder_decoder", False):
         raise SettingError("task", f"task {task!r} needs an encoder-decoder model; this one is decoder-only")

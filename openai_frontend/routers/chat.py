@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 
-from openai_frontend import generation
 from openai_frontend.schemas.chat import (
     ChatChoice,
     ChatChunkChoice,
@@ -22,6 +21,7 @@ from openai_frontend.schemas.chat import (
     chat_id,
 )
 from openai_frontend.schemas.common import Usage, finish_reason
+from openai_frontend.serving import tensors as generation
 from openai_frontend.sse import stream_response
 
 router = APIRouter()

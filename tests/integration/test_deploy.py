@@ -1,4 +1,4 @@
-"""The KServe container's command: `tools.make_repo ... --serve` writes the entry, then serves it.
+"""The KServe container's command: `triton_llm.cli.make_repo ... --serve` writes the entry, then serves it.
 
 The ServingRuntime in deploy/kserve runs exactly this with `--model_dir /mnt/models`; here
 the folder is the demo's MiniLM and the stack is real (tritonserver + the OpenAI frontend).
@@ -19,7 +19,7 @@ import requests
 
 from tests.integration.test_lifecycle import _running
 from tests.servers import ROOT, free_port
-from tools.serve import wait_ready
+from triton_llm.cli.serve import wait_ready
 
 
 def test_make_repo_serve_answers_openai_clients_and_stops_on_sigterm(minilm_dir, tmp_path):
@@ -27,7 +27,7 @@ def test_make_repo_serve_answers_openai_clients_and_stops_on_sigterm(minilm_dir,
 
     http, frontend = free_port(), free_port()
     log = open(tmp_path / "serve.log", "wb")
-    cmd = [sys.executable, "-m", "tools.make_repo", "--model_name=mini", f"--model_dir={minilm_dir}",
+    cmd = [sys.executable, "-m", "triton_llm.cli.make_repo", "--model_name=mini", f"--model_dir={minilm_dir}",
            f"--repository={tmp_path / 'repo'}", "--serve", f"--http-port={http}", f"--grpc-port={free_port()}",
            f"--metrics-port={free_port()}", f"--frontend-port={frontend}"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

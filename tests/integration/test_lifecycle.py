@@ -12,12 +12,12 @@ import psutil
 import requests
 
 from tests.servers import ROOT, free_port
-from tools.serve import wait_ready
+from triton_llm.cli.serve import wait_ready
 
 
 def serve_command(repository, http: int, grpc: int, metrics: int) -> list[str]:
     return [
-        sys.executable, "-m", "tools.serve", f"--model-repository={repository}",
+        sys.executable, "-m", "triton_llm.cli.serve", f"--model-repository={repository}",
         f"--http-port={http}", f"--grpc-port={grpc}", f"--metrics-port={metrics}",
     ]  # fmt: skip
 

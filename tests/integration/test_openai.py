@@ -13,7 +13,7 @@ import requests
 from tests.conftest import CHAT, GREEDY, PROMPTS
 from tests.integration.test_cancellation import assert_engine_stopped, engine_requests, wait_for
 from tests.servers import FrontendProcess, TritonProcess, free_port
-from tools import tritonserver
+from triton_llm.cli import tritonserver
 
 MODEL = "smollm2"
 

@@ -136,7 +136,7 @@ def test_environment(steps):
         for item in shlex.split(args):
             name, _, value = item.partition("=")
             env[name] = value
-    assert env.get("TRITON_HOME") == "/opt/tritonserver"  # read by tools.tritonserver
+    assert env.get("TRITON_HOME") == "/opt/tritonserver"  # read by triton_llm.cli.tritonserver
     assert env.get("PYTHONUNBUFFERED") == "1"
     assert env.get("HF_HOME", "").startswith(env.get("HOME", "/nowhere") + "/")  # the writable home
 
@@ -147,13 +147,13 @@ def test_tini_starts_tools_serve(steps):
     assert Path(entrypoint[0]).name == "tini" and "-g" in entrypoint, entrypoint
     (cmd,) = args_of(steps, "CMD")
     cmd = exec_form(cmd)
-    assert cmd[:3] == ["python3", "-m", "tools.serve"], cmd
+    assert cmd[:3] == ["python3", "-m", "triton_llm.cli.serve"], cmd
     # Every flag the image passes still exists.
     help_text = subprocess.run(
-        [sys.executable, "-m", "tools.serve", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "triton_llm.cli.serve", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
     ).stdout
     for flag in (arg for arg in cmd[3:] if arg.startswith("--")):
-        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text), f"tools.serve has no {flag}"
+        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text), f"triton_llm.cli.serve has no {flag}"
 
 
 def copy_sources(steps) -> list[str]:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from triton_llm.encoder import Encoder, EncodeRequest
+from triton_llm.encoders.engine import Encoder, EncodeRequest
+from triton_llm.encoders.pooling import SentencePooling
 from triton_llm.errors import InvalidInput
-from triton_llm.pooling import SentencePooling
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@ import pytest
 from pydantic import ValidationError
 from tritonclient.utils import InferenceServerException
 
-from openai_frontend import generation
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.schemas.common import finish_reason
 from openai_frontend.schemas.completions import CompletionRequest
+from openai_frontend.serving import tensors as generation
 from openai_frontend.triton_client import _map_error
 
 

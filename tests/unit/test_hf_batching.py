@@ -4,8 +4,8 @@ import threading
 import pytest
 import torch
 
-from triton_llm.engines.hf_batching import Seq2SeqBatcher, Sequence, _sample
-from triton_llm.engines.hf_sampling import HfSampling
+from triton_llm.generation.engines.hf_batching import Seq2SeqBatcher, Sequence, _sample
+from triton_llm.generation.engines.hf_sampling import HfSampling
 
 
 class _BrokenEncoderModel:

@@ -3,8 +3,8 @@
 import torch
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
-from triton_llm.engines import hf_attention
-from triton_llm.engines.hf_linear import PackedLinear, pack_linears
+from triton_llm.generation.engines import hf_attention
+from triton_llm.generation.engines.hf_linear import PackedLinear, pack_linears
 
 
 def test_grouped_attention_equals_eager_attention_on_a_padded_batch():

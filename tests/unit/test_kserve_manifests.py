@@ -8,7 +8,7 @@ tools/kserve_venv.py, ~30 s; then a run takes well under a second).
 
 Then what the SDK cannot know: the InferenceServices name the runtime and service accounts
 defined here, the runtime's and each InferenceService's args (KServe appends the latter) are
-arguments tools.make_repo takes, and the ports, probes and metrics annotation agree with
+arguments triton_llm.cli.make_repo takes, and the ports, probes and metrics annotation agree with
 what the container serves.
 """
 
@@ -28,7 +28,7 @@ DEPLOY = ROOT / "deploy" / "kserve"
 MANIFESTS = sorted(DEPLOY.glob("*.yaml"))
 EXPECTED = {"servingruntime.yaml", "isvc-chat-vllm.yaml", "isvc-t5-text2text.yaml", "isvc-embedding.yaml",
             "isvc-s3.yaml", "hf-token-secret.yaml"}  # fmt: skip
-ENTRYPOINT = ["python3", "-m", "tools.make_repo"]
+ENTRYPOINT = ["python3", "-m", "triton_llm.cli.make_repo"]
 # KServe's own runtime names: naming ours like one would make KServe apply that server's
 # defaults (GetServerTypeFromRuntimeName).
 KSERVE_RUNTIMES = {"mlserver", "kserve-torchserve", "kserve-tritonserver", "kserve-tensorflow-serving",
@@ -259,7 +259,7 @@ def _envs(doc):
         yield doc["metadata"]["name"], env
 
 
-# -- the container: tools.make_repo's arguments, ports, probes --------------------------
+# -- the container: triton_llm.cli.make_repo's arguments, ports, probes --------------------------
 
 
 def make_repo_args(container: dict, isvc: dict) -> list[str]:
@@ -276,7 +276,7 @@ def test_the_image_entrypoint_is_kept(container):
 
 
 def test_args_are_make_repo_arguments(docs, container):
-    from tools.make_repo import build_parser
+    from triton_llm.cli.make_repo import build_parser
 
     parser = build_parser()
     options = {s for action in parser._actions for s in action.option_strings}
@@ -287,7 +287,7 @@ def test_args_are_make_repo_arguments(docs, container):
         # unknown one would be handed to vLLM's parser as an engine argument.
         assert [a for a in args if a.startswith("-") and a.split("=")[0] not in options] == [], name
         parsed, unknown = parser.parse_known_args(args)
-        assert unknown == [], f"{name}: not tools.make_repo arguments: {unknown}"
+        assert unknown == [], f"{name}: not triton_llm.cli.make_repo arguments: {unknown}"
         assert parsed.model_name == name
         assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63, name
         assert parsed.model_dir == "/mnt/models" and parsed.model_id is None, "the storage initializer's folder"
@@ -297,7 +297,7 @@ def test_args_are_make_repo_arguments(docs, container):
 
 def test_ports_probes_and_metrics_agree_with_the_container(docs, runtime, container):
     from openai_frontend.routers.health import router
-    from tools.make_repo import build_parser
+    from triton_llm.cli.make_repo import build_parser
 
     parsed, _ = build_parser().parse_known_args(make_repo_args(container, of_kind(docs, "InferenceService")[0]))
     assert container["ports"] == [{"name": "http1", "containerPort": parsed.frontend_port, "protocol": "TCP"}]

@@ -1,4 +1,4 @@
-"""tools.make_repo: KServe's arguments in, a repository entry out; bad combinations refused before writing.
+"""triton_llm.cli.make_repo: KServe's arguments in, a repository entry out; bad combinations refused before writing.
 
 Real model folders (the demo's SmolLM2 and MiniLM, a tiny T5); the hub is a local stand-in
 speaking its HTTP API (tests/hub_standin.py), driven by the real huggingface_hub client.
@@ -17,7 +17,7 @@ import pytest
 
 from tests.hub_standin import HubStandIn
 from tests.servers import ROOT
-from tools import make_repo
+from triton_llm.cli import make_repo
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -153,7 +153,7 @@ def make_repo_against(
     env.pop("HF_TOKEN", None)
     if token:
         env["HF_TOKEN"] = token
-    return subprocess.run([sys.executable, "-m", "tools.make_repo", *map(str, argv)],
+    return subprocess.run([sys.executable, "-m", "triton_llm.cli.make_repo", *map(str, argv)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
@@ -172,7 +172,7 @@ def test_hub_download_is_pinned_to_its_commit_and_loads_offline(hub_model, tmp_p
     assert not (snapshot / "pytorch_model.bin").exists() and not (snapshot / "onnx").exists()
     # What the entry names is served from the cache with the hub out of reach.
     load = (
-        "import json, sys; from triton_llm.encoder import Encoder, EncodeRequest;"
+        "import json, sys; from triton_llm.encoders.engine import Encoder, EncodeRequest;"
         "e = Encoder(json.loads(sys.argv[1])); e.load();"
         "print(e.encode([EncodeRequest.parse(['hello'], {})])[0]['embedding'].shape)"
     )

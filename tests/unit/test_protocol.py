@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from triton_llm.errors import InvalidInput
-from triton_llm.protocol import ChoiceDelta, GenerateRequest, GenerationChunk, build_outputs, parse_request
+from triton_llm.generation.protocol import build_outputs, parse_request
+from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
 
 
 def inputs(**values):

@@ -58,9 +58,9 @@ def test_encoder_tasks_come_from_the_architecture_or_the_folder():
 def test_each_runner_refuses_the_other_runners_tasks():
     from triton_llm.tasks import ENCODER_TASKS, GENERATION_TASKS
 
-    with pytest.raises(ValueError, match="served by triton_llm.encoder_runner"):
+    with pytest.raises(ValueError, match="served by triton_llm.encoders.runner"):
         resolve_task({"task": "fill_mask"}, LLAMA, served=GENERATION_TASKS)
-    with pytest.raises(ValueError, match="served by triton_llm.runner"):
+    with pytest.raises(ValueError, match="served by triton_llm.generation.runner"):
         resolve_task({}, LLAMA, served=ENCODER_TASKS)
     with pytest.raises(ValueError, match="backend 'vllm' cannot serve"):
         resolve_backend({"backend": "vllm"}, LLAMA, "text_embedding")

@@ -8,7 +8,7 @@ in its batch are served.
 
 Tasks (`triton_llm.tasks`), outputs as KServe's Hugging Face runtime gives them:
   - text_embedding: `embedding` [n, dim], pooled and normalised as the model's
-    sentence-transformers configuration says (`triton_llm.pooling`);
+    sentence-transformers configuration says (`triton_llm.encoders.pooling`);
   - sequence_classification: `output-0` class id [n, 1], `label` its name;
   - token_classification: `output-0` class id per token [n, tokens] (-1 past a text's end);
   - fill_mask: `output-0` the predicted token(s) of each text's mask(s) [n, 1];
@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from triton_llm.config import OUR_KEYS, cpu_dtype, has_gpu, resolve_model_id
+from triton_llm.encoders.pooling import FileReader, SentencePooling
 from triton_llm.errors import InvalidInput
-from triton_llm.pooling import FileReader, SentencePooling
 from triton_llm.tasks import (
     ENCODER_TASKS,
     FILL_MASK,

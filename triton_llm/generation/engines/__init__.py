@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from triton_llm.config import resolve_model_id
-from triton_llm.engines.base import Engine
+from triton_llm.generation.engines.base import Engine
 from triton_llm.tasks import GENERATION_TASKS, resolve_backend, resolve_task
 
 logger = logging.getLogger(__name__)
@@ -35,9 +35,9 @@ def create_engine(settings: dict[str, Any]) -> Engine:
         settings["model"], task, backend, settings.get("backend", "auto"), config.architectures,
     )  # fmt: skip
     if backend == "vllm":
-        from triton_llm.engines.vllm_engine import VllmEngine
+        from triton_llm.generation.engines.vllm_engine import VllmEngine
 
         return VllmEngine(settings)
-    from triton_llm.engines.hf_engine import HuggingFaceEngine
+    from triton_llm.generation.engines.hf_engine import HuggingFaceEngine
 
     return HuggingFaceEngine(settings, task)

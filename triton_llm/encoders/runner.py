@@ -1,4 +1,4 @@
-"""The Triton Python-backend model for embeddings and the encoder tasks (`triton_llm.encoder`).
+"""The Triton Python-backend model for embeddings and the encoder tasks (`triton_llm.encoders.engine`).
 
 Not decoupled: one response per request. Batching is Triton's: with `dynamic_batching` in
 config.pbtxt, `execute` receives every request queued while the previous batch ran, and
@@ -25,7 +25,7 @@ os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists inside the stub)
 
 from triton_llm.config import load_model_json  # noqa: E402
-from triton_llm.encoder import INPUTS, OUTPUTS, Encoder, EncodeRequest, resolve_encoder_task  # noqa: E402
+from triton_llm.encoders.engine import INPUTS, OUTPUTS, Encoder, EncodeRequest, resolve_encoder_task  # noqa: E402
 from triton_llm.errors import InvalidInput  # noqa: E402
 from triton_llm.triton_log import route_logs_to_triton  # noqa: E402
 

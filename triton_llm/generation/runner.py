@@ -34,10 +34,10 @@ except locale.Error:
 
 import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists inside the stub)
 
-from triton_llm import protocol  # noqa: E402
 from triton_llm.config import load_model_json  # noqa: E402
-from triton_llm.engines import create_engine  # noqa: E402
 from triton_llm.errors import InvalidInput  # noqa: E402
+from triton_llm.generation import protocol  # noqa: E402
+from triton_llm.generation.engines import create_engine  # noqa: E402
 from triton_llm.metrics import ModelMetrics  # noqa: E402
 from triton_llm.triton_log import route_logs_to_triton  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Write a Triton model repository entry from KServe's Hugging Face runtime arguments.
 
-    python -m tools.make_repo --model_id hf://Qwen/Qwen2.5-0.5B-Instruct --model_name qwen
-    python -m tools.make_repo --model_dir ./t5-small --model_name t5 --backend huggingface
-    python -m tools.make_repo --model_name NAME --model_dir /mnt/models --serve --host 0.0.0.0   # KServe
+    python -m triton_llm.cli.make_repo --model_id hf://Qwen/Qwen2.5-0.5B-Instruct --model_name qwen
+    python -m triton_llm.cli.make_repo --model_dir ./t5-small --model_name t5 --backend huggingface
+    python -m triton_llm.cli.make_repo --model_name NAME --model_dir /mnt/models --serve --host 0.0.0.0   # KServe
 
 The arguments keep the names and meanings of KServe's huggingfaceserver (`--model_id`,
 `--model_dir`, `--model_revision`, `--tokenizer_revision`, `--dtype`, `--task`, `--backend`,
@@ -16,7 +16,7 @@ anything is written.
 `--model_id` downloads with huggingface_hub (HF_TOKEN and HF_ENDPOINT honoured, progress
 bars, interrupted downloads resume): into the hub cache, and model.json names the id at the
 commit downloaded, or with `--download_dir` into that folder, which model.json then names.
-`--serve` starts Triton and the OpenAI frontend on the repository afterwards (tools.serve).
+`--serve` starts Triton and the OpenAI frontend on the repository afterwards (triton_llm.cli.serve).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ logger = logging.getLogger("make_repo")
 # KServe's --dtype choices; `float` and `half` are aliases there too.
 DTYPES = {"auto": None, "float16": "float16", "half": "float16", "bfloat16": "bfloat16", "float32": "float32",
           "float": "float32"}  # fmt: skip
-# Encoder-task options: model.json keys of triton_llm.encoder under KServe's names.
+# Encoder-task options: model.json keys of triton_llm.encoders.engine under KServe's names.
 ENCODER_FLAGS = ("disable_lower_case", "disable_special_tokens", "return_token_type_ids", "return_probabilities")
 # The vLLM engine arguments our transformers engine also reads.
 HF_ENGINE_ARGS = {"max_num_seqs", "served_model_name"}
@@ -54,7 +54,7 @@ from {runner} import TritonPythonModel  # noqa: F401
 
 GENERATION_CONFIG = """\
 # {description}
-# Written by `python -m tools.make_repo`. Inputs and outputs are filled in by the model's
+# Written by `python -m triton_llm.cli.make_repo`. Inputs and outputs are filled in by the model's
 # auto_complete_config (docs/protocol.md); engine settings are in 1/model.json.
 backend: "python"
 max_batch_size: 0
@@ -66,7 +66,7 @@ instance_group [{{ count: 1, kind: {kind} }}]
 
 ENCODER_CONFIG = """\
 # {description}
-# Written by `python -m tools.make_repo`. Each text is one row of the batch dimension;
+# Written by `python -m triton_llm.cli.make_repo`. Each text is one row of the batch dimension;
 # Triton's dynamic batcher gathers the requests queued while a batch runs into one forward
 # pass. Inputs and outputs are filled in by the model's auto_complete_config
 # (docs/protocol.md); model settings are in 1/model.json.
@@ -100,7 +100,7 @@ class Entry:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m tools.make_repo",
+        prog="python -m triton_llm.cli.make_repo",
         description=__doc__.split("\n\n")[0],
         epilog="Other --options are taken as vLLM engine arguments (e.g. --max-num-seqs 32) and written to model.json.",
     )
@@ -267,7 +267,7 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
             settings["tensor_input_names"] = args.tensor_input_names.split(",")
         if extra:
             raise ArgumentError(extra[0], f"vLLM engine arguments do not apply to the {task} task")
-        runner = "triton_llm.encoder_runner"
+        runner = "triton_llm.encoders.runner"
         config_pbtxt = ENCODER_CONFIG.format(
             description=_describe(args, task, backend), max_batch_size=args.max_batch_size, kind=args.instance_kind
         )
@@ -283,7 +283,7 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
             raise ArgumentError(f"--{vllm_only[0].replace('_', '-')}", "a vLLM engine argument; this model is served "
                                 "by transformers (--backend)")  # fmt: skip
         settings.update(vllm_args)
-        runner = "triton_llm.runner"
+        runner = "triton_llm.generation.runner"
         config_pbtxt = GENERATION_CONFIG.format(description=_describe(args, task, backend), kind=args.instance_kind)
     return Entry(args.model_name, task, backend, settings, runner, config_pbtxt, notes)
 
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"make_repo: wrote {root}: {entry.task} on {_engine(entry.backend)}" + "".join(f"; {n}" for n in entry.notes))
     if not args.serve:
         return 0
-    from tools import serve
+    from triton_llm.cli import serve
 
     ports = [f"--{name}-port={getattr(args, f'{name}_port')}" for name in ("http", "grpc", "metrics", "frontend")]
     return serve.main(["--model-repository", str(args.repository), "--host", args.host, *ports,

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from triton_llm.errors import InvalidInput
-from triton_llm.protocol import GenerateRequest, GenerationChunk
+from triton_llm.generation.types import GenerateRequest, GenerationChunk
 
 
 class Engine(Protocol):

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from triton_llm.config import OUR_KEYS, cpu_dtype, has_gpu, resolve_model_id
-from triton_llm.engines import hf_attention, hf_linear
-from triton_llm.engines.base import render_prompt
-from triton_llm.engines.detokenizer import IncrementalDetokenizer, StopStrings
-from triton_llm.engines.hf_batching import CausalBatcher, Seq2SeqBatcher, Sequence
-from triton_llm.engines.hf_sampling import to_hf_sampling
 from triton_llm.errors import InvalidInput
-from triton_llm.protocol import ChoiceDelta, GenerateRequest, GenerationChunk
+from triton_llm.generation.engines import hf_attention, hf_linear
+from triton_llm.generation.engines.base import render_prompt
+from triton_llm.generation.engines.detokenizer import IncrementalDetokenizer, StopStrings
+from triton_llm.generation.engines.hf_batching import CausalBatcher, Seq2SeqBatcher, Sequence
+from triton_llm.generation.engines.hf_sampling import to_hf_sampling
+from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
 from triton_llm.tasks import TEXT_GENERATION
 
 logger = logging.getLogger(__name__)

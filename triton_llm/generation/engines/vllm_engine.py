@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from triton_llm.config import vllm_engine_args
-from triton_llm.engines.base import render_prompt
 from triton_llm.errors import InvalidInput
-from triton_llm.protocol import ChoiceDelta, GenerateRequest, GenerationChunk
+from triton_llm.generation.engines.base import render_prompt
+from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class VllmEngine:
     async def generate(self, request: GenerateRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         from vllm.exceptions import VLLMClientError
 
-        from triton_llm.engines.vllm_sampling import to_sampling_params
+        from triton_llm.generation.engines.vllm_sampling import to_sampling_params
 
         params = to_sampling_params(request.sampling, request.stream)
         prompt = render_prompt(self._tokenizer, request)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from triton_llm.errors import InvalidInput
+from triton_llm.errors import InvalidInput, json_object
+from triton_llm.generation.types import RETURN_FLAGS, ChoiceDelta, GenerateRequest, GenerationChunk
 
 # name, Triton data type, dims, optional. `text_input` is optional here (required in
 # vllm_backend) only so that a request may carry `messages` instead; one of them is
@@ -47,53 +47,8 @@ OUTPUTS: list[dict[str, Any]] = [
     {"name": "num_output_tokens", "data_type": "TYPE_UINT32", "dims": [-1]},
 ]
 
-RETURN_FLAGS = (
-    "return_finish_reason",
-    "return_cumulative_logprob",
-    "return_logprobs",
-    "return_num_input_tokens",
-    "return_num_output_tokens",
-)
 
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
-
-
-@dataclass
-class GenerateRequest:
-    """One generation request, validated, independent of Triton and of the engine."""
-
-    prompt: str | None = None
-    messages: list[dict[str, Any]] | None = None
-    stream: bool = False
-    # vllm_backend semantics: the prompt is prepended to a non-streamed output unless
-    # `exclude_input_in_output` is true; streaming never prepends.
-    prepend_input: bool = True
-    sampling: dict[str, Any] = field(default_factory=dict)
-    returns: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(RETURN_FLAGS, False))
-    sparse_outputs: bool = False
-
-
-@dataclass
-class ChoiceDelta:
-    """What one choice (of `n`) produced since the previous chunk."""
-
-    index: int
-    text: str = ""
-    num_tokens: int = 0
-    finish_reason: str | None = None
-    cumulative_logprob: float | None = None
-    # One dict per new token: {token_id: {"logprob", "rank", "decoded_token"}}.
-    logprobs: list[dict[int, dict[str, Any]]] | None = None
-
-
-@dataclass
-class GenerationChunk:
-    """One step of output for a request: engines yield these, the runner sends them."""
-
-    prompt: str
-    num_input_tokens: int
-    choices: list[ChoiceDelta]
-    finished: bool
 
 
 def _scalar(value: np.ndarray | None) -> Any:
@@ -158,18 +113,6 @@ def parse_messages(raw: str) -> list[dict[str, Any]]:
             raise InvalidInput(f"{where}.content", "must be a string or a list of text parts")
         out.append({**message, "content": content})
     return out
-
-
-def json_object(raw: str | dict, field: str) -> dict[str, Any]:
-    """A JSON object given as text (or already decoded), or an error naming `field`."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(field, f"is not valid JSON: {exc.msg}") from None
-    if not isinstance(raw, dict):
-        raise InvalidInput(field, "must be a JSON object")
-    return raw
 
 
 def parse_sampling_json(raw: str | None) -> dict[str, Any]:

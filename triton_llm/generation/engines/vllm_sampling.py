@@ -16,8 +16,7 @@ from vllm import SamplingParams
 from vllm.exceptions import VLLMClientError
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
-from triton_llm.errors import InvalidInput
-from triton_llm.protocol import json_object
+from triton_llm.errors import InvalidInput, json_object
 
 _HINTS = typing.get_type_hints(SamplingParams)
 # Fields that are vLLM's internals or set by us, not by clients.

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from triton_llm.engines.hf_sampling import HfSampling
+from triton_llm.generation.engines.hf_sampling import HfSampling
 
 logger = logging.getLogger(__name__)
 

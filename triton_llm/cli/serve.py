@@ -1,6 +1,6 @@
 """Start the stack (tritonserver + the OpenAI frontend) and stop all of it on SIGTERM/Ctrl-C.
 
-    python -m tools.serve [--model-repository model_repository] [--host 127.0.0.1]
+    python -m triton_llm.cli.serve [--model-repository model_repository] [--host 127.0.0.1]
 
 Each child runs in its own process group: Triton with every Python-backend stub and engine
 process it spawns, and the frontend. On SIGTERM or Ctrl-C we stop the frontend, then ask
@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from openai_frontend.settings import Settings
-from tools import tritonserver
+from triton_llm.cli import tritonserver
 
 GRACE_S = 25.0
 

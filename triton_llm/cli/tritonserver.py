@@ -18,7 +18,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HOME = ROOT / ".cache" / "tritonserver"
 # A system Triton (NVIDIA's container images) to launch instead of the pytriton copy.
 SYSTEM_HOME = os.environ.get("TRITON_HOME")
@@ -94,5 +94,11 @@ def command(
     ]
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """Install the copy (once) and print its folder."""
     print(install())
+    return 0
+
+
+if __name__ == "__main__":
+    main()
