@@ -30,8 +30,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tools import bench_triton
 from triton_llm.cli.serve import free_port, stop_group, wait_ready
-from triton_llm.cli.tritonserver import ROOT
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: these dev scripts run from one
 console = Console(stderr=True)
 
 # figure key in vllm.benchmarks.serve's result -> (label, higher is better)

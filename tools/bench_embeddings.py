@@ -26,9 +26,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tools.bench import machine, running
+from tools.bench import ROOT, machine, running
 from triton_llm.cli.serve import free_port
-from triton_llm.cli.tritonserver import ROOT
 
 console = Console(stderr=True)
 SYSTEMS = {"on": "minilm", "off": "minilm-nobatch"}

@@ -1,6 +1,7 @@
 """Start the stack (tritonserver + the OpenAI frontend) and stop all of it on SIGTERM/Ctrl-C.
 
-    python -m triton_llm.cli.serve [--model-repository model_repository] [--host 127.0.0.1]
+    triton-llm serve [--model-repository model_repository] [--host 127.0.0.1]
+    python -m triton_llm.cli.serve ...    # the same
 
 Each child runs in its own process group: Triton with every Python-backend stub and engine
 process it spawns, and the frontend. On SIGTERM or Ctrl-C we stop the frontend, then ask
@@ -82,7 +83,7 @@ def stop_group(proc: subprocess.Popen, grace: float = GRACE_S) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-repository", type=Path, default=tritonserver.ROOT / "model_repository")
+    parser.add_argument("--model-repository", type=Path, default=Path("model_repository"), help="default: %(default)s")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)

@@ -6,8 +6,11 @@ with the environment the stub needs (STACK.md):
   - our interpreter's libpython first on LD_LIBRARY_PATH (the stub embeds the system's);
   - the venv's bin/ first on PATH (the stub takes its site-packages from `python3`).
 
-With `TRITON_HOME` set (`/opt/tritonserver` in NVIDIA's images, see the Dockerfile), that
-installation is launched as it is instead.
+The copy lives in `$TRITON_LLM_CACHE/tritonserver`; without that variable, in the checkout's
+`.cache/` when the package runs from one (an editable install: `make serve`), else in
+`./.cache/` under the current directory (an installed package). With `TRITON_HOME` set
+(`/opt/tritonserver` in NVIDIA's images, see the Dockerfile), that installation is launched
+as it is instead.
 """
 
 from __future__ import annotations
@@ -18,10 +21,25 @@ import sys
 import sysconfig
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_HOME = ROOT / ".cache" / "tritonserver"
 # A system Triton (NVIDIA's container images) to launch instead of the pytriton copy.
 SYSTEM_HOME = os.environ.get("TRITON_HOME")
+
+
+def cache_dir() -> Path:
+    """Where the Triton copy goes: $TRITON_LLM_CACHE, the checkout's .cache, or ./.cache."""
+    if os.environ.get("TRITON_LLM_CACHE"):
+        return Path(os.environ["TRITON_LLM_CACHE"])
+    # From a checkout, the package's parent folder is the repository (pyproject.toml beside
+    # it); installed, it is site-packages, where no cache belongs.
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / ".cache"
+    return Path.cwd() / ".cache"
+
+
+def default_home() -> Path:
+    """The Triton to launch: the system one ($TRITON_HOME) or our copy in the cache."""
+    return Path(SYSTEM_HOME) if SYSTEM_HOME else cache_dir() / "tritonserver"
 
 
 def _wheel_dir() -> Path:
@@ -36,8 +54,9 @@ def _libs_dir() -> Path:
     return Path(pytriton.__file__).parent.parent / "nvidia_pytriton.libs"
 
 
-def install(home: Path = DEFAULT_HOME) -> Path:
-    """Copy Triton to `home` once; return it."""
+def install(home: Path | None = None) -> Path:
+    """Copy Triton to `home` (default: the cache's tritonserver/) once; return it."""
+    home = home or cache_dir() / "tritonserver"
     stub = home / "backends" / "python" / "triton_python_backend_stub"
     if stub.is_file() and (home / "bin" / "tritonserver").is_file():
         return home
@@ -75,9 +94,10 @@ def command(
     http_port: int = 8000,
     grpc_port: int = 8001,
     metrics_port: int = 8002,
-    home: Path = Path(SYSTEM_HOME) if SYSTEM_HOME else DEFAULT_HOME,
+    home: Path | None = None,
     extra: list[str] | None = None,
 ) -> list[str]:
+    home = home or default_home()
     return [
         str(home / "bin" / "tritonserver"),
         f"--model-repository={model_repository}",
