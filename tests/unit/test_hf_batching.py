@@ -4,8 +4,9 @@ import threading
 import pytest
 import torch
 
-from triton_llm.generation.engines.hf_batching import Seq2SeqBatcher, Sequence, _sample
+from triton_llm.generation.engines.hf_batching import Seq2SeqBatcher, _sample
 from triton_llm.generation.engines.hf_sampling import HfSampling
+from triton_llm.generation.engines.hf_scheduler import Sequence
 
 
 class _BrokenEncoderModel:
@@ -66,5 +67,5 @@ def test_the_model_is_loaded_on_the_thread_that_runs_the_steps():
 
     batcher = Seq2SeqBatcher(load, max_num_seqs=4)
     batcher.wait_loaded()
-    assert threads == [batcher._thread]  # one OpenMP pool: see _Batcher
+    assert threads == [batcher._thread]  # one OpenMP pool: see hf_scheduler.Batcher
     batcher.stop()

@@ -1,8 +1,7 @@
 """Continuous batching for the transformers engine: many sequences share each forward pass.
 
-One scheduling thread per model (`_Batcher`): requests join between steps, finished or
-cancelled ones leave at once, every step decodes one token for all active sequences.
-Two ways to run a step:
+The scheduling thread (`hf_scheduler.Batcher`) joins and drops sequences between steps;
+the two batchers here say how a step runs:
   - `CausalBatcher` (decoder-only) keeps one padded batch and one KV cache
     (`DynamicCache`) for all active sequences, as TGI's CausalLM batches did: a joining
     group is prefilled together and its cache rows are left-padded into the batch, leaving
@@ -16,206 +15,23 @@ Two ways to run a step:
     support): a joining request is encoded once; each step runs the decoder over all active
     sequences right-padded, without a KV cache, so that sequences join and leave at any
     step without cache surgery (text2text outputs are short).
-Updates go back as `on_update(token_ids, finished, error)` on the caller's event loop, with
-every token generated so far.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import queue
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from triton_llm.generation.engines.hf_sampling import HfSampling
-
-logger = logging.getLogger(__name__)
-
-OnUpdate = Callable[[list[int], bool, "str | None"], None]
+from triton_llm.generation.engines.hf_scheduler import Active, Batcher, Sequence
 
 
-@dataclass
-class Sequence:
-    """One choice to generate."""
-
-    request_id: str
-    prompt_ids: list[int]
-    max_new_tokens: int
-    eos_token_ids: list[int]
-    sampling: HfSampling
-    stream: bool = True  # False: only the final update is wanted
-
-
-@dataclass
-class _Active:
-    seq: Sequence
-    on_update: OnUpdate
-    loop: asyncio.AbstractEventLoop
-    generated: list[int] = field(default_factory=list)
-    encoded: torch.Tensor | None = None  # encoder-decoder: [source_len, hidden]
-
-
-class _Batcher:
-    """The scheduling thread; subclasses say how to join sequences and run one step.
-
-    The thread also loads the model: all of the engine's torch work runs on this one thread.
-    PyTorch's OpenMP runtime (libgomp) keeps a pool of workers per thread that runs parallel
-    ops, and once there are more of those workers than cores it stops spin-waiting between
-    ops, so each op waits for a futex wake-up. On a 2-core machine, SmolLM2 loaded on another
-    (still living) thread generated 18 tok/s for one request and 188 for 16; loaded here,
-    32 and 320.
-    """
-
-    def __init__(self, load: Callable[[], Any], *, max_num_seqs: int):
-        self.model: Any = None
-        self.max_num_seqs = max_num_seqs
-        self.active: list[_Active] = []  # in batch-row order
-        self._incoming: queue.Queue = queue.Queue()
-        self._cancelled: set[str] = set()
-        self._lock = threading.Lock()
-        self._count = 0
-        self._loaded = threading.Event()
-        self._load_error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, args=(load,), name=type(self).__name__, daemon=True)
-        self._thread.start()
-
-    def wait_loaded(self) -> Any:
-        """Block until the model is loaded; returns it, or raises what loading raised."""
-        self._loaded.wait()
-        if self._load_error is not None:
-            raise self._load_error
-        return self.model
-
-    # -- any thread -----------------------------------------------------------------------
-
-    def submit(self, seq: Sequence, on_update: OnUpdate) -> None:
-        """Queue a sequence; call from the event loop that `on_update` must run on."""
-        with self._lock:
-            self._count += 1
-        self._incoming.put(_Active(seq, on_update, asyncio.get_running_loop()))
-
-    def cancel(self, request_id: str) -> None:
-        with self._lock:
-            self._cancelled.add(request_id)
-        self._incoming.put(None)  # wake the thread
-
-    def num_unfinished(self) -> int:
-        return self._count
-
-    def stop(self) -> None:
-        self._incoming.put(StopIteration)
-        self._thread.join(timeout=10)
-
-    # -- for subclasses: run on the batching thread ----------------------------------------
-
-    def setup(self) -> None:
-        """Called once the model is loaded."""
-
-    def join(self, joining: list[_Active]) -> list[int] | None:
-        """Prepare joining sequences, appended to `active`; may return their first tokens."""
-        raise NotImplementedError
-
-    def step(self) -> list[int]:
-        """One forward pass over `active`: the next token of each."""
-        raise NotImplementedError
-
-    def keep(self, rows: list[int]) -> None:
-        """Only these rows of `active` stay (batch state is cut to match)."""
-        self.active = [self.active[r] for r in rows]
-
-    # -- the batching thread ----------------------------------------------------------------
-
-    def _main(self, load: Callable[[], Any]) -> None:
-        try:
-            self.model = load()
-            self.setup()
-        except BaseException as exc:  # handed to wait_loaded's caller
-            self._load_error = exc
-            return
-        finally:
-            self._loaded.set()
-        with torch.inference_mode():  # cheaper than no_grad: 31 -> 34 tok/s for one SmolLM2 request
-            self._run()
-
-    def _run(self) -> None:
-        waiting: list[_Active] = []
-        while True:
-            joining: list[_Active] = []
-            items = []
-            try:
-                items.append(self._incoming.get(block=not (self.active or waiting)))
-                while True:
-                    items.append(self._incoming.get_nowait())
-            except queue.Empty:
-                pass
-            if StopIteration in items:
-                return
-            waiting += [item for item in items if item is not None]
-            with self._lock:
-                cancelled, self._cancelled = self._cancelled, set()
-            try:
-                if cancelled:
-                    waiting = self._drop_cancelled(waiting, cancelled)
-                room = self.max_num_seqs - len(self.active)
-                if room > 0 and waiting:
-                    joining, waiting = waiting[:room], waiting[room:]
-                    start = len(self.active)
-                    tokens = self.join(joining)
-                    if tokens is not None:
-                        self._advance(tokens, first_row=start)
-                if self.active:
-                    self._advance(self.step())
-            except Exception as exc:  # fail what is in flight, keep serving
-                logger.exception("%s: step failed", type(self).__name__)
-                # Joiners whose join failed are not in `active` yet; each fails once.
-                for a in {id(a): a for a in (*self.active, *joining)}.values():
-                    self._finish(a, str(exc))
-                self.keep([])
-
-    def _drop_cancelled(self, waiting: list[_Active], cancelled: set[str]) -> list[_Active]:
-        for a in [*waiting, *self.active]:
-            if a.seq.request_id in cancelled:
-                self._done()
-        rows = [r for r, a in enumerate(self.active) if a.seq.request_id not in cancelled]
-        if len(rows) < len(self.active):
-            self.keep(rows)
-        return [a for a in waiting if a.seq.request_id not in cancelled]
-
-    def _advance(self, tokens: list[int], first_row: int = 0) -> None:
-        """Record one new token per row from `first_row`; finished rows leave the batch."""
-        rows = list(range(first_row))
-        for row, token in enumerate(tokens, start=first_row):
-            a = self.active[row]
-            a.generated.append(token)
-            if token in a.seq.eos_token_ids or len(a.generated) >= a.seq.max_new_tokens:
-                self._finish(a, None)
-                continue
-            if a.seq.stream:
-                a.loop.call_soon_threadsafe(a.on_update, list(a.generated), False, None)
-            rows.append(row)
-        if len(rows) < len(self.active):
-            self.keep(rows)
-
-    def _finish(self, a: _Active, error: str | None) -> None:
-        self._done()
-        a.loop.call_soon_threadsafe(a.on_update, list(a.generated), True, error)
-
-    def _done(self) -> None:
-        with self._lock:
-            self._count -= 1
-
-
-class CausalBatcher(_Batcher):
+class CausalBatcher(Batcher):
     def setup(self) -> None:
         self._mask = torch.zeros((0, 0), dtype=torch.long)  # [rows, cached positions]
         self._cache: Any = None
 
-    def join(self, joining: list[_Active]) -> list[int]:
+    def join(self, joining: list[Active]) -> list[int]:
         from transformers import DynamicCache
 
         ids, mask = _pad([a.seq.prompt_ids for a in joining], 0, self.model.device, left=True)
@@ -270,7 +86,7 @@ class CausalBatcher(_Batcher):
             layer.values = layer.values.index_select(0, index)[:, :, start:]
 
 
-class Seq2SeqBatcher(_Batcher):
+class Seq2SeqBatcher(Batcher):
     def setup(self) -> None:
         config = self.model.config
         self._start_id = (
@@ -278,7 +94,7 @@ class Seq2SeqBatcher(_Batcher):
         )
         self._pad_id = config.pad_token_id or 0
 
-    def join(self, joining: list[_Active]) -> None:
+    def join(self, joining: list[Active]) -> None:
         ids, mask = _pad([a.seq.prompt_ids for a in joining], self._pad_id, self.model.device)
         states = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
         for row, a in enumerate(joining):

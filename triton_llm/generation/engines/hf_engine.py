@@ -24,8 +24,9 @@ from triton_llm.errors import InvalidInput
 from triton_llm.generation.engines import hf_attention, hf_linear
 from triton_llm.generation.engines.base import render_prompt
 from triton_llm.generation.engines.detokenizer import IncrementalDetokenizer, StopStrings
-from triton_llm.generation.engines.hf_batching import CausalBatcher, Seq2SeqBatcher, Sequence
+from triton_llm.generation.engines.hf_batching import CausalBatcher, Seq2SeqBatcher
 from triton_llm.generation.engines.hf_sampling import to_hf_sampling
+from triton_llm.generation.engines.hf_scheduler import Sequence
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
 from triton_llm.tasks import TEXT_GENERATION
 
