@@ -12,20 +12,21 @@
 #   docker run --rm --gpus all --shm-size=1g -p 9000:9000 -v $PWD/my_repo:/models triton-llm
 # add -p 8000:8000 -p 8001:8001 -p 8002:8002 for Triton's own HTTP, gRPC and metrics ports,
 # -e TRITON_LLM_API_KEY=... to require a bearer key on /openai/v1, and --stop-timeout 40
-# so that `docker stop` leaves triton_llm.cli.serve time to unload the models (it needs up to ~35 s).
+# so that `docker stop` leaves `triton-llm serve` time to unload the models (up to ~35 s).
 #
 # Or write the repository entry for a hub model in the container and serve it at once
-# (triton_llm.cli.make_repo takes KServe's Hugging Face runtime arguments: --model_id, --model_dir,
-# --model_name, --task, --backend, --dtype, ...). The container runs as uid 1000, which must
-# be able to write my_repo; the named volume keeps the download, which model.json refers to:
+# (`triton-llm make-repo` takes KServe's Hugging Face runtime arguments: --model_id,
+# --model_dir, --model_name, --task, --backend, --dtype, ...). The container runs as uid
+# 1000, which must be able to write my_repo; the named volume keeps the download, which
+# model.json refers to:
 #   docker run --rm --gpus all --shm-size=1g -p 9000:9000 -e HF_TOKEN \
 #     -v hf-cache:/home/triton-server/.cache/huggingface -v $PWD/my_repo:/models \
-#     triton-llm python3 -m triton_llm.cli.make_repo --model_id hf://Qwen/Qwen2.5-0.5B-Instruct \
+#     triton-llm triton-llm make-repo --model_id hf://Qwen/Qwen2.5-0.5B-Instruct \
 #       --model_name qwen --repository /models --serve --host 0.0.0.0
 #
 # The demo repository is copied to /opt/triton-llm/model_repository for reference only: its
 # entries point at ../../../.cache/models, which the image does not have. Mount yours at
-# /models or generate one with `python3 -m triton_llm.cli.make_repo` as above.
+# /models or generate one with `triton-llm make-repo` as above.
 
 ARG TRITON_TAG=24.10
 FROM nvcr.io/nvidia/tritonserver:${TRITON_TAG}-vllm-python-py3
@@ -40,7 +41,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends "tini=${TINI_VERSION}" \
     && rm -rf /var/lib/apt/lists/*
 
-# TRITON_HOME: triton_llm.cli.tritonserver launches $TRITON_HOME/bin/tritonserver with the backends
+# TRITON_HOME: `triton-llm serve` launches $TRITON_HOME/bin/tritonserver with the backends
 # in $TRITON_HOME/backends (the image's Triton) instead of a pytriton copy under .cache/.
 ENV TRITON_HOME=/opt/tritonserver \
     PYTHONUNBUFFERED=1 \
@@ -53,14 +54,16 @@ WORKDIR /opt/triton-llm
 # The package and the frontend into the image's Python, whose vLLM and torch stay as they
 # are: they are constraints, so a dependency that asked for other versions fails the build
 # instead of replacing them. (Not the `serve` extra: it brings pytriton, a second Triton.)
+# A regular install: the code lands in site-packages and the console scripts `triton-llm`
+# and `triton-llm-frontend` on PATH, so the sources copied here are removed afterwards.
+# tools/ (dev scripts: benchmarks, probes) is not installed and not copied.
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY pyproject.toml README.md ./
 COPY triton_llm/ triton_llm/
 COPY openai_frontend/ openai_frontend/
-COPY tools/ tools/
 RUN pip list --format=freeze | grep -iE '^(torch|vllm)==' > /tmp/image-constraints.txt \
     && pip install --no-cache-dir --constraint /tmp/image-constraints.txt ".[frontend]" \
-    && rm -rf /tmp/image-constraints.txt build ./*.egg-info
+    && rm -rf /tmp/image-constraints.txt build ./*.egg-info pyproject.toml README.md triton_llm openai_frontend
 
 COPY model_repository/ model_repository/
 
@@ -87,8 +90,8 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=10m --retries=3 \
 
 # tini as PID 1 reaps zombies and, with -g, signals the whole foreground process group;
 # NVIDIA's entrypoint still runs (driver and CUDA compatibility checks) and execs the
-# command. triton_llm.cli.serve starts tritonserver and the frontend in their own process groups,
-# and on SIGTERM stops the frontend, then Triton (unloading the models), then kills
+# command. `triton-llm serve` starts tritonserver and the frontend in their own process
+# groups, and on SIGTERM stops the frontend, then Triton (unloading the models), then kills
 # whatever is left.
 ENTRYPOINT ["/usr/bin/tini", "-g", "--", "/opt/nvidia/nvidia_entrypoint.sh"]
-CMD ["python3", "-m", "triton_llm.cli.serve", "--model-repository", "/models", "--host", "0.0.0.0"]
+CMD ["triton-llm", "serve", "--model-repository", "/models", "--host", "0.0.0.0"]

@@ -136,24 +136,33 @@ def test_environment(steps):
         for item in shlex.split(args):
             name, _, value = item.partition("=")
             env[name] = value
-    assert env.get("TRITON_HOME") == "/opt/tritonserver"  # read by triton_llm.cli.tritonserver
+    assert env.get("TRITON_HOME") == "/opt/tritonserver"  # the Triton `triton-llm serve` launches
     assert env.get("PYTHONUNBUFFERED") == "1"
     assert env.get("HF_HOME", "").startswith(env.get("HOME", "/nowhere") + "/")  # the writable home
 
 
-def test_tini_starts_tools_serve(steps):
+def console_scripts() -> dict[str, str]:
+    tomllib = pytest.importorskip("tomllib")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+def test_tini_starts_triton_llm_serve(steps):
+    from triton_llm.cli.__main__ import COMMANDS
+
     (entrypoint,) = args_of(steps, "ENTRYPOINT")
     entrypoint = exec_form(entrypoint)
     assert Path(entrypoint[0]).name == "tini" and "-g" in entrypoint, entrypoint
     (cmd,) = args_of(steps, "CMD")
     cmd = exec_form(cmd)
-    assert cmd[:3] == ["python3", "-m", "triton_llm.cli.serve"], cmd
-    # Every flag the image passes still exists.
-    help_text = subprocess.run(
-        [sys.executable, "-m", "triton_llm.cli.serve", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
-    ).stdout
-    for flag in (arg for arg in cmd[3:] if arg.startswith("--")):
-        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text), f"triton_llm.cli.serve has no {flag}"
+    # The console script pip puts on PATH, dispatching to triton_llm.cli.serve.
+    assert cmd[:2] == ["triton-llm", "serve"], cmd
+    assert console_scripts()["triton-llm"] == "triton_llm.cli.__main__:main"
+    assert COMMANDS["serve"] == "triton_llm.cli.serve"
+    # Every flag the image passes still exists (`python -m triton_llm.cli` is the console script's code).
+    help_cmd = [sys.executable, "-m", "triton_llm.cli", "serve", "--help"]
+    help_text = subprocess.run(help_cmd, cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    for flag in (arg for arg in cmd[2:] if arg.startswith("--")):
+        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text), f"triton-llm serve has no {flag}"
 
 
 def copy_sources(steps) -> list[str]:
@@ -182,6 +191,12 @@ def test_copies_what_pip_install_needs(steps):
     needed |= {pattern.rstrip("*") for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
     copied = {source.strip("/") for source in copy_sources(steps)}
     assert needed <= copied, f"not copied before `pip install .`: {sorted(needed - copied)}"
+
+
+def test_copies_no_dev_scripts(steps):
+    # tools/ is not installed: the image runs the installed package's console scripts only.
+    copied = {source.strip("/").split("/")[0] for source in copy_sources(steps)}
+    assert "tools" not in copied and "tests" not in copied, sorted(copied)
 
 
 def test_dockerignore_keeps_local_state_out():
