@@ -1,20 +1,14 @@
-"""deploy/kserve/: every manifest against KServe's own SDK models, and against this repository.
+"""deploy/kserve/: the manifests against this repository, what KServe's SDK cannot know.
 
-Schema: tools/kserve_validate.py walks each document with kserve's generated models
-(V1alpha1ServingRuntime, V1beta1InferenceService) and the kubernetes client's (V1Secret,
-V1ServiceAccount): unknown keys, wrong primitive types and the SDK's required fields are
-findings. The SDK lives in its own venv (.cache/kserve-venv, created on first use by
-tools/kserve_venv.py, ~30 s; then a run takes well under a second).
-
-Then what the SDK cannot know: the InferenceServices name the runtime and service accounts
-defined here, the runtime's and each InferenceService's args (KServe appends the latter) are
-arguments triton_llm.cli.make_repo takes, and the ports, probes and metrics annotation agree with
-what the container serves.
+The InferenceServices name the runtime and service accounts defined here; the runtime's
+command is the image's `triton-llm make-repo` console script, and its and each
+InferenceService's args (KServe appends the latter) are arguments make-repo takes; the
+ports, probes and metrics annotation agree with what the container serves. The SDK's own
+schema check is in test_kserve_schema.py.
 """
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 
@@ -22,13 +16,13 @@ import pytest
 import yaml
 
 from tests.servers import ROOT
-from tools import kserve_venv
 
 DEPLOY = ROOT / "deploy" / "kserve"
 MANIFESTS = sorted(DEPLOY.glob("*.yaml"))
 EXPECTED = {"servingruntime.yaml", "isvc-chat-vllm.yaml", "isvc-t5-text2text.yaml", "isvc-embedding.yaml",
             "isvc-s3.yaml", "hf-token-secret.yaml"}  # fmt: skip
-ENTRYPOINT = ["python3", "-m", "triton_llm.cli.make_repo"]
+# The runtime's command: the console script pip installs in the image, and its subcommand.
+ENTRYPOINT = ["triton-llm", "make-repo"]
 # KServe's own runtime names: naming ours like one would make KServe apply that server's
 # defaults (GetServerTypeFromRuntimeName).
 KSERVE_RUNTIMES = {"mlserver", "kserve-torchserve", "kserve-tritonserver", "kserve-tensorflow-serving",
@@ -39,19 +33,6 @@ STORAGE_SCHEMES = ("hf://", "s3://", "gs://", "pvc://", "oci://", "https://", "h
 
 def load_documents(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
-
-
-@pytest.fixture(scope="session")
-def kserve_python(pytestconfig) -> Path:
-    """The venv with KServe's SDK; its first creation is shown even under pytest's capture."""
-    if kserve_venv.ready():
-        return kserve_venv.python()
-    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
-    if capture is None:  # -p no:capture
-        return kserve_venv.ensure()
-    with capture.global_and_fixture_disabled():
-        print()
-        return kserve_venv.ensure(log=lambda message: print(message, flush=True))
 
 
 @pytest.fixture(scope="module")
@@ -77,129 +58,11 @@ def container(runtime) -> dict:
     return containers[0]
 
 
-# -- negative cases: each a real manifest with one mistake ------------------------------
-
-
-def _isvc(docs_by_file):
-    return copy.deepcopy(docs_by_file["isvc-chat-vllm.yaml"][0])
-
-
-def _runtime(docs_by_file):
-    return copy.deepcopy(docs_by_file["servingruntime.yaml"][0])
-
-
-def _rename(mapping: dict, old: str, new: str) -> None:
-    mapping[new] = mapping.pop(old)
-
-
-def _typo_storage_uri(d):
-    doc = _isvc(d)
-    _rename(doc["spec"]["predictor"]["model"], "storageUri", "storageUrl")
-    return doc
-
-
-def _typo_runtime(d):
-    doc = _isvc(d)
-    _rename(doc["spec"]["predictor"]["model"], "runtime", "runtme")
-    return doc
-
-
-def _model_format_as_string(d):
-    doc = _isvc(d)
-    doc["spec"]["predictor"]["model"]["modelFormat"] = "huggingface"
-    return doc
-
-
-def _port_as_string(d):
-    doc = _runtime(d)
-    doc["spec"]["containers"][0]["ports"][0]["containerPort"] = "9000"
-    return doc
-
-
-def _annotation_as_number(d):
-    doc = _runtime(d)
-    doc["spec"]["annotations"]["prometheus.kserve.io/port"] = 8002
-    return doc
-
-
-def _container_without_name(d):
-    doc = _runtime(d)
-    del doc["spec"]["containers"][0]["name"]
-    return doc
-
-
-def _probe_typo(d):
-    doc = _runtime(d)
-    _rename(doc["spec"]["containers"][0]["readinessProbe"], "httpGet", "httpGET")
-    return doc
-
-
-def _unknown_kind(d):
-    doc = _isvc(d)
-    doc["apiVersion"] = "serving.kserve.io/v1"
-    return doc
-
-
-def _status_in_manifest(d):
-    doc = _isvc(d)
-    doc["status"] = {}
-    return doc
-
-
-NEGATIVE = {  # case: (build, path of the expected finding, words in its message)
-    "storageUrl": (_typo_storage_uri, "spec.predictor.model.storageUrl", "did you mean 'storageUri'"),
-    "runtme": (_typo_runtime, "spec.predictor.model.runtme", "unknown field 'runtme'"),
-    "modelFormat-string": (_model_format_as_string, "spec.predictor.model.modelFormat", "expected a mapping"),
-    "containerPort-string": (_port_as_string, "spec.containers[0].ports[0].containerPort", "expected an integer"),
-    "annotation-number": (_annotation_as_number, "spec.annotations.prometheus.kserve.io/port", "expected a string"),
-    "container-name-missing": (_container_without_name, "spec.containers[0]", "required field 'name'"),
-    "probe-typo": (_probe_typo, "spec.containers[0].readinessProbe.httpGET", "did you mean 'httpGet'"),
-    "unknown-apiVersion": (_unknown_kind, "apiVersion", "not a kind this check knows"),
-    "status": (_status_in_manifest, "status", "set by the cluster"),
-}
-
-
-@pytest.fixture(scope="module")
-def report(kserve_python, tmp_path_factory) -> dict:
-    """One validator run over the manifests and the negative cases: {file name: [findings]}."""
-    by_file = {path.name: load_documents(path) for path in MANIFESTS}
-    folder = tmp_path_factory.mktemp("kserve-negative")
-    negative = []
-    for case, (build, _, _) in NEGATIVE.items():
-        path = folder / f"{case}.yaml"
-        path.write_text(yaml.safe_dump(build(by_file), sort_keys=False))
-        negative.append(path)
-    result = kserve_venv.validate([*MANIFESTS, *negative])
-    findings: dict[str, list[dict]] = {}
-    for finding in result["findings"]:
-        findings.setdefault(Path(finding["file"]).name, []).append(finding)
-    return {"findings": findings, "documents": result["documents"], "versions": result["versions"]}
-
-
-# -- the SDK's schema -------------------------------------------------------------------
-
-
 def test_the_examples_are_all_there():
     assert {path.name for path in MANIFESTS} >= EXPECTED
 
 
-def test_every_manifest_matches_the_kserve_sdk(report, docs):
-    checked = [d for d in report["documents"] if Path(d["file"]).parent == DEPLOY]
-    assert len(checked) == len(docs), "every document was checked"
-    assert {d["kind"] for d in checked} == {"ServingRuntime", "InferenceService", "Secret", "ServiceAccount"}
-    problems = [f"{path.name} doc {f['document']} {f['path']}: {f['message']}"
-                for path in MANIFESTS for f in report["findings"].get(path.name, [])]  # fmt: skip
-    assert not problems, f"against kserve {report['versions']['kserve']}:\n" + "\n".join(problems)
-
-
-@pytest.mark.parametrize("case", list(NEGATIVE))
-def test_a_mistake_is_a_finding(report, case):
-    _, path, words = NEGATIVE[case]
-    findings = report["findings"].get(f"{case}.yaml", [])
-    assert any(f["path"] == path and words in f["message"] for f in findings), findings
-
-
-# -- what the SDK cannot know -----------------------------------------------------------
+# -- references between the manifests ---------------------------------------------------
 
 
 def test_inference_services_use_this_runtime_and_its_model_format(docs, runtime):
@@ -259,20 +122,29 @@ def _envs(doc):
         yield doc["metadata"]["name"], env
 
 
-# -- the container: triton_llm.cli.make_repo's arguments, ports, probes --------------------------
+# -- the container: `triton-llm make-repo`'s arguments, ports, probes -------------------
 
 
 def make_repo_args(container: dict, isvc: dict) -> list[str]:
     """What the container runs for this InferenceService: KServe appends its args to the runtime's."""
     args = container["args"]
-    assert args[:3] == ENTRYPOINT, "args start with the command (no `command`: the image's tini entrypoint stays)"
+    assert args[:2] == ENTRYPOINT, "args start with the command (no `command`: the image's tini entrypoint stays)"
     name = isvc["metadata"]["name"]
-    return [a.replace("{{.Name}}", name) for a in args[3:]] + isvc["spec"]["predictor"]["model"].get("args", [])
+    return [a.replace("{{.Name}}", name) for a in args[2:]] + isvc["spec"]["predictor"]["model"].get("args", [])
 
 
 def test_the_image_entrypoint_is_kept(container):
     assert "command" not in container
     assert container["image"] == "triton-llm:latest"
+
+
+def test_the_command_is_the_installed_make_repo():
+    from triton_llm.cli.__main__ import COMMANDS
+
+    tomllib = pytest.importorskip("tomllib")
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[ENTRYPOINT[0]] == "triton_llm.cli.__main__:main"
+    assert COMMANDS[ENTRYPOINT[1]] == "triton_llm.cli.make_repo"
 
 
 def test_args_are_make_repo_arguments(docs, container):
@@ -287,7 +159,7 @@ def test_args_are_make_repo_arguments(docs, container):
         # unknown one would be handed to vLLM's parser as an engine argument.
         assert [a for a in args if a.startswith("-") and a.split("=")[0] not in options] == [], name
         parsed, unknown = parser.parse_known_args(args)
-        assert unknown == [], f"{name}: not triton_llm.cli.make_repo arguments: {unknown}"
+        assert unknown == [], f"{name}: not `triton-llm make-repo` arguments: {unknown}"
         assert parsed.model_name == name
         assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63, name
         assert parsed.model_dir == "/mnt/models" and parsed.model_id is None, "the storage initializer's folder"
