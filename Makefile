@@ -1,4 +1,5 @@
 # The README's commands. Each bootstraps what it needs (tools/bootstrap.sh, idempotent).
+# `serve` runs the package's console script; the bench targets run dev scripts from tools/.
 PY := .venv/bin/python
 
 .PHONY: setup serve test bench bench-embeddings unit clean
@@ -6,7 +7,7 @@ setup:
 	@tools/bootstrap.sh
 
 serve: setup  ## start Triton (:8000 HTTP, :8001 gRPC, :8002 metrics) on model_repository/
-	@exec $(PY) -m triton_llm.cli.serve $(ARGS)
+	@exec .venv/bin/triton-llm serve $(ARGS)
 
 test: setup  ## the whole suite, against a real tritonserver
 	@$(PY) -m pytest $(ARGS)

@@ -39,5 +39,5 @@ if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then
   echo "$want" > "$STAMP"
 fi
 
-"$VENV/bin/python" -m triton_llm.cli.tritonserver
+"$VENV/bin/triton-llm" tritonserver   # the writable Triton copy (prints its folder)
 "$VENV/bin/python" -m tools.prepare_model
