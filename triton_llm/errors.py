@@ -1,4 +1,4 @@
-"""Errors a client can fix. The runners turn them into Triton INVALID_ARG responses."""
+"""Errors a client or an operator can fix: a request field (the runners answer INVALID_ARG) or a model.json setting."""
 
 from __future__ import annotations
 
@@ -25,3 +25,12 @@ def json_object(raw: str | dict, field: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise InvalidInput(field, "must be a JSON object")
     return raw
+
+
+class SettingError(ValueError):
+    """A model.json setting this model cannot honour; `key` names it (the make_repo CLI maps it to its argument)."""
+
+    def __init__(self, key: str, message: str, where: str = "model.json"):
+        super().__init__(f"{where}: {message}")
+        self.key = key
+        self.message = message

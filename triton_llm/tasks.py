@@ -8,52 +8,60 @@ it implements the architecture natively and falls back to transformers.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from triton_llm.errors import SettingError
+
+if TYPE_CHECKING:
+    from triton_llm.settings import ModelSettings
 
 logger = logging.getLogger(__name__)
 
-TEXT_GENERATION = "text_generation"
-TEXT2TEXT_GENERATION = "text2text_generation"
-GENERATION_TASKS = (TEXT_GENERATION, TEXT2TEXT_GENERATION)
-# Served by `triton_llm.encoders.runner` (one forward pass per batch, Triton's dynamic batching).
-TEXT_EMBEDDING = "text_embedding"
-FILL_MASK = "fill_mask"
-TOKEN_CLASSIFICATION = "token_classification"
-SEQUENCE_CLASSIFICATION = "sequence_classification"
-ENCODER_TASKS = (TEXT_EMBEDDING, FILL_MASK, TOKEN_CLASSIFICATION, SEQUENCE_CLASSIFICATION)
-TASKS = GENERATION_TASKS + ENCODER_TASKS
 
-BACKENDS = ("auto", "vllm", "huggingface")
+class Task(str, Enum):
+    """model.json's `task`; the values are KServe's task names, so plain strings compare equal."""
+
+    TEXT_GENERATION = "text_generation"
+    TEXT2TEXT_GENERATION = "text2text_generation"
+    # Served by `triton_llm.encoders.runner` (one forward pass per batch, Triton's dynamic batching).
+    TEXT_EMBEDDING = "text_embedding"
+    FILL_MASK = "fill_mask"
+    TOKEN_CLASSIFICATION = "token_classification"
+    SEQUENCE_CLASSIFICATION = "sequence_classification"
+
+    def __str__(self) -> str:
+        return self.value
 
 
-class SettingError(ValueError):
-    """A model.json setting this model cannot honour; `key` names it (the make_repo CLI maps it to its argument)."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(f"model.json: {message}")
-        self.key = key
-
+GENERATION_TASKS = (Task.TEXT_GENERATION, Task.TEXT2TEXT_GENERATION)
+ENCODER_TASKS = (Task.TEXT_EMBEDDING, Task.FILL_MASK, Task.TOKEN_CLASSIFICATION, Task.SEQUENCE_CLASSIFICATION)
+# Transitional (issue 15): the old names, until every importer uses Task.
+TEXT_GENERATION, TEXT2TEXT_GENERATION = GENERATION_TASKS
+TEXT_EMBEDDING, FILL_MASK, TOKEN_CLASSIFICATION, SEQUENCE_CLASSIFICATION = ENCODER_TASKS
+TASKS = tuple(Task)
 
 # Architecture name suffix -> task, as in KServe's huggingfaceserver.
 _SUFFIX_TASKS = (
-    ("ForCausalLM", TEXT_GENERATION),
-    ("LMHeadModel", TEXT_GENERATION),
-    ("ForMaskedLM", FILL_MASK),
-    ("ForTokenClassification", TOKEN_CLASSIFICATION),
-    ("ForSequenceClassification", SEQUENCE_CLASSIFICATION),
+    ("ForCausalLM", Task.TEXT_GENERATION),
+    ("LMHeadModel", Task.TEXT_GENERATION),
+    ("ForMaskedLM", Task.FILL_MASK),
+    ("ForTokenClassification", Task.TOKEN_CLASSIFICATION),
+    ("ForSequenceClassification", Task.SEQUENCE_CLASSIFICATION),
 )
+_HEAD_TASKS = (Task.FILL_MASK, Task.TOKEN_CLASSIFICATION, Task.SEQUENCE_CLASSIFICATION)
 
 
-def infer_task(config: Any, sentence_transformers: bool = False) -> str:
+def infer_task(config: Any, sentence_transformers: bool = False) -> Task:
     """The task a transformers config describes, or SettingError.
 
     A sentence-transformers folder (one with modules.json) is an embedding model whatever
     its architecture (all-MiniLM-L6-v2 says `BertModel`).
     """
     if sentence_transformers:
-        return TEXT_EMBEDDING
+        return Task.TEXT_EMBEDDING
     if getattr(config, "is_encoder_decoder", False):
-        return TEXT2TEXT_GENERATION
+        return Task.TEXT2TEXT_GENERATION
     for arch in getattr(config, "architectures", None) or []:
         for suffix, task in _SUFFIX_TASKS:
             if arch.endswith(suffix):
@@ -63,30 +71,27 @@ def infer_task(config: Any, sentence_transformers: bool = False) -> str:
 
 
 def resolve_task(
-    settings: dict[str, Any], config: Any, served: tuple[str, ...] = TASKS, sentence_transformers: bool = False
-) -> str:
+    settings: ModelSettings, config: Any, served: tuple[Task, ...] = tuple(Task), sentence_transformers: bool = False
+) -> Task:
     """The task to serve, checked against the model and against the tasks this runner serves."""
-    task = settings.get("task") or infer_task(config, sentence_transformers)
-    if task not in TASKS:
-        raise SettingError("task", f"task must be one of {TASKS}, got {task!r}")
+    settings = _typed(settings)
+    task = settings.task or infer_task(config, sentence_transformers)
     if task not in served:
         runner = "triton_llm.encoders.runner" if task in ENCODER_TASKS else "triton_llm.generation.runner"
-        raise SettingError("task", f"task {task!r} is served by {runner}: import its TritonPythonModel in model.py")
-    if task == TEXT2TEXT_GENERATION and not getattr(config, "is_encoder_decoder", False):
-        raise SettingError("task", f"task {task!r} needs an encoder-decoder model; this one is decoder-only")
-    if task == TEXT_GENERATION and getattr(config, "is_encoder_decoder", False):
-        raise SettingError("task", f"task {task!r} needs a decoder-only model; this one is encoder-decoder")
+        raise SettingError("task", f"task '{task}' is served by {runner}: import its TritonPythonModel in model.py")
+    encoder_decoder = getattr(config, "is_encoder_decoder", False)
+    if task == Task.TEXT2TEXT_GENERATION and not encoder_decoder:
+        raise SettingError("task", f"task '{task}' needs an encoder-decoder model; this one is decoder-only")
+    if task == Task.TEXT_GENERATION and encoder_decoder:
+        raise SettingError("task", f"task '{task}' needs a decoder-only model; this one is encoder-decoder")
     if task in _HEAD_TASKS and not _has_head(config, task):
         # Loading would put a randomly initialised head on the model: answers would be noise.
         archs = getattr(config, "architectures", None)
-        raise SettingError("task", f"task {task!r} needs a model trained with that head; this one is {archs}")
+        raise SettingError("task", f"task '{task}' needs a model trained with that head; this one is {archs}")
     return task
 
 
-_HEAD_TASKS = (FILL_MASK, TOKEN_CLASSIFICATION, SEQUENCE_CLASSIFICATION)
-
-
-def _has_head(config: Any, task: str) -> bool:
+def _has_head(config: Any, task: Task) -> bool:
     suffixes = tuple(suffix for suffix, head in _SUFFIX_TASKS if head == task)
     return any(arch.endswith(suffixes) for arch in getattr(config, "architectures", None) or [])
 
@@ -105,15 +110,23 @@ def vllm_supports(config: Any) -> bool:
     return any(arch in native for arch in getattr(config, "architectures", None) or [])
 
 
-def resolve_backend(settings: dict[str, Any], config: Any, task: str) -> str:
-    """'vllm' or 'huggingface' for this model and task, or SettingError naming `backend`."""
-    backend = settings.get("backend", "auto")
-    if backend not in BACKENDS:
-        raise SettingError("backend", f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "huggingface":
-        return backend
-    supported = task == TEXT_GENERATION and vllm_supports(config)
-    if backend == "vllm" and not supported:
+def resolve_backend(settings: ModelSettings, config: Any, task: Task) -> str:
+    """'vllm' or 'huggingface' for this model and task, or SettingError naming `backend`.
+
+    The value itself was checked when model.json was parsed (`ModelSettings.backend`).
+    """
+    settings = _typed(settings)
+    if settings.backend == "huggingface":
+        return "huggingface"
+    supported = task == Task.TEXT_GENERATION and vllm_supports(config)
+    if settings.backend == "vllm" and not supported:
         archs = getattr(config, "architectures", None)
         raise SettingError("backend", f"backend 'vllm' cannot serve {archs} for {task}; use 'huggingface' or 'auto'")
     return "vllm" if supported else "huggingface"
+
+
+def _typed(settings: ModelSettings | dict[str, Any]) -> ModelSettings:
+    # Transitional (issue 15): callers not yet on ModelSettings pass model.json's dict.
+    from triton_llm.settings import ModelSettings, parse_settings
+
+    return settings if isinstance(settings, ModelSettings) else parse_settings(ModelSettings, {"model": "", **settings})

@@ -1,0 +1,197 @@
+"""model.json as typed settings, one class per engine family: a bad value fails at load, naming its key.
+
+model.json sits beside config.pbtxt (vllm_backend's convention) and holds vLLM's
+`AsyncEngineArgs` keys, so an entry from Triton's vllm_backend moves over as it is; the
+transformers engine and the encoder models read the same names where they mean the same
+thing, and KServe's runtime arguments under KServe's names. Each field's docstring is its
+documentation: docs/settings.md is rendered from these classes (triton_llm.settings_reference).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from triton_llm.errors import SettingError
+from triton_llm.tasks import Task
+
+logger = logging.getLogger(__name__)
+
+MODEL_JSON = "model.json"
+# vLLM's `--dtype` choices (`half` and `float` are aliases there).
+DType = Literal["auto", "half", "float16", "bfloat16", "float", "float32"]
+Backend = Literal["auto", "vllm", "huggingface"]
+
+
+def setting(default: Any = None, *, vllm: bool = False, kserve: bool = False, **constraints: Any) -> Any:
+    """A model.json key; `vllm` / `kserve`: the name is vLLM's engine argument / KServe's runtime argument."""
+    return Field(default, json_schema_extra={"vllm": vllm, "kserve": kserve}, **constraints)
+
+
+class ModelSettings(BaseModel):
+    """The keys every model reads: where its weights are and how to load them."""
+
+    # Values come from JSON: no coercion ("yes" is not a boolean, "8" not a number).
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, use_attribute_docstrings=True)
+    family: ClassVar[str] = "every model"
+
+    model: str = setting(..., vllm=True)
+    """A hub id (`org/name` or `hf://org/name`) or a folder; a relative path is resolved against model.json's folder."""
+    tokenizer: str | None = setting(vllm=True)
+    """The tokenizer's hub id or folder, when it is not the model's."""
+    revision: str | None = setting(vllm=True)
+    """Hub revision of the model: a branch, tag or commit (KServe's `--model_revision`)."""
+    tokenizer_revision: str | None = setting(vllm=True, kserve=True)
+    """Hub revision of the tokenizer; default: `revision`."""
+    trust_remote_code: bool = setting(False, vllm=True, kserve=True)
+    """Run the model's own code from the hub."""
+    dtype: DType = setting("auto", vllm=True, kserve=True)
+    """Weights' dtype; `auto` on a CPU: bfloat16 where it has bf16 instructions, else float32; on a GPU: the model's."""
+    task: Task | None = setting(kserve=True, strict=False)
+    """What the model serves; default: from its config (`architectures`, `is_encoder_decoder`)."""
+    backend: Backend = setting("auto", kserve=True)
+    """`auto`: vLLM when it implements the architecture and the task is text generation, else transformers."""
+
+    @classmethod
+    def check_extras(cls, extras: Mapping[str, Any], where: str) -> None:
+        """Keys that are not fields: a family logs those it does not read. The common part says nothing."""
+
+
+class _Family(ModelSettings):
+    @classmethod
+    def check_extras(cls, extras: Mapping[str, Any], where: str) -> None:
+        if extras:
+            logger.warning("%s: keys without effect for the %s: %s", where, cls.family, sorted(extras))
+
+
+class VllmSettings(ModelSettings):
+    """vLLM engine: every other key is one of vLLM's `AsyncEngineArgs`, passed to it as it is."""
+
+    family: ClassVar[str] = "vLLM engine"
+
+    @classmethod
+    def check_extras(cls, extras: Mapping[str, Any], where: str) -> None:
+        known = vllm_engine_keys()
+        unknown = sorted(set(extras) - known)
+        if known and unknown:
+            raise SettingError(unknown[0], f"{unknown[0]} is not a vLLM engine argument (AsyncEngineArgs)", where)
+
+
+class HfGenerationSettings(_Family):
+    """transformers engine (text generation and text2text), with vLLM's names for what both read."""
+
+    family: ClassVar[str] = "transformers generation engine"
+
+    max_model_len: int | None = setting(vllm=True, kserve=True, gt=0)
+    """Longest prompt + output, in tokens (KServe's `--max_length`); default: the model's positions (T5: 512)."""
+    max_num_seqs: int = setting(64, vllm=True, gt=0)
+    """Sequences decoded together in one batch step."""
+    attn_implementation: str | None = setting()
+    """transformers' attention; default: grouped eager attention on a CPU (hf_attention), the model's own on a GPU."""
+    served_model_name: str | list[str] | None = setting(vllm=True)
+    """Accepted so that a vLLM entry moves over unchanged; the name served is the Triton model's."""
+
+
+class EncoderSettings(_Family):
+    """Encoder models (embeddings, fill-mask, token and sequence classification), with KServe's options."""
+
+    family: ClassVar[str] = "encoder models"
+
+    max_length: int | None = setting(kserve=True, gt=0)
+    """Longest input, in tokens; default: sentence-transformers' `max_seq_length`, else the model's positions."""
+    return_probabilities: bool = setting(False, kserve=True)
+    """Also return `probabilities`: softmax over the classes (or the vocabulary, per mask)."""
+    return_token_type_ids: bool | None = setting(kserve=True)
+    """Whether the tokenizer returns token_type_ids; default: the tokenizer's own choice."""
+    disable_lower_case: bool = setting(False, kserve=True)
+    """Keep the text's case even where the tokenizer lower-cases (`do_lower_case=False`)."""
+    disable_special_tokens: bool = setting(False, kserve=True)
+    """Tokenize without special tokens ([CLS], [SEP], ...)."""
+    tensor_input_names: list[str] | None = setting(kserve=True)
+    """The tokenizer outputs passed to the model (a list or a comma-separated string); default: all of them."""
+    max_batch_tokens: int = setting(16384, gt=0)
+    """Padded tokens per forward pass: texts sorted by length are cut into passes of at most this many."""
+    is_matryoshka: bool | None = setting()
+    """Any `dimensions` up to the model's may be asked for (vLLM's name); default: the model's config."""
+    matryoshka_dimensions: list[int] | None = setting()
+    """The `dimensions` a request may ask for (vLLM's name); default: the model's config."""
+
+    @field_validator("tensor_input_names", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return value.split(",") if isinstance(value, str) else value
+
+
+FAMILIES: tuple[type[ModelSettings], ...] = (VllmSettings, HfGenerationSettings, EncoderSettings)
+S = TypeVar("S", bound=ModelSettings)
+
+
+def parse_settings(cls: type[S], raw: Mapping[str, Any], where: str = MODEL_JSON) -> S:
+    """`raw` (model.json's object) as `cls`, or SettingError naming the first bad key."""
+    try:
+        settings = cls.model_validate(dict(raw))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "model"
+        value = raw.get(key)
+        if error["type"] == "missing":
+            message = f"{key} is required"
+        elif error["type"] in ("enum", "literal_error"):
+            message = f"{key} must be one of {error['ctx']['expected']}, got {value!r}"
+        else:
+            message = f"{key}: {error['msg'][0].lower()}{error['msg'][1:]}, got {value!r}"
+        raise SettingError(key, message, where) from None
+    cls.check_extras(settings.model_extra or {}, where)
+    return settings
+
+
+def keys(
+    cls: type[ModelSettings], *, vllm: bool | None = None, kserve: bool | None = None, own: bool = False
+) -> list[str]:
+    """The keys of `cls` with these marks (None: either), in declaration order; `own`: not ModelSettings' keys."""
+    found = []
+    for name, info in cls.model_fields.items():
+        marks = info.json_schema_extra
+        if own and name in ModelSettings.model_fields:
+            continue
+        if (vllm is None or marks["vllm"] == vllm) and (kserve is None or marks["kserve"] == kserve):
+            found.append(name)
+    return found
+
+
+@lru_cache(maxsize=1)
+def vllm_engine_keys() -> frozenset[str]:
+    """AsyncEngineArgs' fields, model.json's other keys for vLLM; empty without vLLM (the engine then cannot load)."""
+    try:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+    except ImportError:
+        return frozenset()
+    return frozenset(f.name for f in dataclasses.fields(AsyncEngineArgs))
+
+
+def load_model_json(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read `<model_dir>/model.json`, resolving a relative local `model` or `tokenizer` path."""
+    path = Path(model_dir) / MODEL_JSON
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: it holds the engine settings (see docs/protocol.md)")
+    try:
+        settings = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(settings, dict) or "model" not in settings:
+        raise ValueError(f"{path} must be a JSON object with at least a 'model' key")
+    for key in ("model", "tokenizer"):
+        value = settings.get(key)
+        if isinstance(value, str) and not value.startswith("hf://"):
+            local = Path(model_dir) / value  # an absolute value stays as it is
+            if value.startswith((".", "/")) or local.exists():
+                settings[key] = str(local.resolve())
+    return settings
