@@ -1,7 +1,8 @@
-"""The KServe container's command: `triton_llm.cli.make_repo ... --serve` writes the entry, then serves it.
+"""The KServe container's command: `triton-llm make-repo ... --serve` writes the entry, then serves it.
 
-The ServingRuntime in deploy/kserve runs exactly this with `--model_dir /mnt/models`; here
-the folder is the demo's MiniLM and the stack is real (tritonserver + the OpenAI frontend).
+The ServingRuntime in deploy/kserve runs exactly this console script with `--model_dir
+/mnt/models`; here the script is the venv's, the folder is the demo's MiniLM and the stack is
+real (tritonserver + the OpenAI frontend).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import openai
@@ -21,13 +23,17 @@ from tests.integration.test_lifecycle import _running
 from tests.servers import ROOT, free_port
 from triton_llm.cli.serve import wait_ready
 
+# Where pip put the console script for this interpreter (a venv's bin/).
+TRITON_LLM = Path(sys.executable).with_name("triton-llm")
+
 
 def test_make_repo_serve_answers_openai_clients_and_stops_on_sigterm(minilm_dir, tmp_path):
     from sentence_transformers import SentenceTransformer
 
+    assert TRITON_LLM.is_file(), f"no {TRITON_LLM}: install the package (`pip install -e .`) for its console script"
     http, frontend = free_port(), free_port()
     log = open(tmp_path / "serve.log", "wb")
-    cmd = [sys.executable, "-m", "triton_llm.cli.make_repo", "--model_name=mini", f"--model_dir={minilm_dir}",
+    cmd = [str(TRITON_LLM), "make-repo", "--model_name=mini", f"--model_dir={minilm_dir}",
            f"--repository={tmp_path / 'repo'}", "--serve", f"--http-port={http}", f"--grpc-port={free_port()}",
            f"--metrics-port={free_port()}", f"--frontend-port={frontend}"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

@@ -1,4 +1,5 @@
-"""The serve command: ready, stops everything on SIGTERM, refuses a busy port."""
+"""The serve command (`python -m triton_llm.cli.serve`, the code `triton-llm serve` runs): ready, stops everything
+on SIGTERM, refuses a busy port."""
 
 from __future__ import annotations
 
