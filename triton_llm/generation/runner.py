@@ -34,11 +34,11 @@ except locale.Error:
 
 import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists inside the stub)
 
-from triton_llm.config import load_model_json  # noqa: E402
 from triton_llm.errors import InvalidInput  # noqa: E402
 from triton_llm.generation import protocol  # noqa: E402
 from triton_llm.generation.engines import create_engine  # noqa: E402
 from triton_llm.metrics import ModelMetrics  # noqa: E402
+from triton_llm.settings import load_model_json  # noqa: E402
 from triton_llm.triton_log import route_logs_to_triton  # noqa: E402
 
 logger = logging.getLogger("triton_llm")
@@ -72,8 +72,7 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(
                 f"{self.model_name}: generation models need `model_transaction_policy {{ decoupled: true }}`"
             )
-        settings = load_model_json(pb_utils.get_model_dir())
-        self.engine = create_engine(settings)
+        self.engine = create_engine(load_model_json(pb_utils.get_model_dir()), args)
         self.metrics = ModelMetrics(self.model_name, str(args["model_version"]))
 
         # engine_id -> (task, sender): requests whose final response is not sent yet.
@@ -148,7 +147,7 @@ class TritonPythonModel:
             self._send_error(engine_id, sender, "request was cancelled", pb_utils.TritonError.CANCELLED)
             return "cancelled"
         except InvalidInput as exc:
-            self._send_error(engine_id, sender, str(exc), pb_utils.TritonError.INVALID_ARG)
+            self._send_error(engine_id, sender, exc.to_wire(), pb_utils.TritonError.INVALID_ARG)
             return "invalid"
         except Exception as exc:
             logger.exception("%s: request %s failed", self.model_name, engine_id)
@@ -203,12 +202,8 @@ class TritonPythonModel:
     def finalize(self) -> None:
         logger.info("%s: stopping", self.model_name)
         self._stopping.set()
-        with self._lock:
-            tasks = [task for task, _ in self._inflight.values()]
-        for task in tasks:
-            self.loop.call_soon_threadsafe(task.cancel)
         try:
-            asyncio.run_coroutine_threadsafe(self._drain_and_shutdown(tasks), self.loop).result(timeout=20)
+            asyncio.run_coroutine_threadsafe(self._drain_and_shutdown(), self.loop).result(timeout=20)
         except Exception:
             logger.warning("%s: engine shutdown did not finish cleanly", self.model_name, exc_info=True)
         self._responses.put(None)
@@ -216,7 +211,14 @@ class TritonPythonModel:
         self._stop_loop()
         logger.info("%s: stopped", self.model_name)
 
-    async def _drain_and_shutdown(self, tasks: list[asyncio.Task]) -> None:
+    async def _drain_and_shutdown(self) -> None:
+        # Collected here, on the loop, not on Triton's thread: a request that `execute` has
+        # just scheduled is registered by now (the loop runs callbacks in order), so it too
+        # is cancelled and gets its final response.
+        with self._lock:
+            tasks = [task for task, _ in self._inflight.values()]
+        for task in tasks:
+            task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
         await self.engine.shutdown()
