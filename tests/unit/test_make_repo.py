@@ -173,7 +173,8 @@ def test_hub_download_is_pinned_to_its_commit_and_loads_offline(hub_model, tmp_p
     # What the entry names is served from the cache with the hub out of reach.
     load = (
         "import json, sys; from triton_llm.encoders.engine import Encoder, EncodeRequest;"
-        "e = Encoder(json.loads(sys.argv[1])); e.load();"
+        "from triton_llm.settings import EncoderSettings, parse_settings;"
+        "e = Encoder(parse_settings(EncoderSettings, json.loads(sys.argv[1]))); e.load();"
         "print(e.encode([EncodeRequest.parse(['hello'], {})])[0]['embedding'].shape)"
     )
     env = {**os.environ, "HF_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}

@@ -2,6 +2,10 @@
 Python backend, batched by Triton's dynamic batcher: one response per request.
 
   - `runner`: the `TritonPythonModel` every encoder entry's model.py imports;
-  - `engine`: tokenising, length-sorted forward passes, per-task outputs;
+  - `protocol`: the tensors of each task and the parsing of a request (no Triton, no torch);
+  - `engine`: the task-neutral part: tokenising with length checks, length-sorted padded
+    forward passes shared by all queued requests;
+  - `heads`: one class per task (which model class, checks, per-text results, output
+    arrays) and `TASKS`, the one registry of them;
   - `pooling`: sentence-transformers pooling, read from the model's own files.
 """

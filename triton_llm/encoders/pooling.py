@@ -11,11 +11,11 @@ the server while giving its vectors (the tests compare with it: cosine >= 0.999)
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+
+from triton_llm.hf_loading import FileReader
 
 # Legacy boolean keys of 1_Pooling/config.json -> sentence-transformers' mode names.
 _LEGACY_MODES = {
@@ -28,9 +28,6 @@ _LEGACY_MODES = {
 }
 _MODES = set(_LEGACY_MODES.values())
 _TYPES = {"Transformer", "Pooling", "Normalize"}
-
-# Reads one file of the model (local folder or hub), None when the model has no such file.
-FileReader = Callable[[str], Path | None]
 
 
 @dataclass(frozen=True)
@@ -77,8 +74,9 @@ class SentencePooling:
             elif mode == "mean_sqrt_len_tokens":
                 vectors.append((hidden * weights).sum(dim=1) / counts.sqrt())
             elif mode == "weightedmean":
-                positions = torch.arange(1, hidden.shape[1] + 1, dtype=hidden.dtype).view(1, -1, 1)
-                w = weights * positions
+                # On the hidden states' device: a CPU tensor here failed on a GPU.
+                positions = torch.arange(1, hidden.shape[1] + 1, dtype=hidden.dtype, device=hidden.device)
+                w = weights * positions.view(1, -1, 1)
                 vectors.append((hidden * w).sum(dim=1) / w.sum(dim=1).clamp(min=1e-9))
             elif mode == "lasttoken":
                 last = mask.sum(dim=1).clamp(min=1) - 1

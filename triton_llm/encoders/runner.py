@@ -1,11 +1,12 @@
-"""The Triton Python-backend model for embeddings and the encoder tasks (`triton_llm.encoders.engine`).
+"""The Triton Python-backend model for embeddings and the encoder tasks: Triton's side only.
 
 Not decoupled: one response per request. Batching is Triton's: with `dynamic_batching` in
 config.pbtxt, `execute` receives every request queued while the previous batch ran, and
 the encoder runs all their texts in shared forward passes. Each request's texts travel as
 the batch dimension of `text_input` (shape [n, 1]); its options as request parameters
 (`truncate_prompt_tokens`, `dimensions`). The inputs and outputs of the model's task are
-filled into the config at load (docs/protocol.md).
+filled into the config at load (`triton_llm.encoders.protocol`, docs/protocol.md); the
+work is `triton_llm.encoders.engine`'s.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists inside the stub)
 
-from triton_llm.config import load_model_json  # noqa: E402
-from triton_llm.encoders.engine import INPUTS, OUTPUTS, Encoder, EncodeRequest, resolve_encoder_task  # noqa: E402
+from triton_llm.encoders.engine import Encoder, resolve_encoder_task  # noqa: E402
+from triton_llm.encoders.protocol import INPUTS, EncodeRequest, parse_request  # noqa: E402
 from triton_llm.errors import InvalidInput  # noqa: E402
+from triton_llm.hf_loading import device  # noqa: E402
+from triton_llm.settings import EncoderSettings, load_model_json, parse_settings  # noqa: E402
 from triton_llm.triton_log import route_logs_to_triton  # noqa: E402
 
 logger = logging.getLogger("triton_llm")
@@ -35,13 +38,13 @@ logger = logging.getLogger("triton_llm")
 class TritonPythonModel:
     @staticmethod
     def auto_complete_config(auto_complete_model_config):
-        task, _, _ = resolve_encoder_task(load_model_json(pb_utils.get_model_dir()))
+        task_class, _, _ = resolve_encoder_task(_settings())
         config = auto_complete_model_config.as_dict()
         have = {t["name"] for t in config["input"]} | {t["name"] for t in config["output"]}
         for spec in INPUTS:
             if spec["name"] not in have:
                 auto_complete_model_config.add_input(spec)
-        for spec in OUTPUTS[task]:
+        for spec in task_class.outputs:
             if spec["name"] not in have:
                 auto_complete_model_config.add_output(spec)
         return auto_complete_model_config
@@ -53,7 +56,7 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(
                 f"{self.model_name}: encoder models need `max_batch_size` >= 1 (texts travel as the batch dimension)"
             )
-        self.encoder = Encoder(load_model_json(pb_utils.get_model_dir()))
+        self.encoder = Encoder(_settings(), device(args))
         self.encoder.load()
 
     def execute(self, requests):
@@ -74,7 +77,7 @@ class TritonPythonModel:
         for p in parsed:
             result = next(results) if isinstance(p, EncodeRequest) else p
             if isinstance(result, InvalidInput):
-                error = pb_utils.TritonError(str(result), pb_utils.TritonError.INVALID_ARG)
+                error = pb_utils.TritonError(result.to_wire(), pb_utils.TritonError.INVALID_ARG)
                 responses.append(pb_utils.InferenceResponse(error=error))
             else:
                 tensors = [pb_utils.Tensor(name, value) for name, value in result.items()]
@@ -82,14 +85,10 @@ class TritonPythonModel:
         return responses
 
 
+def _settings() -> EncoderSettings:
+    return parse_settings(EncoderSettings, load_model_json(pb_utils.get_model_dir()))
+
+
 def _parse(request) -> EncodeRequest:
-    raw = pb_utils.get_input_tensor_by_name(request, "text_input").as_numpy().reshape(-1)
-    try:
-        texts = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in raw]
-    except UnicodeDecodeError:
-        raise InvalidInput("text_input", "is not valid UTF-8") from None
-    try:
-        parameters = json.loads(request.parameters() or "{}")
-    except json.JSONDecodeError:
-        parameters = {}
-    return EncodeRequest.parse(texts, parameters)
+    text_input = pb_utils.get_input_tensor_by_name(request, "text_input").as_numpy()
+    return parse_request(text_input, request.parameters())

@@ -1,17 +1,16 @@
-"""The encoder engine without Triton: KServe's options, limits, batching, pooling configs."""
+"""The encoder engine without Triton, on tiny models: KServe's options, limits, batching."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from triton_llm.encoders.engine import Encoder, EncodeRequest
-from triton_llm.encoders.pooling import SentencePooling
+from triton_llm.encoders.engine import Encoder
+from triton_llm.encoders.protocol import EncodeRequest
 from triton_llm.errors import InvalidInput
+from triton_llm.settings import EncoderSettings, parse_settings
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def bert(model_dir, tmp_path_factory) -> Path:
 
 
 def encoder(path: Path, **settings) -> Encoder:
-    e = Encoder({"model": str(path), "dtype": "float32", **settings})
+    e = Encoder(parse_settings(EncoderSettings, {"model": str(path), "dtype": "float32", **settings}), "cpu")
     e.load()
     return e
 
@@ -80,25 +79,6 @@ def test_forward_passes_are_split_by_padded_tokens_without_changing_results(bert
     assert np.allclose(one(small, texts)["probabilities"], whole, atol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "params,problem",
-    [
-        ({"dimensions": "3"}, None),
-        ({"dimensions": 0}, "dimensions: must be an integer >= 1"),
-        ({"dimensions": True}, "dimensions: must be an integer"),
-        ({"truncate_prompt_tokens": 0}, "truncate_prompt_tokens: must be -1"),
-        ({"truncate_prompt_tokens": -2}, "truncate_prompt_tokens: must be an integer >= -1"),
-        ({"truncate": True}, "truncate: unknown parameter"),
-    ],
-)
-def test_request_parameters(params, problem):
-    if problem is None:
-        assert EncodeRequest.parse(["a"], params).dimensions == 3
-    else:
-        with pytest.raises(InvalidInput, match=problem):
-            EncodeRequest.parse(["a"], params)
-
-
 def test_dimensions_need_an_embedding_model_that_allows_them(bert, minilm_dir):
     with pytest.raises(InvalidInput, match="only embedding models"):
         one(encoder(bert), ["hi"], dimensions=2)
@@ -112,44 +92,3 @@ def test_dimensions_need_an_embedding_model_that_allows_them(bert, minilm_dir):
         one(listed, ["hi"], dimensions=64)
     with pytest.raises(InvalidInput, match="more than this model's 384"):
         one(listed, ["hi"], dimensions=500)
-
-
-def write_st_folder(root: Path, pooling: dict, modules: list[str]) -> Path:
-    (root / "1_Pooling").mkdir(parents=True, exist_ok=True)
-    (root / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
-    paths = {"Transformer": "", "Pooling": "1_Pooling", "Normalize": "2_Normalize", "Dense": "2_Dense"}
-    entries = [
-        {"idx": i, "name": str(i), "path": paths[m], "type": f"sentence_transformers.models.{m}"}
-        for i, m in enumerate(modules)
-    ]
-    (root / "modules.json").write_text(json.dumps(entries))
-    return root
-
-
-def reader(root: Path):
-    return lambda name: (root / name) if (root / name).is_file() else None
-
-
-def test_pooling_config_old_and_new_keys(tmp_path):
-    legacy = write_st_folder(
-        tmp_path / "a", {"pooling_mode_cls_token": True, "pooling_mode_max_tokens": True}, ["Transformer", "Pooling"]
-    )
-    assert SentencePooling.from_model(reader(legacy)) == SentencePooling(modes=("cls", "max"), normalize=False)
-    new = write_st_folder(tmp_path / "b", {"pooling_mode": "lasttoken"}, ["Transformer", "Pooling", "Normalize"])
-    assert SentencePooling.from_model(reader(new)) == SentencePooling(modes=("lasttoken",), normalize=True)
-    assert SentencePooling.from_model(reader(tmp_path)) is None  # not a sentence-transformers folder
-    dense = write_st_folder(tmp_path / "c", {"pooling_mode": "mean"}, ["Transformer", "Pooling", "Dense"])
-    with pytest.raises(ValueError, match=r"modules \['Dense'\] are not supported"):
-        SentencePooling.from_model(reader(dense))
-
-
-def test_pooling_modes_ignore_padding():
-    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[5.0, 6.0], [7.0, 0.0], [1.0, 2.0]]])
-    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
-    got = {m: SentencePooling(modes=(m,))(hidden, mask) for m in ("cls", "max", "mean", "lasttoken")}
-    assert got["cls"].tolist() == [[1.0, 2.0], [5.0, 6.0]]
-    assert got["max"].tolist() == [[3.0, 4.0], [7.0, 6.0]]
-    assert np.allclose(got["mean"], [[2.0, 3.0], [13 / 3, 8 / 3]])
-    assert got["lasttoken"].tolist() == [[3.0, 4.0], [1.0, 2.0]]
-    unit = SentencePooling(normalize=True).finish(torch.tensor([[3.0, 4.0, 12.0]]), dimensions=2)
-    assert unit.tolist() == [[0.6000000238418579, 0.800000011920929]]
