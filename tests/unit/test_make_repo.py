@@ -68,7 +68,7 @@ def test_t5_under_auto_is_served_by_transformers(capsys, tmp_path, t5_dir):
 
 
 def test_a_model_inside_the_repository_is_named_relative_to_the_entry(capsys, tmp_path, minilm_dir):
-    from triton_llm.config import load_model_json
+    from triton_llm.settings import load_model_json
 
     weights = tmp_path / "weights" / "mini"
     shutil.copytree(minilm_dir, weights)

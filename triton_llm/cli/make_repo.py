@@ -22,80 +22,42 @@ commit downloaded, or with `--download_dir` into that folder, which model.json t
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from triton_llm.tasks import BACKENDS, ENCODER_TASKS, TASKS, SettingError, resolve_backend, resolve_task
+from triton_llm.cli.model_source import ArgumentError, fetch, model_path, read_config
+from triton_llm.cli.repo_entry import ENCODER_CONFIG, GENERATION_CONFIG, Entry, write
+from triton_llm.errors import SettingError
+from triton_llm.settings import (
+    Backend,
+    DType,
+    EncoderSettings,
+    HfGenerationSettings,
+    ModelSettings,
+    VllmSettings,
+    keys,
+    parse_settings,
+)
+from triton_llm.tasks import ENCODER_TASKS, Task, resolve_backend, resolve_task
 
 logger = logging.getLogger("make_repo")
 
-# KServe's --dtype choices; `float` and `half` are aliases there too.
-DTYPES = {"auto": None, "float16": "float16", "half": "float16", "bfloat16": "bfloat16", "float32": "float32",
-          "float": "float32"}  # fmt: skip
-# Encoder-task options: model.json keys of triton_llm.encoders.engine under KServe's names.
-ENCODER_FLAGS = ("disable_lower_case", "disable_special_tokens", "return_token_type_ids", "return_probabilities")
+
+def _types(annotation: Any) -> tuple[Any, ...]:
+    return get_args(annotation) or (annotation,)
+
+
+# KServe's --dtype choices are vLLM's; `half` and `float` are aliases, written as what they mean.
+DTYPES = {d: {"auto": None, "half": "float16", "float": "float32"}.get(d, d) for d in get_args(DType)}
+# Encoder-task options: EncoderSettings' keys under KServe's names (--max_length is shared with generation).
+ENCODER_OPTIONS = [k for k in keys(EncoderSettings, kserve=True, own=True) if k != "max_length"]
+# Those that are flags; the others take a comma-separated list.
+ENCODER_FLAGS = [k for k in ENCODER_OPTIONS if bool in _types(EncoderSettings.model_fields[k].annotation)]
 # The vLLM engine arguments our transformers engine also reads.
-HF_ENGINE_ARGS = {"max_num_seqs", "served_model_name"}
-# Weights in other frameworks' formats, never loaded by vLLM or transformers.
-NOT_PYTORCH = ["*.h5", "*.msgpack", "*.onnx", "*.ot", "*.tflite", "onnx/*", "openvino/*", "coreml/*", "*.gguf"]
-# Pickled PyTorch weights, skipped when the model also has safetensors.
-PICKLED = ["*.bin", "*.pt", "*.pth"]
-
-MODEL_PY = """\
-# {what}; everything lives in the triton_llm package (docs/protocol.md).
-from {runner} import TritonPythonModel  # noqa: F401
-"""
-
-GENERATION_CONFIG = """\
-# {description}
-# Written by `python -m triton_llm.cli.make_repo`. Inputs and outputs are filled in by the model's
-# auto_complete_config (docs/protocol.md); engine settings are in 1/model.json.
-backend: "python"
-max_batch_size: 0
-model_transaction_policy {{ decoupled: true }}
-
-# One engine per instance; it batches the requests of all clients itself.
-instance_group [{{ count: 1, kind: {kind} }}]
-"""
-
-ENCODER_CONFIG = """\
-# {description}
-# Written by `python -m triton_llm.cli.make_repo`. Each text is one row of the batch dimension;
-# Triton's dynamic batcher gathers the requests queued while a batch runs into one forward
-# pass. Inputs and outputs are filled in by the model's auto_complete_config
-# (docs/protocol.md); model settings are in 1/model.json.
-backend: "python"
-max_batch_size: {max_batch_size}
-dynamic_batching {{ }}
-instance_group [{{ count: 1, kind: {kind} }}]
-"""
-
-
-class ArgumentError(ValueError):
-    """An argument that cannot be honoured for this model; the message starts with its name."""
-
-    def __init__(self, argument: str, message: str):
-        super().__init__(f"{argument}: {message}")
-        self.argument = argument
-
-
-@dataclass
-class Entry:
-    """A repository entry, checked and ready to write."""
-
-    name: str
-    task: str
-    backend: str
-    settings: dict[str, Any]
-    runner: str
-    config_pbtxt: str
-    notes: list[str] = field(default_factory=list)
+HF_ENGINE_ARGS = set(keys(HfGenerationSettings, vllm=True))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,14 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     kserve.add_argument("--model_revision", help="hub revision of the model: branch, tag or commit")
     kserve.add_argument("--tokenizer_revision", help="hub revision of the tokenizer")
     kserve.add_argument("--dtype", default="auto", choices=list(DTYPES), help="weights' dtype (default: auto)")
-    kserve.add_argument("--task", choices=TASKS, help="default: from the model's config")
-    kserve.add_argument("--backend", default="auto", choices=BACKENDS, help="default: vLLM if it supports the model")
+    kserve.add_argument("--task", choices=[t.value for t in Task], help="default: from the model's config")
+    kserve.add_argument("--backend", default="auto", choices=get_args(Backend),
+                        help="default: vLLM if it supports the model")  # fmt: skip
     kserve.add_argument("--max_length", "--max_model_len", dest="max_model_len", type=int,
                         help="longest input (encoder tasks) or prompt + output (generation), in tokens")  # fmt: skip
     kserve.add_argument("--trust_remote_code", action="store_true", help="run the model's own code from the hub")
-    for flag in ENCODER_FLAGS:
-        kserve.add_argument(f"--{flag}", action="store_true", help="encoder tasks (KServe's meaning)")
-    kserve.add_argument("--tensor_input_names", help="comma-separated model inputs to pass (encoder tasks)")
+    for option in ENCODER_OPTIONS:
+        doc = f"encoder tasks: {EncoderSettings.model_fields[option].description}"
+        if option in ENCODER_FLAGS:
+            kserve.add_argument(f"--{option}", action="store_true", help=doc)
+        else:
+            kserve.add_argument(f"--{option}", metavar="A,B", help=doc)
     ours = p.add_argument_group("where to write, and what then")
     ours.add_argument("--repository", type=Path, default=Path("model_repository"), help="default: %(default)s")
     ours.add_argument("--download_dir", type=Path, help="download --model_id into this folder, not the hub cache")
@@ -132,43 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
         ours.add_argument(f"--{name}-port", type=int, default=port, help=f"with --serve (default: {port})")
     ours.add_argument("--ready-timeout", type=float, default=600.0, help="with --serve: seconds to wait for the models")
     return p
-
-
-# -- the model's files ------------------------------------------------------------------
-
-
-def fetch(model_id: str, revision: str | None, download_dir: Path | None) -> tuple[Path, str]:
-    """Download a hub model; (local folder, commit it was downloaded at)."""
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
-
-    repo_id = model_id.removeprefix("hf://")
-    try:
-        info = HfApi().model_info(repo_id, revision=revision)  # token: HF_TOKEN or the saved login
-    except RevisionNotFoundError:
-        raise ArgumentError("--model_revision", f"{repo_id} has no revision {revision!r}") from None
-    except RepositoryNotFoundError:
-        raise ArgumentError("--model_id", f"{repo_id} is not on the hub, or is private (set HF_TOKEN)") from None
-    except HfHubHTTPError as exc:
-        raise ArgumentError("--model_id", f"cannot reach the hub for {repo_id}: {exc}") from None
-    files = [s.rfilename for s in info.siblings or []]
-    ignore = NOT_PYTORCH + (PICKLED if any(f.endswith(".safetensors") for f in files) else [])
-    logger.info("downloading %s at %s into %s", repo_id, info.sha, download_dir or "the hub cache")
-    path = snapshot_download(repo_id, revision=info.sha, local_dir=download_dir, ignore_patterns=ignore)
-    return Path(path), info.sha
-
-
-def read_config(folder: Path, trust_remote_code: bool, argument: str) -> tuple[Any, bool]:
-    """(transformers config, whether it is a sentence-transformers folder)."""
-    from transformers import AutoConfig
-
-    if not (folder / "config.json").is_file():
-        raise ArgumentError(argument, f"{folder} has no config.json: not a transformers model folder")
-    try:
-        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    except ValueError as exc:  # unknown model_type, or custom code not trusted
-        raise ArgumentError(argument, f"cannot read {folder / 'config.json'}: {exc}") from None
-    return config, (folder / "modules.json").is_file()
 
 
 # -- vLLM's engine arguments ------------------------------------------------------------
@@ -222,7 +151,7 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
     if args.model_id:  # as in KServe, an id wins over --model_dir
         folder, commit = fetch(args.model_id, args.model_revision, args.download_dir)
         if args.download_dir:
-            settings["model"] = _model_path(folder, args.repository)
+            settings["model"] = model_path(folder, args.repository)
         else:
             settings["model"] = args.model_id.removeprefix("hf://")
             settings["revision"] = commit  # pinned: the entry serves what was checked here
@@ -234,7 +163,7 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
         folder = Path(args.model_dir)
         if not folder.is_dir():
             raise ArgumentError("--model_dir", f"{folder} is not a folder")
-        settings["model"] = _model_path(folder, args.repository)
+        settings["model"] = model_path(folder, args.repository)
         source = "--model_dir"
     else:
         raise ArgumentError("--model_id", "give --model_id (a hub id) or --model_dir (a local folder)")
@@ -252,19 +181,19 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
         settings["trust_remote_code"] = True
 
     try:
-        task = resolve_task(settings, config, sentence_transformers=sentence_transformers)
-        backend = resolve_backend(settings, config, task)
+        common = parse_settings(ModelSettings, settings)
+        task = resolve_task(common, config, sentence_transformers=sentence_transformers)
+        backend = resolve_backend(common, config, task)
     except SettingError as exc:
-        raise ArgumentError(f"--{exc.key}", str(exc).removeprefix("model.json: ")) from None
+        raise ArgumentError(f"--{exc.key}", exc.message) from None
 
+    vllm_args: dict[str, Any] = {}
     if task in ENCODER_TASKS:
         if args.max_model_len:
             settings["max_length"] = args.max_model_len
-        for flag in ENCODER_FLAGS:
-            if getattr(args, flag):
-                settings[flag] = True
-        if args.tensor_input_names:
-            settings["tensor_input_names"] = args.tensor_input_names.split(",")
+        for option in ENCODER_OPTIONS:
+            if getattr(args, option):
+                settings[option] = True if option in ENCODER_FLAGS else getattr(args, option).split(",")
         if extra:
             raise ArgumentError(extra[0], f"vLLM engine arguments do not apply to the {task} task")
         runner = "triton_llm.encoders.runner"
@@ -272,9 +201,9 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
             description=_describe(args, task, backend), max_batch_size=args.max_batch_size, kind=args.instance_kind
         )
     else:
-        for flag in (*ENCODER_FLAGS, "tensor_input_names"):
-            if getattr(args, flag):
-                raise ArgumentError(f"--{flag}", f"an encoder-task option; this model's task is {task}")
+        for option in ENCODER_OPTIONS:
+            if getattr(args, option):
+                raise ArgumentError(f"--{option}", f"an encoder-task option; this model's task is {task}")
         if args.max_model_len:
             settings["max_model_len"] = args.max_model_len
         vllm_args = engine_args(extra or [])
@@ -285,28 +214,13 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
         settings.update(vllm_args)
         runner = "triton_llm.generation.runner"
         config_pbtxt = GENERATION_CONFIG.format(description=_describe(args, task, backend), kind=args.instance_kind)
+    family = EncoderSettings if task in ENCODER_TASKS else VllmSettings if backend == "vllm" else HfGenerationSettings
+    try:
+        parse_settings(family, settings)  # as the runner will read it
+    except SettingError as exc:
+        flag = exc.key.replace("_", "-") if exc.key in vllm_args else exc.key  # vLLM's flags have dashes
+        raise ArgumentError(f"--{flag}", exc.message) from None
     return Entry(args.model_name, task, backend, settings, runner, config_pbtxt, notes)
-
-
-def write(entry: Entry, repository: Path) -> Path:
-    """Write the entry's three files (over an existing entry's)."""
-    root = repository / entry.name
-    version = root / "1"
-    version.mkdir(parents=True, exist_ok=True)
-    (root / "config.pbtxt").write_text(entry.config_pbtxt)
-    (version / "model.json").write_text(json.dumps(entry.settings, indent=2) + "\n")
-    what = "An embedding / encoder-task model" if entry.task in ENCODER_TASKS else "A generation model"
-    (version / "model.py").write_text(MODEL_PY.format(what=what, runner=entry.runner))
-    return root
-
-
-def _model_path(folder: Path, repository: Path) -> str:
-    """model.json's `model`: relative to `<name>/1/` inside the repository (it moves as one), else absolute."""
-    # abspath, not resolve: a linked folder stays named by its link
-    folder, repository = Path(os.path.abspath(folder)), Path(os.path.abspath(repository))
-    if folder.is_relative_to(repository):
-        return str(Path("..", "..", folder.relative_to(repository)))
-    return str(folder)
 
 
 def _engine(backend: str) -> str:

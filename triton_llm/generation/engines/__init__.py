@@ -9,35 +9,28 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from triton_llm.config import resolve_model_id
+from triton_llm import hf_loading
 from triton_llm.generation.engines.base import Engine
+from triton_llm.settings import HfGenerationSettings, ModelSettings, VllmSettings, parse_settings
 from triton_llm.tasks import GENERATION_TASKS, resolve_backend, resolve_task
 
 logger = logging.getLogger(__name__)
 
 
-def load_config(settings: dict[str, Any]) -> Any:
-    from transformers import AutoConfig
-
-    return AutoConfig.from_pretrained(
-        resolve_model_id(settings["model"]),
-        revision=settings.get("revision"),
-        trust_remote_code=bool(settings.get("trust_remote_code", False)),
-    )
-
-
-def create_engine(settings: dict[str, Any]) -> Engine:
-    config = load_config(settings)
-    task = resolve_task(settings, config, served=GENERATION_TASKS)
-    backend = resolve_backend(settings, config, task)
+def create_engine(raw: dict[str, Any], args: dict[str, Any] | None = None) -> Engine:
+    """The engine for model.json's settings (`raw`); `args`: Triton's `initialize` arguments, which place the model."""
+    common = parse_settings(ModelSettings, raw)
+    config = hf_loading.load_config(common)
+    task = resolve_task(common, config, served=GENERATION_TASKS)
+    backend = resolve_backend(common, config, task)
     logger.info(
         "%s: task %s, backend %s (asked: %s, architectures %s)",
-        settings["model"], task, backend, settings.get("backend", "auto"), config.architectures,
+        common.model, task, backend, common.backend, config.architectures,
     )  # fmt: skip
     if backend == "vllm":
         from triton_llm.generation.engines.vllm_engine import VllmEngine
 
-        return VllmEngine(settings)
+        return VllmEngine(parse_settings(VllmSettings, raw))
     from triton_llm.generation.engines.hf_engine import HuggingFaceEngine
 
-    return HuggingFaceEngine(settings, task)
+    return HuggingFaceEngine(parse_settings(HfGenerationSettings, raw), task, hf_loading.device(args))

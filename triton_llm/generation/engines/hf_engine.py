@@ -6,9 +6,7 @@ continuous (`hf_batching`); this module turns requests into sequences and token 
 into text deltas, stop strings and finish reasons, with vLLM's semantics so that clients
 cannot tell the engines apart.
 
-model.json keys read here (vLLM's names): model, tokenizer, revision, tokenizer_revision,
-trust_remote_code, dtype, max_model_len, max_num_seqs; ours: task, attn_implementation
-(transformers' name; default `eager` on a CPU, the model's own on a GPU).
+Its model.json keys are `HfGenerationSettings` (docs/settings.md).
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from triton_llm.config import OUR_KEYS, cpu_dtype, has_gpu, resolve_model_id
+from triton_llm import hf_loading
 from triton_llm.errors import InvalidInput
 from triton_llm.generation.engines import hf_attention, hf_linear
 from triton_llm.generation.engines.base import render_prompt
@@ -28,15 +26,10 @@ from triton_llm.generation.engines.hf_batching import CausalBatcher, Seq2SeqBatc
 from triton_llm.generation.engines.hf_sampling import to_hf_sampling
 from triton_llm.generation.engines.hf_scheduler import Sequence
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
-from triton_llm.tasks import TEXT_GENERATION
+from triton_llm.settings import HfGenerationSettings
+from triton_llm.tasks import Task
 
 logger = logging.getLogger(__name__)
-
-_READ = {
-    "model", "tokenizer", "revision", "tokenizer_revision", "trust_remote_code", "dtype", "max_model_len",
-    "attn_implementation",
-    "max_num_seqs", "served_model_name", *OUR_KEYS,
-}  # fmt: skip
 
 
 @dataclass
@@ -51,12 +44,10 @@ class _Choice:
 
 
 class HuggingFaceEngine:
-    def __init__(self, settings: dict[str, Any], task: str):
+    def __init__(self, settings: HfGenerationSettings, task: Task, device: str):
         self.settings = settings
         self.task = task
-        ignored = sorted(set(settings) - _READ)
-        if ignored:
-            logger.warning("huggingface backend: model.json keys without effect here: %s", ignored)
+        self.device = device  # hf_loading.device: from Triton's instance placement
         self.max_model_len: int | None = None
         self._tokenizer: Any = None
         self._batcher: CausalBatcher | Seq2SeqBatcher | None = None
@@ -66,23 +57,15 @@ class HuggingFaceEngine:
         await asyncio.to_thread(self._load)
 
     def _load(self) -> None:
-        from transformers import AutoTokenizer
-
         s = self.settings
-        model_id = resolve_model_id(s["model"])
-        self._tokenizer = AutoTokenizer.from_pretrained(
-            resolve_model_id(s.get("tokenizer") or model_id),
-            revision=s.get("tokenizer_revision") or s.get("revision"),
-            trust_remote_code=bool(s.get("trust_remote_code", False)),
-        )
-        max_num_seqs = int(s.get("max_num_seqs", 64))
-        batcher = CausalBatcher if self.task == TEXT_GENERATION else Seq2SeqBatcher
+        self._tokenizer = hf_loading.load_tokenizer(s)
+        batcher = CausalBatcher if self.task == Task.TEXT_GENERATION else Seq2SeqBatcher
         # The batcher's thread loads the model: all torch work stays on that thread.
-        self._batcher = batcher(lambda: self._load_model(model_id, max_num_seqs), max_num_seqs=max_num_seqs)
+        self._batcher = batcher(self._load_model, max_num_seqs=s.max_num_seqs)
         model = self._batcher.wait_loaded()
         config = model.config
         self.max_model_len = int(
-            s.get("max_model_len")
+            s.max_model_len
             or getattr(config, "max_position_embeddings", None)
             or getattr(config, "n_positions", None)
             # transformers' "no limit" is 1e30; T5's tokenizers say 512, the length it was trained on.
@@ -92,35 +75,23 @@ class HuggingFaceEngine:
         self._eos = sorted(t for t in eos if t is not None)
         logger.info(
             "transformers engine ready: %s, task %s, dtype %s, max_model_len %d, max_num_seqs %d",
-            model_id, self.task, model.dtype, self.max_model_len, max_num_seqs,
+            s.model, self.task, model.dtype, self.max_model_len, s.max_num_seqs,
         )  # fmt: skip
 
-    def _load_model(self, model_id: str, max_num_seqs: int) -> Any:
+    def _load_model(self) -> Any:
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
         s = self.settings
-        gpu = has_gpu()
-        dtype = s.get("dtype", "auto")
-        if dtype == "auto":
-            # As for vLLM on a CPU: the fast dtype of this CPU; on a GPU the model's own.
-            dtype = "auto" if gpu else cpu_dtype()
-        cls = AutoModelForCausalLM if self.task == TEXT_GENERATION else AutoModelForSeq2SeqLM
+        cpu = self.device == "cpu"
+        cls = AutoModelForCausalLM if self.task == Task.TEXT_GENERATION else AutoModelForSeq2SeqLM
         # On a CPU, eager attention beats SDPA for padded decoding batches (SmolLM2, bf16,
         # 200 cached tokens: 40 vs 59 ms per step alone, 81 vs 116 ms for 16 rows), and
         # grouped eager attention beats eager (see hf_attention).
-        attn = s.get("attn_implementation") or (None if gpu else hf_attention.NAME)
-        model = cls.from_pretrained(
-            model_id,
-            revision=s.get("revision"),
-            dtype=dtype,
-            trust_remote_code=bool(s.get("trust_remote_code", False)),
-            attn_implementation=attn,
-        )
-        model.eval()
-        if gpu:
-            model.to("cuda")  # the batchers put their inputs on `model.device`
-        else:
-            hf_linear.pack_linears(model, batch_hint=max_num_seqs)
+        attn = s.attn_implementation or (hf_attention.NAME if cpu else None)
+        # The batchers put their inputs on `model.device`.
+        model = hf_loading.load_model(cls, s, self.device, attn_implementation=attn)
+        if cpu:
+            hf_linear.pack_linears(model, batch_hint=s.max_num_seqs)
         return model
 
     def num_choices(self, request: GenerateRequest) -> int:
@@ -133,7 +104,7 @@ class HuggingFaceEngine:
         if not ids:
             raise InvalidInput(field, "the prompt has no tokens")
         # A decoder-only prompt needs room for at least one new token.
-        if len(ids) > self.max_model_len or (len(ids) == self.max_model_len and self.task == TEXT_GENERATION):
+        if len(ids) > self.max_model_len or (len(ids) == self.max_model_len and self.task == Task.TEXT_GENERATION):
             raise InvalidInput(
                 field,
                 f"the prompt is {len(ids)} tokens, longer than this model's maximum context length of "
@@ -145,7 +116,7 @@ class HuggingFaceEngine:
         sampling = to_hf_sampling(request.sampling)
         prompt = render_prompt(self._tokenizer, request)
         prompt_ids = self._prompt_ids(request, prompt)
-        causal = self.task == TEXT_GENERATION
+        causal = self.task == Task.TEXT_GENERATION
         room = self.max_model_len - len(prompt_ids) if causal else self.max_model_len
         max_new = min(sampling.max_tokens or room, room)
         eos = [*([] if sampling.ignore_eos else self._eos), *sampling.stop_token_ids]

@@ -6,17 +6,18 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from triton_llm.config import vllm_engine_args
 from triton_llm.errors import InvalidInput
 from triton_llm.generation.engines.base import render_prompt
+from triton_llm.generation.engines.vllm_args import engine_args
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
+from triton_llm.settings import VllmSettings
 
 logger = logging.getLogger(__name__)
 
 
 class VllmEngine:
-    def __init__(self, settings: dict[str, Any]):
-        self.engine_args = vllm_engine_args(settings)
+    def __init__(self, settings: VllmSettings):
+        self.engine_args = engine_args(settings)
         self._llm = None
         self._tokenizer = None
         self.max_model_len: int | None = None

@@ -1,0 +1,30 @@
+"""vLLM's `AsyncEngineArgs` from model.json: our keys dropped, defaults that make a CPU usable added.
+
+Keys are vLLM's own (`VllmSettings` checks each is an AsyncEngineArgs field), so an entry
+from Triton's vllm_backend moves over as it is. On a machine with no GPU, unless model.json
+says otherwise: `dtype` from what the CPU computes fast, `enforce_eager`, and a 2 GiB KV
+cache (VLLM_CPU_KVCACHE_SPACE). On a GPU nothing is added: the model's dtype and vLLM's own
+defaults stand.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from triton_llm import hf_loading
+from triton_llm.settings import VllmSettings, keys
+
+
+def engine_args(s: VllmSettings) -> dict[str, Any]:
+    """AsyncEngineArgs keyword arguments for the machine we run on: the keys model.json gives, and CPU defaults."""
+    args = s.model_dump(exclude_unset=True, exclude=set(keys(VllmSettings, vllm=False)))
+    args["model"] = hf_loading.model_id(s)
+    if s.tokenizer:
+        args["tokenizer"] = s.tokenizer.removeprefix("hf://")
+    if not hf_loading.has_gpu():
+        args.setdefault("dtype", hf_loading.cpu_dtype())
+        # CUDA graphs do not exist on CPU; compiling takes ~60 s more for no gain.
+        args.setdefault("enforce_eager", True)
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    return args
