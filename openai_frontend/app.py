@@ -1,4 +1,9 @@
-"""create_app(settings, client): the FastAPI application, with no module globals."""
+"""create_app(settings, client): the FastAPI application, with no module globals.
+
+The routers get Triton through `backend.Triton`, a dependency reading `app.state.triton`:
+the gRPC client the app opens (and closes) itself, or the `client` given, which stays its
+caller's (a test's fake: `create_app(client=fake)`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI, Request
 
 from openai_frontend import errors
+from openai_frontend.backend import ModelServer
 from openai_frontend.metrics import FrontendMetrics, MetricsMiddleware
 from openai_frontend.routers import chat, completions, embeddings, health, models
 from openai_frontend.settings import Settings
@@ -25,12 +31,16 @@ def _require_api_key(request: Request) -> None:
         )
 
 
-def create_app(settings: Settings | None = None, client: TritonClient | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, client: ModelServer | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.triton = client or TritonClient(settings.triton_url, settings.models_ttl_s)
+        if client is not None:
+            yield
+            return
+        # Opened here, in the server's event loop, which its gRPC channel belongs to.
+        app.state.triton = TritonClient(settings.triton_url, settings.models_ttl_s)
         yield
         await app.state.triton.close()
 
@@ -40,6 +50,7 @@ def create_app(settings: Settings | None = None, client: TritonClient | None = N
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.triton = client
     app.state.metrics = FrontendMetrics()
     errors.install(app)
 

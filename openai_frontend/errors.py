@@ -1,10 +1,11 @@
-"""Typed errors, mapped to OpenAI's error shape in one place.
+"""Typed errors, mapped to OpenAI's error shape in one place; Triton's errors decoded in one place.
 
 {"error": {"message": ..., "type": ..., "param": ..., "code": ...}}
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -45,6 +46,46 @@ class ServiceUnavailable(APIError):
 
 class ServerError(APIError):
     status, type = 500, "server_error"
+
+
+class InvalidField(BadRequest):
+    """A model refused one of its inputs: `field` is the model's name for it (`text_input`,
+    `sampling_parameters.max_tokens`), which the serving layer renames to the endpoint's
+    OpenAI parameter (`serving.fields`)."""
+
+    def __init__(self, field: str | None, problem: str):
+        super().__init__(f"{field}: {problem}" if field else problem, param=field)
+        self.field, self.problem = field, problem
+
+
+def from_triton(message: str, status: str = "") -> APIError:
+    """An error from Triton as ours: the model's structured error, `{"message", "param"}`
+    (docs/protocol.md#errors), or one of Triton's own plain messages, by its status."""
+    structured = _structured(message)
+    if structured is not None:
+        return structured
+    if "UNAVAILABLE" in status or "failed to connect" in message:
+        return ServiceUnavailable(f"Triton is unavailable: {message}")
+    if "NOT_FOUND" in status or "unknown model" in message or "is not found" in message:
+        return NotFound(message, param="model", code="model_not_found")
+    if "INVALID_ARG" in status:
+        return BadRequest(message)
+    return ServerError(message)
+
+
+def _structured(message: str) -> InvalidField | None:
+    # Only the models' client mistakes are JSON: a stream error carries no status, so the
+    # shape itself says "400".
+    if not message.startswith("{"):
+        return None
+    try:
+        data = json.loads(message)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("message"), str):
+        return None
+    param = data.get("param")
+    return InvalidField(param if isinstance(param, str) else None, data["message"])
 
 
 def _param(loc: tuple) -> str | None:

@@ -3,7 +3,7 @@
 One channel for the process; one `stream_infer` call per generation request, so that a
 client that goes away cancels exactly its own gRPC stream, which Triton turns into
 `is_cancelled()` in the model and an engine abort. Embeddings are plain `infer` calls to a
-model Triton batches dynamically.
+model Triton batches dynamically. Implements `backend.ModelServer`, what the routers use.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,24 +19,8 @@ import tritonclient.grpc.aio as grpc_aio
 from tritonclient.grpc import InferInput
 from tritonclient.utils import InferenceServerException
 
-from openai_frontend.errors import APIError, BadRequest, NotFound, ServerError, ServiceUnavailable
-
-Outputs = dict[str, np.ndarray]
-
-
-@dataclass
-class ModelInfo:
-    name: str
-    ready: bool
-    generate: bool  # speaks our tensor protocol (text_input -> text_output)
-    chat: bool  # also takes `messages` (server-side chat template)
-    embed: bool  # an embedding model (text_input -> embedding)
-    created: int
-    max_batch_size: int = 0  # texts per request to an embedding model
-    sparse_outputs: bool = False  # takes `sparse_outputs` (ours; not vllm_backend)
-
-    def serves(self, endpoint: str) -> bool:
-        return {"completions": self.generate, "chat": self.chat, "embeddings": self.embed}[endpoint]
+from openai_frontend.backend import ModelInfo, Outputs
+from openai_frontend.errors import APIError, ServiceUnavailable, from_triton
 
 
 class TritonClient:
@@ -95,17 +78,6 @@ class TritonClient:
                 sparse_outputs="sparse_outputs" in inputs,
             )
         return models
-
-    async def require_model(self, name: str, endpoint: str = "completions") -> ModelInfo:
-        models = await self.models()
-        info = models.get(name) or (await self.models(refresh=True)).get(name)
-        if info is None:
-            raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")
-        if not info.ready:
-            raise ServiceUnavailable(f"The model '{name}' is not ready")
-        if not info.serves(endpoint):
-            raise BadRequest(f"The model '{name}' does not support this endpoint", param="model")
-        return info
 
     async def generate(self, model: str, values: dict[str, Any], request_id: str = "") -> AsyncIterator[Outputs]:
         """Stream the responses of one request; leaving early cancels it in Triton."""
@@ -170,27 +142,4 @@ def _inputs(values: dict[str, Any]) -> list[InferInput]:
 
 
 def _map_error(exc: InferenceServerException) -> APIError:
-    """Triton's stream errors carry the model's message; our models start client mistakes
-    with the field they concern (docs/protocol.md)."""
-    message = exc.message() or str(exc)
-    status = str(exc.status() or "")
-    if "UNAVAILABLE" in status or "failed to connect" in message:
-        return ServiceUnavailable(f"Triton is unavailable: {message}")
-    if "NOT_FOUND" in status or "unknown model" in message or "is not found" in message:
-        return NotFound(message, param="model", code="model_not_found")
-    field = _field_named(message)
-    if "INVALID_ARG" in status or field:
-        return BadRequest(message, param=field)
-    return ServerError(message)
-
-
-_FIELDS = (
-    "text_input", "messages", "sampling_parameters", "exclude_input_in_output", "stream", "dimensions",
-    "truncate_prompt_tokens",
-)  # fmt: skip
-
-
-def _field_named(message: str) -> str | None:
-    """The input field a model's error message starts with ("sampling_parameters.n: ..."), if any."""
-    head = message.split(":", 1)[0]
-    return head if head.split(".", 1)[0].split("[", 1)[0] in _FIELDS else None
+    return from_triton(exc.message() or str(exc), str(exc.status() or ""))

@@ -14,6 +14,14 @@ class InvalidInput(ValueError):
         self.problem = problem
         super().__init__(f"{field}: {problem}")
 
+    def to_wire(self) -> str:
+        """The Triton error message the runners send: `{"message": problem, "param": field}`.
+
+        The field travels as data, so a client (our frontend) names it without parsing prose;
+        docs/protocol.md#errors.
+        """
+        return json.dumps({"message": self.problem, "param": self.field}, ensure_ascii=False)
+
 
 def json_object(raw: str | dict, field: str) -> dict[str, Any]:
     """A JSON object given as text (or already decoded), or an error naming `field`."""

@@ -1,4 +1,7 @@
-"""POST /v1/chat/completions. The chat template is applied by the model (`messages` input)."""
+"""POST /v1/chat/completions: routing, and the response built from the accumulator's choices.
+
+The chat template is applied by the model (`messages` input).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 
+from openai_frontend.backend import Triton, require_model
 from openai_frontend.schemas.chat import (
     ChatChoice,
     ChatChunkChoice,
@@ -20,73 +24,59 @@ from openai_frontend.schemas.chat import (
     TopLogprob,
     chat_id,
 )
-from openai_frontend.schemas.common import Usage, finish_reason
-from openai_frontend.serving import tensors as generation
+from openai_frontend.serving import tensors
+from openai_frontend.serving.accumulate import Accumulator, Positions
 from openai_frontend.sse import stream_response
 
 router = APIRouter()
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletionResponse)
-async def create_chat_completion(body: ChatCompletionRequest, request: Request):
-    client = request.app.state.triton
-    info = await client.require_model(body.model, "chat")
+async def create_chat_completion(body: ChatCompletionRequest, request: Request, triton: Triton):
+    info = await require_model(triton, body.model, "chat")
     messages = [m.for_template() for m in body.messages]
-    values = generation.model_inputs(
+    values = tensors.model_inputs(
         messages=messages, sampling=body.sampling(), stream=body.stream, sparse=info.sparse_outputs
     )
-    steps = generation.steps(client, body.model, values)
+    steps = tensors.merge([tensors.steps(triton, body.model, values, "chat")])
+    acc = Accumulator(body.n)
     if body.stream:
-        return stream_response(request, "chat", _chunks(body, steps))
+        return stream_response(request, "chat", _chunks(body, acc, steps))
 
-    texts = [""] * body.n
-    reasons: list[str | None] = [None] * body.n
-    logprobs: list[ChoiceLogprobs | None] = [None] * body.n
-    prompt_tokens = completion_tokens = 0
-    async for step in steps:
-        prompt_tokens = step.num_input_tokens
-        for c, text in enumerate(step.texts):
-            texts[c] += text
-            reasons[c] = step.finish_reasons[c] or reasons[c]
-            completion_tokens += step.num_output_tokens[c]
-            if body.logprobs:
-                logprobs[c] = _logprobs(step.logprobs[c], body.top_logprobs or 0)
+    await acc.add_all(steps)
     choices = [
         ChatChoice(
-            index=c,
-            message=ChatMessage(content=texts[c]),
-            finish_reason=finish_reason(reasons[c]),
-            logprobs=logprobs[c],
+            index=c.index,
+            message=ChatMessage(content=c.text),
+            finish_reason=c.finish_reason,
+            logprobs=_logprobs(c.logprobs, body.top_logprobs or 0) if body.logprobs else None,
         )
-        for c in range(body.n)
+        for c in acc.choices
     ]
-    usage = Usage.of(prompt_tokens, completion_tokens)
-    return ChatCompletionResponse(model=body.model, choices=choices, usage=usage)
+    return ChatCompletionResponse(model=body.model, choices=choices, usage=acc.usage())
 
 
-async def _chunks(body: ChatCompletionRequest, steps) -> AsyncIterator[dict]:
+async def _chunks(body: ChatCompletionRequest, acc: Accumulator, steps) -> AsyncIterator[dict]:
     chunk = ChatCompletionChunk(id=chat_id(), created=int(time.time()), model=body.model, choices=[])
     base = chunk.model_dump(exclude={"choices", "usage"})
     # OpenAI's first chunk of each choice carries the role and empty content.
     first = [ChatChunkChoice(index=c, delta=DeltaMessage(role="assistant", content="")) for c in range(body.n)]
     yield {**base, "choices": [_dump(c) for c in first]}
-    prompt_tokens = completion_tokens = 0
-    async for step in steps:
-        prompt_tokens = step.num_input_tokens or prompt_tokens  # (sparse outputs: first response only)
-        choices = []
-        for c, text in enumerate(step.texts):
-            completion_tokens += step.num_output_tokens[c]
-            reason = finish_reason(step.finish_reasons[c])
-            if text or reason:
-                lp = _logprobs(step.logprobs[c], body.top_logprobs or 0) if body.logprobs else None
-                choices.append(
-                    ChatChunkChoice(index=c, delta=DeltaMessage(content=text), finish_reason=reason, logprobs=lp)
-                )
+    async for _, step in steps:
+        choices = [
+            ChatChunkChoice(
+                index=d.index,
+                delta=DeltaMessage(content=d.text),
+                finish_reason=d.finish_reason,
+                logprobs=_logprobs(d.logprobs, body.top_logprobs or 0) if body.logprobs else None,
+            )
+            for d in acc.add(0, step)
+            if d.text or d.finish_reason
+        ]
         if choices:
             yield {**base, "choices": [_dump(c) for c in choices]}
     if body.include_usage:
-        usage = Usage.of(prompt_tokens, completion_tokens)
-        yield {**base, "choices": [], "usage": usage.model_dump()}
+        yield {**base, "choices": [], "usage": acc.usage().model_dump()}
 
 
 def _dump(choice: ChatChunkChoice) -> dict:
@@ -94,10 +84,10 @@ def _dump(choice: ChatChunkChoice) -> dict:
     return {**choice.model_dump(), "delta": choice.delta.model_dump(exclude_none=True)}
 
 
-def _logprobs(steps, top: int) -> ChoiceLogprobs:
+def _logprobs(positions: Positions | None, top: int) -> ChoiceLogprobs:
     content = []
-    for position in steps or []:
-        token, logprob, candidates = generation.top_logprobs(position)
+    for position in positions or []:
+        token, logprob, candidates = tensors.top_logprobs(position)
         ranked = sorted(candidates.items(), key=lambda kv: -kv[1])[:top]
         content.append(
             TokenLogprob(

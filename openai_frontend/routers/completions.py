@@ -1,4 +1,4 @@
-"""POST /v1/completions."""
+"""POST /v1/completions: routing, and the response built from the accumulator's choices."""
 
 from __future__ import annotations
 
@@ -6,86 +6,77 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 
-from openai_frontend.schemas.common import Usage, finish_reason
+from openai_frontend.backend import Triton, require_model
 from openai_frontend.schemas.completions import (
     CompletionChoice,
     CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
 )
-from openai_frontend.serving import tensors as generation
+from openai_frontend.serving import tensors
+from openai_frontend.serving.accumulate import Accumulator, Positions
 from openai_frontend.sse import stream_response
 
 router = APIRouter()
 
 
 @router.post("/v1/completions", response_model=CompletionResponse, response_model_exclude_none=False)
-async def create_completion(body: CompletionRequest, request: Request):
-    client = request.app.state.triton
-    info = await client.require_model(body.model)
+async def create_completion(body: CompletionRequest, request: Request, triton: Triton):
+    info = await require_model(triton, body.model, "completions")
     sampling = body.sampling()
     streams = [
-        generation.steps(client, body.model, generation.model_inputs(
+        tensors.steps(triton, body.model, tensors.model_inputs(
             prompt=p, sampling=sampling, stream=body.stream, echo=body.echo, sparse=info.sparse_outputs
-        ))
+        ), "completions")
         for p in body.prompts
     ]  # fmt: skip
+    acc = Accumulator(body.n, prompts=len(body.prompts))
     if body.stream:
-        return stream_response(request, "completions", _chunks(body, streams))
+        return stream_response(request, "completions", _chunks(body, acc, tensors.merge(streams)))
 
-    texts = [""] * (len(body.prompts) * body.n)
-    reasons: list[str | None] = [None] * len(texts)
-    logprobs: list[CompletionLogprobs | None] = [None] * len(texts)
-    prompt_tokens = completion_tokens = 0
-    async for p, step in generation.merge(streams):
-        prompt_tokens += step.num_input_tokens
-        for c, text in enumerate(step.texts):
-            i = p * body.n + c
-            texts[i] += text
-            reasons[i] = step.finish_reasons[c] or reasons[i]
-            completion_tokens += step.num_output_tokens[c]
-            if body.logprobs is not None:
-                logprobs[i] = _logprobs(step.logprobs[c], prefix=body.prompts[p] if body.echo else "")
+    await acc.add_all(tensors.merge(streams))
+    # Not streamed, the model itself puts an echoed prompt at the head of the text.
     choices = [
-        CompletionChoice(index=i, text=t, finish_reason=finish_reason(r), logprobs=lp)
-        for i, (t, r, lp) in enumerate(zip(texts, reasons, logprobs, strict=True))
+        CompletionChoice(
+            index=c.index,
+            text=c.text,
+            finish_reason=c.finish_reason,
+            logprobs=_logprobs(c.logprobs, body.prompts[c.index // body.n] if body.echo else "")
+            if body.logprobs is not None
+            else None,
+        )
+        for c in acc.choices
     ]
-    usage = Usage.of(prompt_tokens, completion_tokens)
-    return CompletionResponse(model=body.model, choices=choices, usage=usage)
+    return CompletionResponse(model=body.model, choices=choices, usage=acc.usage())
 
 
-async def _chunks(body: CompletionRequest, streams) -> AsyncIterator[dict]:
+async def _chunks(body: CompletionRequest, acc: Accumulator, steps) -> AsyncIterator[dict]:
     # id, object, created and model are the same in every chunk: dump them once.
     base = CompletionResponse(model=body.model, choices=[]).model_dump(exclude={"choices", "usage"})
-    prompt_tokens = completion_tokens = 0
-    counted, echoed = set(), set()
-    async for p, step in generation.merge(streams):
-        if p not in counted:  # every response repeats its prompt's count
-            counted.add(p)
-            prompt_tokens += step.num_input_tokens
+    echoed: set[int] = set()
+    async for p, step in steps:
         choices = []
-        for c, text in enumerate(step.texts):
-            i = p * body.n + c
-            if body.echo and i not in echoed:
+        for delta in acc.add(p, step):
+            text = delta.text
+            if body.echo and delta.index not in echoed:  # streamed, the prompt is ours to echo
                 text = body.prompts[p] + text
-            echoed.add(i)
-            completion_tokens += step.num_output_tokens[c]
-            reason = finish_reason(step.finish_reasons[c])
-            if text or reason:
-                lp = _logprobs(step.logprobs[c]) if body.logprobs is not None else None
-                choices.append(CompletionChoice(index=i, text=text, finish_reason=reason, logprobs=lp))
+            echoed.add(delta.index)
+            if text or delta.finish_reason:
+                lp = _logprobs(delta.logprobs) if body.logprobs is not None else None
+                choices.append(
+                    CompletionChoice(index=delta.index, text=text, finish_reason=delta.finish_reason, logprobs=lp)
+                )
         if choices:
             yield {**base, "choices": [c.model_dump() for c in choices]}
     if body.include_usage:
-        usage = Usage.of(prompt_tokens, completion_tokens)
-        yield {**base, "choices": [], "usage": usage.model_dump()}
+        yield {**base, "choices": [], "usage": acc.usage().model_dump()}
 
 
-def _logprobs(steps, prefix: str = "") -> CompletionLogprobs:
+def _logprobs(positions: Positions | None, prefix: str = "") -> CompletionLogprobs:
     out = CompletionLogprobs()
     offset = len(prefix)
-    for position in steps or []:
-        token, logprob, candidates = generation.top_logprobs(position)
+    for position in positions or []:
+        token, logprob, candidates = tensors.top_logprobs(position)
         out.tokens.append(token)
         out.token_logprobs.append(logprob)
         out.top_logprobs.append(candidates)

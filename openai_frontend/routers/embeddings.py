@@ -4,30 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import re
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from openai_frontend.errors import BadRequest
+from openai_frontend.backend import ModelServer, Outputs, Triton, require_model
+from openai_frontend.errors import InvalidField
 from openai_frontend.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
+from openai_frontend.serving.fields import for_endpoint
 
 router = APIRouter()
 
-_TEXT_INDEX = re.compile(r"^text_input\[(\d+)\]")
-
 
 @router.post("/v1/embeddings", response_model=EmbeddingResponse)
-async def create_embeddings(body: EmbeddingRequest, request: Request):
-    client = request.app.state.triton
-    info = await client.require_model(body.model, "embeddings")
+async def create_embeddings(body: EmbeddingRequest, triton: Triton):
+    info = await require_model(triton, body.model, "embeddings")
     texts = body.texts
     parameters = body.model_dump(include={"dimensions", "truncate_prompt_tokens"}, exclude_none=True)
     # A request may hold up to max_batch_size texts; Triton batches the pieces together again.
     size = max(info.max_batch_size, 1)
     starts = range(0, len(texts), size)
-    results = await asyncio.gather(*(_embed(client, body.model, texts[s : s + size], parameters, s) for s in starts))
+    results = await asyncio.gather(*(_embed(triton, body.model, texts[s : s + size], parameters, s) for s in starts))
     vectors = np.concatenate([r["embedding"] for r in results])
     prompt_tokens = int(sum(r["num_input_tokens"].sum() for r in results))
     if body.encoding_format == "base64":
@@ -45,13 +43,9 @@ async def create_embeddings(body: EmbeddingRequest, request: Request):
     )
 
 
-async def _embed(client, model: str, texts: list[str], parameters: dict, offset: int):
+async def _embed(client: ModelServer, model: str, texts: list[str], parameters: dict, offset: int) -> Outputs:
     try:
         return await client.embed(model, texts, parameters)
-    except BadRequest as exc:
-        # The model names the text by its place in this piece; the client knows `input[i]`.
-        match = _TEXT_INDEX.match(exc.message)
-        if match:
-            field = f"input[{offset + int(match.group(1))}]"
-            raise BadRequest(field + exc.message[match.end() :], param=field) from None
-        raise
+    except InvalidField as exc:
+        # The model numbers the texts of this piece; the client's are `input[offset + i]`.
+        raise for_endpoint(exc, "embeddings", offset) from None

@@ -5,18 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from openai_frontend.backend import Triton
 from openai_frontend.errors import APIError, ServiceUnavailable
 
 router = APIRouter()
 
 
 @router.get("/health")
-async def health(request: Request) -> dict:
-    client = request.app.state.triton
-    if not await client.server_ready():
-        raise ServiceUnavailable(f"Triton at {client.url} is not ready")
+async def health(triton: Triton) -> dict:
+    if not await triton.server_ready():
+        raise ServiceUnavailable(f"Triton at {triton.url} is not ready")
     try:
-        models = await client.models(refresh=True)
+        models = await triton.models(refresh=True)
     except APIError as exc:
         raise ServiceUnavailable(exc.message) from None
     not_ready = sorted(name for name, m in models.items() if not m.ready)

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
+from openai_frontend.backend import ModelInfo, Triton
 from openai_frontend.errors import NotFound
 from openai_frontend.schemas.models import Model, ModelList
-from openai_frontend.triton_client import ModelInfo
 
 router = APIRouter()
 
 
 @router.get("/v1/models", response_model=ModelList)
-async def list_models(request: Request) -> ModelList:
-    models = await request.app.state.triton.models()
+async def list_models(triton: Triton) -> ModelList:
+    models = await triton.models()
     return ModelList(data=[Model(id=m.name, created=m.created) for m in models.values() if _listed(m)])
 
 
 @router.get("/v1/models/{model_id:path}", response_model=Model)
-async def get_model(model_id: str, request: Request) -> Model:
-    info = (await request.app.state.triton.models()).get(model_id)
+async def get_model(model_id: str, triton: Triton) -> Model:
+    info = (await triton.models()).get(model_id)
     if info is None or not _listed(info):
         raise NotFound(f"The model '{model_id}' does not exist", param="model", code="model_not_found")
     return Model(id=info.name, created=info.created)

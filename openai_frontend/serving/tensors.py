@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from openai_frontend.triton_client import Outputs, TritonClient
+from openai_frontend.backend import ModelServer, Outputs
+from openai_frontend.errors import InvalidField
+from openai_frontend.serving.fields import for_endpoint
 
 
 @dataclass
@@ -78,9 +80,14 @@ def decode(outputs: Outputs) -> Step:
     )
 
 
-async def steps(client: TritonClient, model: str, values: dict[str, Any]) -> AsyncIterator[Step]:
-    async for outputs in client.generate(model, values):
-        yield decode(outputs)
+async def steps(client: ModelServer, model: str, values: dict[str, Any], endpoint: str) -> AsyncIterator[Step]:
+    """The decoded responses of one model request made for `endpoint`, whose client is told
+    of a refused input by its OpenAI name."""
+    try:
+        async for outputs in client.generate(model, values):
+            yield decode(outputs)
+    except InvalidField as exc:
+        raise for_endpoint(exc, endpoint) from None
 
 
 async def merge(streams: list[AsyncIterator[Step]]) -> AsyncIterator[tuple[int, Step]]:

@@ -102,6 +102,11 @@ def test_over_long_input_is_refused_naming_the_limit_unless_truncation_is_asked(
     error = response.json()["error"]
     assert error["param"] == "input[1]" and f"limit of {LIMIT} tokens" in error["message"]
     assert error["type"] == "invalid_request_error"
+    # The model numbers the texts of the piece it got (64 at most): text 36 of the second piece.
+    many = ["short"] * 150
+    many[100] = long
+    error = post(url, {"model": "minilm", "input": many}).json()["error"]
+    assert error["param"] == "input[100]" and error["message"].startswith("input[100]: "), error
 
     body = post(url, {"model": "minilm", "input": ["short", long], "truncate_prompt_tokens": -1}).json()
     ours = np.array([d["embedding"] for d in body["data"]])

@@ -3,6 +3,7 @@ weights, compared with transformers' own pipelines on the same folders."""
 
 from __future__ import annotations
 
+import json
 from functools import cache
 
 import numpy as np
@@ -88,7 +89,8 @@ def test_sequence_classification_matches_the_pipeline(triton, pipelines):
 def test_encoder_errors_are_per_request(triton):
     body = {"inputs": [{"name": "text_input", "shape": [1, 1], "datatype": "BYTES", "data": ["no mask here"]}]}
     response = requests.post(f"{triton.http_url}/v2/models/bert-fill-mask/infer", json=body, timeout=60)
-    assert response.status_code == 400 and "text_input[0]: no [MASK] token" in response.json()["error"]
+    error = json.loads(response.json()["error"])  # the models' structured error (docs/protocol.md#errors)
+    assert response.status_code == 400 and error["param"] == "text_input[0]" and "no [MASK] token" in error["message"]
     long = " ".join(["house"] * 100)  # over the tiny model's 64 positions
     body["inputs"][0]["data"] = [long]
     response = requests.post(f"{triton.http_url}/v2/models/bert-seq-cls/infer", json=body, timeout=60)

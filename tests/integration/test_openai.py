@@ -136,7 +136,8 @@ ERRORS = [
     ({"model": MODEL, "prompt": "x", "n": 0}, 400, "n"),
     ({"model": MODEL, "prompt": ""}, 400, "prompt"),
     ({"model": MODEL}, 400, "prompt"),
-    ({"model": MODEL, "prompt": "word " * 9000}, 400, "text_input"),
+    ({"model": MODEL, "prompt": "word " * 9000}, 400, "prompt"),  # found by the model (its `text_input`)
+    ({"model": MODEL, "prompt": "x", "top_k": -5}, 400, "top_k"),  # the model's sampling_parameters.top_k
     ({"model": "no-such-model", "prompt": "x"}, 404, "model"),
 ]
 
@@ -147,7 +148,7 @@ def test_errors_have_openai_shape(frontend, body, status, param):
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
-    assert param in error["param"] and "Traceback" not in error["message"]
+    assert error["param"] == param and "Traceback" not in error["message"]
 
 
 def test_chat_errors(frontend):
@@ -158,13 +159,28 @@ def test_chat_errors(frontend):
     assert r.status_code == 400 and r.json()["error"]["param"].startswith("messages.0.role")
 
 
+def test_a_prompt_over_the_context_names_the_openai_field(frontend):
+    """The model refuses its `text_input`; the client sent `prompt` or `messages`."""
+    long = "word " * 9000
+    r = requests.post(f"{frontend.url}/openai/v1/completions", json={"model": MODEL, "prompt": long}, timeout=60)
+    error = r.json()["error"]
+    assert r.status_code == 400 and error["param"] == "prompt", error
+    assert error["message"].startswith("prompt: ") and "maximum context length" in error["message"]
+    body = {"model": MODEL, "messages": [{"role": "user", "content": long}]}
+    r = requests.post(f"{frontend.url}/openai/v1/chat/completions", json=body, timeout=60)
+    error = r.json()["error"]
+    assert r.status_code == 400 and error["param"] == "messages", error
+    assert error["type"] == "invalid_request_error" and "maximum context length" in error["message"]
+
+
 def test_error_mid_stream_is_an_sse_error_event(frontend):
     body = {"model": MODEL, "prompt": "word " * 9000, "stream": True}
     with httpx.stream("POST", f"{frontend.url}/openai/v1/completions", json=body, timeout=60) as r:
         raw = r.read().decode()
     events = [e for e in raw.split("\n\n") if e]
     assert events[-1] == "data: [DONE]"
-    assert "maximum context length" in json.loads(events[-2][len("data: ") :])["error"]["message"]
+    error = json.loads(events[-2][len("data: ") :])["error"]
+    assert "maximum context length" in error["message"] and error["param"] == "prompt"
 
 
 def test_disconnect_mid_stream_cancels_the_engine_request(frontend, triton):

@@ -76,8 +76,9 @@ def test_finish_reasons_map_to_openai():
 
 
 def test_model_errors_map_to_statuses():
-    assert _map_error(InferenceServerException("sampling_parameters.max_tokens: bad")).status == 400
-    assert _map_error(InferenceServerException("text_input: too long")).param == "text_input"
+    # The models' structured errors (docs/protocol.md#errors); the routers rename the field.
+    assert _map_error(InferenceServerException('{"message": "bad", "param": "sampling_parameters.n"}')).status == 400
+    assert _map_error(InferenceServerException('{"message": "too long", "param": "text_input"}')).param == "text_input"
     assert _map_error(InferenceServerException("x", status="StatusCode.UNAVAILABLE")).status == 503
     assert _map_error(InferenceServerException("engine died")).status == 500
 

@@ -1,0 +1,74 @@
+"""What the routers need from Triton, as a `typing.Protocol`, and the FastAPI dependency that
+hands it to them.
+
+`triton_client.TritonClient` (gRPC) is the implementation; a test hands `create_app` a fake
+that implements the same few methods. Implementations raise `openai_frontend.errors`
+errors, Triton's decoded by `errors.from_triton`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
+
+import numpy as np
+from fastapi import Depends, Request
+
+from openai_frontend.errors import BadRequest, NotFound, ServiceUnavailable
+
+Outputs = dict[str, np.ndarray]
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    ready: bool
+    generate: bool  # speaks our tensor protocol (text_input -> text_output)
+    chat: bool  # also takes `messages` (server-side chat template)
+    embed: bool  # an embedding model (text_input -> embedding)
+    created: int
+    max_batch_size: int = 0  # texts per request to an embedding model
+    sparse_outputs: bool = False  # takes `sparse_outputs` (ours; not vllm_backend)
+
+    def serves(self, endpoint: str) -> bool:
+        return {"completions": self.generate, "chat": self.chat, "embeddings": self.embed}[endpoint]
+
+
+class ModelServer(Protocol):
+    url: str
+
+    async def close(self) -> None: ...
+
+    async def server_ready(self) -> bool: ...
+
+    async def models(self, refresh: bool = False) -> dict[str, ModelInfo]:
+        """The models in Triton's repository (may be cached for a few seconds)."""
+        ...
+
+    def generate(self, model: str, values: dict[str, Any], request_id: str = "") -> AsyncIterator[Outputs]:
+        """The responses of one generation request; leaving early cancels it."""
+        ...
+
+    async def embed(self, model: str, texts: list[str], parameters: dict[str, Any]) -> Outputs:
+        """One request to an embedding model: its texts as the batch dimension."""
+        ...
+
+
+async def require_model(server: ModelServer, name: str, endpoint: str) -> ModelInfo:
+    """The model `name`, ready and serving `endpoint`, or the error saying which it is not."""
+    info = (await server.models()).get(name) or (await server.models(refresh=True)).get(name)
+    if info is None:
+        raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")
+    if not info.ready:
+        raise ServiceUnavailable(f"The model '{name}' is not ready")
+    if not info.serves(endpoint):
+        raise BadRequest(f"The model '{name}' does not support this endpoint", param="model")
+    return info
+
+
+def get_triton(request: Request) -> ModelServer:
+    return request.app.state.triton
+
+
+Triton = Annotated[ModelServer, Depends(get_triton)]
