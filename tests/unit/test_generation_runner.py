@@ -64,6 +64,19 @@ def test_a_streamed_request_gets_every_chunk_and_only_the_last_is_final(serve):
 
 
 @pytest.mark.parametrize("stream", [True, False])
+def test_a_request_is_never_asked_is_cancelled_after_its_final_response(serve, stream):
+    served = serve(FakeEngine(default=Script(chunks=2)))
+    done, running = served.request("done", stream=stream), served.request("running", stream=stream)
+    served.engine.scripts["running"] = Script(chunks=1, hang=True)
+    served.execute(done, running)
+    served.wait(done)
+    done.sender.cancelled = True  # the client goes away after its answer
+    time.sleep(10 * served.runner.CANCEL_POLL_S)  # polls happen, for the request still running
+    assert served.ledger.violations == [] and not running.sender.final.is_set()
+    served.check()
+
+
+@pytest.mark.parametrize("stream", [True, False])
 def test_a_client_cancel_reaches_the_engine_and_gets_one_final_cancelled(serve, stream):
     served = serve(FakeEngine(default=Script(chunks=2, hang=True)))
     request, other = served.request("cancel me", stream=stream), served.request("other", stream=stream)
