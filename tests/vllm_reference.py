@@ -16,9 +16,10 @@ def main() -> None:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from triton_llm.config import vllm_engine_args
+    from triton_llm.generation.engines.vllm_args import engine_args
+    from triton_llm.settings import VllmSettings, parse_settings
 
-    llm = LLM(**vllm_engine_args(settings))
+    llm = LLM(**engine_args(parse_settings(VllmSettings, settings)))
     tokenizer = llm.get_tokenizer()
     results = []
     for req in requests:

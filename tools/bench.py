@@ -56,9 +56,10 @@ SHORT = {"vllm": "vLLM", "ours": "ours", "triton": "direct", "hf": "hf"}
 
 
 def engine_args(model_entry: Path) -> dict[str, Any]:
-    from triton_llm.config import load_model_json, vllm_engine_args
+    from triton_llm.generation.engines.vllm_args import engine_args
+    from triton_llm.settings import VllmSettings, load_model_json, parse_settings
 
-    return vllm_engine_args(load_model_json(model_entry / "1"))
+    return engine_args(parse_settings(VllmSettings, load_model_json(model_entry / "1")))
 
 
 def vllm_server_command(args: dict[str, Any], port: int) -> list[str]:
@@ -174,7 +175,7 @@ def bench(opts: argparse.Namespace) -> dict:
 
 
 def machine() -> dict[str, Any]:
-    from triton_llm.config import cpu_flags
+    from triton_llm.hf_loading import cpu_flags
 
     model = next(
         (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?"

@@ -19,16 +19,20 @@ import time
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from triton_llm.config import cpu_dtype
+from triton_llm import hf_loading
 from triton_llm.generation.engines import hf_attention
 from triton_llm.generation.engines.hf_engine import HuggingFaceEngine
 from triton_llm.generation.engines.hf_linear import pack_linears
 from triton_llm.generation.types import GenerateRequest
+from triton_llm.settings import HfGenerationSettings
+from triton_llm.tasks import Task
 
 
 def static_batch(args: argparse.Namespace, ids: torch.Tensor) -> tuple[float, float]:
     # The engine's CPU defaults: the CPU's fast dtype, its attention and packed linears.
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=cpu_dtype(), attn_implementation=hf_attention.NAME)
+    model = AutoModelForCausalLM.from_pretrained(
+        args.model, dtype=hf_loading.cpu_dtype(), attn_implementation=hf_attention.NAME
+    )
     pack_linears(model.eval(), batch_hint=args.batch)
 
     def tokens_per_s(batch: torch.Tensor) -> float:
@@ -45,7 +49,8 @@ def static_batch(args: argparse.Namespace, ids: torch.Tensor) -> tuple[float, fl
 
 
 async def engine(args: argparse.Namespace, ids: torch.Tensor) -> tuple[float, float]:
-    e = HuggingFaceEngine({"model": args.model, "max_num_seqs": max(64, args.batch)}, "text_generation")
+    settings = HfGenerationSettings(model=args.model, max_num_seqs=max(64, args.batch))
+    e = HuggingFaceEngine(settings, Task.TEXT_GENERATION, hf_loading.device(None))
     await e.start()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     prompts = [tokenizer.decode(row) for row in ids.tolist()]

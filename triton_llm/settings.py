@@ -73,12 +73,18 @@ class _Family(ModelSettings):
 
 
 class VllmSettings(ModelSettings):
-    """vLLM engine: every other key is one of vLLM's `AsyncEngineArgs`, passed to it as it is."""
+    """The keys of every model, and any of vLLM's `AsyncEngineArgs` (`max_num_seqs`, `gpu_memory_utilization`,
+    `enforce_eager`, ...), passed to vLLM as they are; a key that is not one of them stops the load.
+    On a machine with no GPU, unless given: the CPU's fast `dtype`, `enforce_eager: true` and a 2 GiB
+    KV cache (`VLLM_CPU_KVCACHE_SPACE`); see triton_llm.generation.engines.vllm_args.
+    """
 
     family: ClassVar[str] = "vLLM engine"
 
     @classmethod
     def check_extras(cls, extras: Mapping[str, Any], where: str) -> None:
+        if not extras:
+            return  # no need to import vLLM
         known = vllm_engine_keys()
         unknown = sorted(set(extras) - known)
         if known and unknown:
@@ -86,11 +92,12 @@ class VllmSettings(ModelSettings):
 
 
 class HfGenerationSettings(_Family):
-    """transformers engine (text generation and text2text), with vLLM's names for what both read."""
+    """Text generation and text2text with transformers (continuous batching), under vLLM's names where both read a
+    key; other vLLM keys are logged as without effect."""
 
     family: ClassVar[str] = "transformers generation engine"
 
-    max_model_len: int | None = setting(vllm=True, kserve=True, gt=0)
+    max_model_len: int | None = setting(vllm=True, gt=0)
     """Longest prompt + output, in tokens (KServe's `--max_length`); default: the model's positions (T5: 512)."""
     max_num_seqs: int = setting(64, vllm=True, gt=0)
     """Sequences decoded together in one batch step."""
@@ -101,7 +108,7 @@ class HfGenerationSettings(_Family):
 
 
 class EncoderSettings(_Family):
-    """Encoder models (embeddings, fill-mask, token and sequence classification), with KServe's options."""
+    """Embeddings, fill-mask, token and sequence classification (triton_llm.encoders), with KServe's options."""
 
     family: ClassVar[str] = "encoder models"
 
