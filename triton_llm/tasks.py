@@ -36,10 +36,6 @@ class Task(str, Enum):
 
 GENERATION_TASKS = (Task.TEXT_GENERATION, Task.TEXT2TEXT_GENERATION)
 ENCODER_TASKS = (Task.TEXT_EMBEDDING, Task.FILL_MASK, Task.TOKEN_CLASSIFICATION, Task.SEQUENCE_CLASSIFICATION)
-# Transitional (issue 15): the old names, until every importer uses Task.
-TEXT_GENERATION, TEXT2TEXT_GENERATION = GENERATION_TASKS
-TEXT_EMBEDDING, FILL_MASK, TOKEN_CLASSIFICATION, SEQUENCE_CLASSIFICATION = ENCODER_TASKS
-TASKS = tuple(Task)
 
 # Architecture name suffix -> task, as in KServe's huggingfaceserver.
 _SUFFIX_TASKS = (
@@ -74,7 +70,6 @@ def resolve_task(
     settings: ModelSettings, config: Any, served: tuple[Task, ...] = tuple(Task), sentence_transformers: bool = False
 ) -> Task:
     """The task to serve, checked against the model and against the tasks this runner serves."""
-    settings = _typed(settings)
     task = settings.task or infer_task(config, sentence_transformers)
     if task not in served:
         runner = "triton_llm.encoders.runner" if task in ENCODER_TASKS else "triton_llm.generation.runner"
@@ -115,7 +110,6 @@ def resolve_backend(settings: ModelSettings, config: Any, task: Task) -> str:
 
     The value itself was checked when model.json was parsed (`ModelSettings.backend`).
     """
-    settings = _typed(settings)
     if settings.backend == "huggingface":
         return "huggingface"
     supported = task == Task.TEXT_GENERATION and vllm_supports(config)
@@ -123,10 +117,3 @@ def resolve_backend(settings: ModelSettings, config: Any, task: Task) -> str:
         archs = getattr(config, "architectures", None)
         raise SettingError("backend", f"backend 'vllm' cannot serve {archs} for {task}; use 'huggingface' or 'auto'")
     return "vllm" if supported else "huggingface"
-
-
-def _typed(settings: ModelSettings | dict[str, Any]) -> ModelSettings:
-    # Transitional (issue 15): callers not yet on ModelSettings pass model.json's dict.
-    from triton_llm.settings import ModelSettings, parse_settings
-
-    return settings if isinstance(settings, ModelSettings) else parse_settings(ModelSettings, {"model": "", **settings})
