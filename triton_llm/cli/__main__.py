@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in COMMANDS:
         print(__doc__.strip(), file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
+    # argparse names the program after argv[0]: `triton-llm serve --help` says so.
+    sys.argv[0] = f"triton-llm {argv[0]}"
     return import_module(COMMANDS[argv[0]]).main(argv[1:]) or 0
 
 

@@ -62,7 +62,7 @@ HF_ENGINE_ARGS = set(keys(HfGenerationSettings, vllm=True))
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m triton_llm.cli.make_repo",
+        prog="triton-llm make-repo",
         description=__doc__.split("\n\n")[0],
         epilog="Other --options are taken as vLLM engine arguments (e.g. --max-num-seqs 32) and written to model.json.",
     )
