@@ -7,7 +7,7 @@ be served (a text over the length limit, a bad parameter) gets its own error; th
 in its batch are served. What differs between tasks (the head to load, the checks, the
 per-text results and the output arrays) is the task object's (`triton_llm.encoders.heads`).
 
-The model.json keys are those of `triton_llm.settings.EncoderSettings`.
+The model.json keys are those of `triton_llm.settings.EncoderSettings` (docs/settings.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The engine (`triton_llm.encoders.engine`) knows no task: it tokenizes, batches a
 model, and asks the task object which transformers class to load, whether a request or a
 text suits the task, what each text's result is in a forward pass's output, and how a
 request's results become its output arrays. `TASKS` maps each task to its class: a new task
-is one class here, its line in `TASKS`, and its outputs in `triton_llm.encoders.protocol`.
+is one class here, its line in `TASKS`, its outputs in `triton_llm.encoders.protocol` and
+its name in `triton_llm.tasks.Task`.
 
 Outputs as KServe's Hugging Face runtime gives them:
   - text_embedding: `embedding` [n, dim], pooled and normalised as the model's
