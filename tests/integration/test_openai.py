@@ -137,7 +137,6 @@ ERRORS = [
     ({"model": MODEL, "prompt": ""}, 400, "prompt"),
     ({"model": MODEL}, 400, "prompt"),
     ({"model": MODEL, "prompt": "word " * 9000}, 400, "prompt"),  # found by the model (its `text_input`)
-    ({"model": MODEL, "prompt": "x", "top_k": -5}, 400, "top_k"),  # the model's sampling_parameters.top_k
     ({"model": "no-such-model", "prompt": "x"}, 404, "model"),
 ]
 
