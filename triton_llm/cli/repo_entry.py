@@ -21,7 +21,7 @@ from {runner} import TritonPythonModel  # noqa: F401
 
 GENERATION_CONFIG = """\
 # {description}
-# Written by `python -m triton_llm.cli.make_repo`. Inputs and outputs are filled in by the model's
+# Written by `triton-llm make-repo`. Inputs and outputs are filled in by the model's
 # auto_complete_config (docs/protocol.md); engine settings are in 1/model.json.
 backend: "python"
 max_batch_size: 0
@@ -33,7 +33,7 @@ instance_group [{{ count: 1, kind: {kind} }}]
 
 ENCODER_CONFIG = """\
 # {description}
-# Written by `python -m triton_llm.cli.make_repo`. Each text is one row of the batch dimension;
+# Written by `triton-llm make-repo`. Each text is one row of the batch dimension;
 # Triton's dynamic batcher gathers the requests queued while a batch runs into one forward
 # pass. Inputs and outputs are filled in by the model's auto_complete_config
 # (docs/protocol.md); model settings are in 1/model.json.

@@ -2,7 +2,7 @@
 
 The wheel carries Triton 2.51 (server binary, Python backend, one stub per Python
 version). We copy it to a writable folder, add the stub for our Python, and launch it
-with the environment the stub needs (STACK.md):
+with the environment the stub needs (docs/machine.md):
   - our interpreter's libpython first on LD_LIBRARY_PATH (the stub embeds the system's);
   - the venv's bin/ first on PATH (the stub takes its site-packages from `python3`).
 
