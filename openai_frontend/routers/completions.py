@@ -54,6 +54,8 @@ async def _chunks(body: CompletionRequest, acc: Accumulator, steps) -> AsyncIter
     # id, object, created and model are the same in every chunk: dump them once.
     base = CompletionResponse(model=body.model, choices=[]).model_dump(exclude={"choices", "usage"})
     echoed: set[int] = set()
+    # text_offset counts from the start of the choice's whole text, across chunks (as OpenAI's).
+    offsets = [len(body.prompts[i // body.n]) if body.echo else 0 for i in range(len(acc.choices))]
     async for p, step in steps:
         choices = []
         for delta in acc.add(p, step):
@@ -61,8 +63,11 @@ async def _chunks(body: CompletionRequest, acc: Accumulator, steps) -> AsyncIter
             if body.echo and delta.index not in echoed:  # streamed, the prompt is ours to echo
                 text = body.prompts[p] + text
             echoed.add(delta.index)
-            if text or delta.finish_reason:
-                lp = _logprobs(delta.logprobs) if body.logprobs is not None else None
+            lp = None
+            if body.logprobs is not None:
+                lp = _logprobs(delta.logprobs, offset=offsets[delta.index])
+                offsets[delta.index] += sum(len(t) for t in lp.tokens)
+            if text or delta.finish_reason or (lp and lp.tokens):
                 choices.append(
                     CompletionChoice(index=delta.index, text=text, finish_reason=delta.finish_reason, logprobs=lp)
                 )
@@ -72,9 +77,9 @@ async def _chunks(body: CompletionRequest, acc: Accumulator, steps) -> AsyncIter
         yield {**base, "choices": [], "usage": acc.usage().model_dump()}
 
 
-def _logprobs(positions: Positions | None, prefix: str = "") -> CompletionLogprobs:
+def _logprobs(positions: Positions | None, prefix: str = "", offset: int = 0) -> CompletionLogprobs:
     out = CompletionLogprobs()
-    offset = len(prefix)
+    offset += len(prefix)
     for position in positions or []:
         token, logprob, candidates = tensors.top_logprobs(position)
         out.tokens.append(token)
