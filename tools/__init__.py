@@ -1,0 +1,1 @@
+"""Dev scripts run from a checkout (benchmarks, probes, demo model preparation); not installed."""
