@@ -1,13 +1,16 @@
 """`sampling_parameters` JSON -> vLLM `SamplingParams`, with errors that name the field.
 
-vLLM's own constructor does the range checks (its messages name the field); we add what
-it leaves to Python: unknown fields, wrong JSON types, and the string-typed numbers that
-vllm_backend clients send ("0.7" for temperature).
+vLLM's own constructor does the range checks (`vllm_errors` names the field of each); we
+add what it leaves to Python: unknown fields, wrong JSON types, the string-typed numbers
+that vllm_backend clients send ("0.7" for temperature), integers beyond 64 bits (vLLM's
+server takes a `seed` in int64; its engine's transport fails on larger ones after the
+request is registered), and `logit_bias`' keys, which JSON can only send as strings.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import types
 import typing
 from typing import Any
@@ -17,6 +20,7 @@ from vllm.exceptions import VLLMClientError
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
 from triton_llm.errors import InvalidInput, json_object
+from triton_llm.generation.engines.vllm_errors import field_of
 
 _HINTS = typing.get_type_hints(SamplingParams)
 # Fields that are vLLM's internals or set by us, not by clients.
@@ -24,6 +28,8 @@ _PRIVATE = {"output_kind", "skip_clone", "output_text_buffer_length", "detokeniz
 ACCEPTED = sorted(name for name in _HINTS if not name.startswith("_") and name not in _PRIVATE)
 
 _SCALARS = (bool, int, float, str)
+# vLLM's server takes `seed` in int64 (its protocol's Field(ge=..., le=...)); so do we, for every integer.
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 def _allowed_types(hint: Any) -> tuple[type, ...] | None:
@@ -69,7 +75,28 @@ def _coerce(name: str, value: Any) -> Any:
     if not ok:
         names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
         raise InvalidInput(f"sampling_parameters.{name}", f"must be {names}, got {json.dumps(value)}")
+    if isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
+        raise InvalidInput(f"sampling_parameters.{name}", f"must be a signed 64-bit integer, got {value}")
     return value
+
+
+def _logit_bias(value: Any) -> dict[int, float] | None:
+    """{token id: bias}; JSON object keys are strings, SamplingParams wants ints (clamped as vLLM's server does)."""
+    field = "sampling_parameters.logit_bias"
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput(field, f"must be an object of token ids to biases, got {json.dumps(value)}")
+    out: dict[int, float] = {}
+    for key, bias in value.items():
+        try:
+            token = int(key)
+        except (TypeError, ValueError):
+            raise InvalidInput(field, f"keys must be token ids (integers), got {json.dumps(key)}") from None
+        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias):
+            raise InvalidInput(field, f"the bias of token {key} must be a number, got {json.dumps(bias)}")
+        out[token] = min(100.0, max(-100.0, float(bias)))
+    return out
 
 
 def to_sampling_params(params: dict[str, Any], stream: bool) -> SamplingParams:
@@ -81,6 +108,8 @@ def to_sampling_params(params: dict[str, Any], stream: bool) -> SamplingParams:
             raise InvalidInput(f"sampling_parameters.{name}", "unknown field")
         if name == "structured_outputs":
             kwargs[name] = _structured_outputs(value)
+        elif name == "logit_bias":
+            kwargs[name] = _logit_bias(value)
         else:
             kwargs[name] = _coerce(name, value)
     # Streaming sends deltas, as vLLM's own server does; otherwise one final output.
@@ -88,9 +117,7 @@ def to_sampling_params(params: dict[str, Any], stream: bool) -> SamplingParams:
     try:
         return SamplingParams(**kwargs)
     except (ValueError, TypeError, VLLMClientError) as exc:
-        field = getattr(exc, "parameter", None)
-        where = f"sampling_parameters.{field}" if field else "sampling_parameters"
-        raise InvalidInput(where, str(exc).split(" (parameter=")[0]) from None
+        raise InvalidInput(field_of(exc, None), str(exc.args[0]) if exc.args else str(exc)) from None
 
 
 def _structured_outputs(value: Any) -> StructuredOutputsParams:
