@@ -25,6 +25,7 @@ from triton_llm.generation.engines.detokenizer import IncrementalDetokenizer, St
 from triton_llm.generation.engines.hf_batching import CausalBatcher, Seq2SeqBatcher
 from triton_llm.generation.engines.hf_sampling import to_hf_sampling
 from triton_llm.generation.engines.hf_scheduler import Sequence
+from triton_llm.generation.engines.limits import check_max_tokens
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
 from triton_llm.settings import HfGenerationSettings
 from triton_llm.tasks import Task
@@ -117,6 +118,8 @@ class HuggingFaceEngine:
         prompt = render_prompt(self._tokenizer, request)
         prompt_ids = self._prompt_ids(request, prompt)
         causal = self.task == Task.TEXT_GENERATION
+        prompt_name = "messages" if request.messages is not None else "prompt"
+        check_max_tokens(sampling.max_tokens, len(prompt_ids) if causal else None, self.max_model_len, prompt_name)
         room = self.max_model_len - len(prompt_ids) if causal else self.max_model_len
         max_new = min(sampling.max_tokens or room, room)
         eos = [*([] if sampling.ignore_eos else self._eos), *sampling.stop_token_ids]

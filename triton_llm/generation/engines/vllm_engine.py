@@ -6,9 +6,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from triton_llm.errors import InvalidInput
 from triton_llm.generation.engines.base import render_prompt
+from triton_llm.generation.engines.limits import check_max_tokens
 from triton_llm.generation.engines.vllm_args import engine_args
+from triton_llm.generation.engines.vllm_errors import client_error, describe
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
 from triton_llm.settings import VllmSettings
 
@@ -37,31 +38,58 @@ class VllmEngine:
         return int(request.sampling.get("n", 1) or 1)
 
     async def generate(self, request: GenerateRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
-        from vllm.exceptions import VLLMClientError
-
         from triton_llm.generation.engines.vllm_sampling import to_sampling_params
 
         params = to_sampling_params(request.sampling, request.stream)
         prompt = render_prompt(self._tokenizer, request)
-        # A rendered chat template already holds its special tokens (as in vLLM's server).
-        tokenization = {"add_special_tokens": False} if request.messages is not None else None
-        num_input = None
+        chat = request.messages is not None
+        field = "messages" if chat else "text_input"
+        engine_input = await self._tokenize(prompt, chat, field)
+        num_input = len(engine_input["prompt_token_ids"])
+        check_max_tokens(params.max_tokens, num_input, self.max_model_len, "messages" if chat else "prompt")
+        started = finished = False
         try:
-            async for output in self._llm.generate(prompt, params, request_id, tokenization_kwargs=tokenization):
-                if num_input is None:
-                    num_input = len(output.prompt_token_ids or [])
+            async for output in self._llm.generate(engine_input, params, request_id):
+                started, finished = True, output.finished
                 yield GenerationChunk(
                     prompt=prompt,
                     num_input_tokens=num_input,
                     choices=[_choice(c) for c in output.outputs],
                     finished=output.finished,
                 )
-        except (ValueError, VLLMClientError) as exc:
-            # vLLM checks the prompt (length, token ids) before scheduling it.
-            if num_input is not None:
-                raise
-            field = "messages" if request.messages is not None else "text_input"
-            raise InvalidInput(field, str(exc).split(" (parameter=")[0]) from None
+        except Exception as exc:
+            # vLLM checks the sampling parameters against the model before scheduling.
+            if not started and (error := client_error(exc, field)) is not None:
+                raise error from None
+            raise RuntimeError(describe(exc)) from exc
+        finally:
+            if not finished:
+                # A failure in add_request (or a client gone) must leave nothing in the engine.
+                await self._abort(request_id)
+
+    async def _tokenize(self, prompt: str, chat: bool, field: str) -> dict[str, Any]:
+        """The prompt as vLLM's own server hands it to the engine: rendered (tokenized off the
+        event loop, length-checked) by vLLM's renderer, so we know its length first."""
+        from vllm.renderers.inputs.preprocess import parse_model_prompt
+
+        renderer = self._llm.renderer
+        # A rendered chat template already holds its special tokens (as in vLLM's server).
+        tok_params = renderer.default_chat_tok_params if chat else renderer.default_cmpl_tok_params
+        try:
+            (engine_input,) = await renderer.render_cmpl_async(
+                [parse_model_prompt(self._llm.model_config, prompt)], tok_params
+            )
+        except Exception as exc:
+            if (error := client_error(exc, field)) is not None:
+                raise error from None
+            raise
+        return engine_input
+
+    async def _abort(self, request_id: str) -> None:
+        try:
+            await self._llm.abort(request_id)
+        except Exception:  # the engine may be dead; the request's own error says more
+            logger.exception("aborting request %s failed", request_id)
 
     def num_unfinished(self) -> int:
         return self._llm.get_num_unfinished_requests() if self._llm is not None else 0
