@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class StrictModel(BaseModel):
@@ -54,6 +54,21 @@ class SamplingFields(StrictModel):
     skip_special_tokens: bool = True
     include_stop_str_in_output: bool = False
 
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_ids(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        # JSON object keys are strings: each must spell a token id, as in OpenAI and vLLM. They
+        # stay strings on the wire (sampling_parameters is JSON); the model turns them into ints.
+        if value is None:
+            return None
+        out: dict[str, float] = {}
+        for key, bias in value.items():
+            try:
+                out[str(int(key))] = bias
+            except ValueError:
+                raise ValueError(f"keys must be token ids (integers), got {key!r}") from None
+        return out
+
     def sampling_parameters(self, max_tokens: int | None) -> dict[str, Any]:
         """The model's `sampling_parameters` (vLLM SamplingParams fields)."""
         params: dict[str, Any] = {"n": self.n, "max_tokens": max_tokens}
@@ -67,7 +82,7 @@ class SamplingFields(StrictModel):
         if self.stop:
             params["stop"] = [self.stop] if isinstance(self.stop, str) else self.stop
         if self.logit_bias:
-            params["logit_bias"] = {int(k): v for k, v in self.logit_bias.items()}
+            params["logit_bias"] = dict(self.logit_bias)
         if self.ignore_eos:
             params["ignore_eos"] = True
         if self.min_tokens:
