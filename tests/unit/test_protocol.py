@@ -25,10 +25,10 @@ def test_defaults_follow_vllm_backend():
     assert req.sampling == {} and not any(req.returns.values())
 
 
-def test_streaming_never_prepends_and_refuses_to():
+def test_streaming_prepends_only_when_asked():
     assert not parse_request(inputs(text_input="Hi", stream=True)).prepend_input
-    with pytest.raises(InvalidInput, match="exclude_input_in_output"):
-        parse_request(inputs(text_input="Hi", stream=True, exclude_input_in_output=False))
+    # Ours (vllm_backend refuses it): the first streamed response starts with the prompt.
+    assert parse_request(inputs(text_input="Hi", stream=True, exclude_input_in_output=False)).prepend_input
 
 
 def test_sampling_from_tensor_wins_over_request_parameters():

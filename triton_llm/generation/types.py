@@ -15,6 +15,10 @@ RETURN_FLAGS = (
     "return_logprobs",
     "return_num_input_tokens",
     "return_num_output_tokens",
+    # Ours: the prompt's logprobs (`sampling_parameters.prompt_logprobs`), and the token ids
+    # of the prompt and of each choice.
+    "return_prompt_logprobs",
+    "return_token_ids",
 )
 
 
@@ -24,6 +28,10 @@ class GenerateRequest:
 
     prompt: str | None = None
     messages: list[dict[str, Any]] | None = None
+    prompt_ids: list[int] | None = None  # `input_ids`: the prompt as token ids, used as they are
+    chat_template_kwargs: dict[str, Any] | None = None  # extra variables for the chat template
+    # vLLM's rule: keep the last N prompt tokens (-1: as many as the context leaves room for).
+    truncate_prompt_tokens: int | None = None
     stream: bool = False
     # vllm_backend semantics: the prompt is prepended to a non-streamed output unless
     # `exclude_input_in_output` is true; streaming never prepends.
@@ -44,6 +52,7 @@ class ChoiceDelta:
     cumulative_logprob: float | None = None
     # One dict per new token: {token_id: {"logprob", "rank", "decoded_token"}}.
     logprobs: list[dict[int, dict[str, Any]]] | None = None
+    token_ids: list[int] | None = None  # the new token ids
 
 
 @dataclass
@@ -54,3 +63,6 @@ class GenerationChunk:
     num_input_tokens: int
     choices: list[ChoiceDelta]
     finished: bool
+    prompt_token_ids: list[int] | None = None
+    # One dict per prompt token, as `ChoiceDelta.logprobs`; the first token's has logprob None.
+    prompt_logprobs: list[dict[int, dict[str, Any]]] | None = None

@@ -30,14 +30,43 @@ class Engine(Protocol):
     async def shutdown(self) -> None: ...
 
 
+def prompt_field(request: GenerateRequest) -> str:
+    """The input that holds the prompt, for an error about the prompt."""
+    if request.messages is not None:
+        return "messages"
+    return "input_ids" if request.prompt_ids is not None else "text_input"
+
+
 def render_prompt(tokenizer: Any, request: GenerateRequest) -> str:
-    """The prompt text: `text_input` as it is, or `messages` through the model's chat template."""
+    """The prompt text: `text_input` as it is, `input_ids` decoded (what `echo` shows, as in
+    vLLM), or `messages` through the model's chat template with `chat_template_kwargs`."""
+    if request.prompt_ids is not None:
+        return tokenizer.decode(request.prompt_ids)
     if request.messages is None:
         assert request.prompt is not None
         return request.prompt
     if getattr(tokenizer, "chat_template", None) is None:
         raise InvalidInput("messages", "this model has no chat template; send text_input")
+    # The request's variables may replace add_generation_prompt (as in vLLM), not `tokenize`.
+    kwargs = {"add_generation_prompt": True, **(request.chat_template_kwargs or {}), "tokenize": False}
     try:
-        return tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(request.messages, **kwargs)
     except Exception as exc:  # jinja errors from the template itself
-        raise InvalidInput("messages", f"the chat template rejected them: {exc}") from None
+        field = "chat_template_kwargs" if request.chat_template_kwargs else "messages"
+        raise InvalidInput(field, f"the chat template rejected them: {exc}") from None
+
+
+def truncate_prompt(ids: list[int], request: GenerateRequest, max_model_len: int, room_for_output: bool) -> list[int]:
+    """`truncate_prompt_tokens` applied as vLLM's server does: keep the last N tokens; -1 keeps
+    what the context holds, less one token of room for the output of a decoder-only model."""
+    n = request.truncate_prompt_tokens
+    if n is None:
+        return ids
+    if n > max_model_len:
+        raise InvalidInput(
+            "sampling_parameters.truncate_prompt_tokens",
+            f"truncate_prompt_tokens={n} cannot be greater than max_model_len={max_model_len}. "
+            "Please request a smaller truncation size.",
+        )
+    keep = n if n > 0 else max_model_len - (1 if room_for_output else 0)
+    return ids[-keep:] if len(ids) > keep else ids

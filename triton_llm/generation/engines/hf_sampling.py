@@ -31,7 +31,6 @@ _NEUTRAL: dict[str, Any] = {
     "allowed_token_ids": None,
     "bad_words": None,
     "structured_outputs": None,
-    "truncate_prompt_tokens": None,
     "lora_name": None,
 }
 # Accepted and without effect here, as in vLLM for a plain text model.
