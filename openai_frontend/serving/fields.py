@@ -9,6 +9,7 @@ of losing it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from openai_frontend.errors import BadRequest, InvalidField
 
@@ -26,12 +27,13 @@ _SAMPLING: dict[str, dict[str, str]] = {
 _FIELD = re.compile(r"(?P<name>[^.\[]+)(?:\[(?P<index>\d+)\])?(?P<rest>.*)", re.DOTALL)
 
 
-def openai_param(endpoint: str, field: str, offset: int = 0) -> str:
+def openai_param(endpoint: str, field: str, offset: int = 0, sent: Mapping[str, str] | None = None) -> str:
     """The OpenAI parameter of model input `field` on `endpoint`.
 
     `sampling_parameters.max_tokens` -> `max_tokens`; `text_input` -> `prompt` (completions)
     or `messages` (chat); `text_input[3]` -> `input[3 + offset]` on embeddings, whose request
-    went to the model in pieces, this one starting at text `offset`.
+    went to the model in pieces, this one starting at text `offset`. `sent` names what this
+    request called a sampling parameter where it had a choice (chat's `max_completion_tokens`).
     """
     match = _FIELD.fullmatch(field)
     if match is None:
@@ -39,7 +41,8 @@ def openai_param(endpoint: str, field: str, offset: int = 0) -> str:
     name, index, rest = match["name"], match["index"], match["rest"]
     if name == "sampling_parameters" and index is None and rest.startswith("."):
         inner, dot, deeper = rest[1:].partition(".")
-        return _SAMPLING.get(endpoint, {}).get(inner, inner) + dot + deeper
+        name = (sent or {}).get(inner) or _SAMPLING.get(endpoint, {}).get(inner, inner)
+        return name + dot + deeper
     renamed = _INPUTS.get(endpoint, {}).get(name)
     if renamed is None:
         return field
@@ -48,9 +51,11 @@ def openai_param(endpoint: str, field: str, offset: int = 0) -> str:
     return renamed + rest
 
 
-def for_endpoint(exc: InvalidField, endpoint: str, offset: int = 0) -> BadRequest:
+def for_endpoint(
+    exc: InvalidField, endpoint: str, offset: int = 0, sent: Mapping[str, str] | None = None
+) -> BadRequest:
     """The model's error as the endpoint's client sees it: its parameter, and a message naming it."""
     if exc.field is None:
         return exc
-    param = openai_param(endpoint, exc.field, offset)
+    param = openai_param(endpoint, exc.field, offset, sent)
     return BadRequest(f"{param}: {exc.problem}", param=param)
