@@ -22,12 +22,16 @@ def main(argv: list[str] | None = None) -> None:
         help="prefix of the /v1 routes (default from KSERVE_OPENAI_ROUTE_PREFIX, else /openai)",
     )  # fmt: skip
     parser.add_argument("--api-key", default=defaults.api_key, help="require this bearer key (env TRITON_LLM_API_KEY)")
+    parser.add_argument(
+        "--max-body-bytes", type=int, default=defaults.max_body_bytes,
+        help="a larger request body is refused with 413 before it is parsed (default 4 MiB)",
+    )  # fmt: skip
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     prefix = args.route_prefix.strip("/")
     settings = Settings(
         triton_url=args.triton_url, host=args.host, port=args.port,
-        route_prefix=f"/{prefix}" if prefix else "", api_key=args.api_key,
+        route_prefix=f"/{prefix}" if prefix else "", api_key=args.api_key, max_body_bytes=args.max_body_bytes,
     )  # fmt: skip
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from openai_frontend import errors
 from openai_frontend.backend import ModelServer
 from openai_frontend.metrics import FrontendMetrics, MetricsMiddleware
+from openai_frontend.middleware import BodyLimit, RequestId
 from openai_frontend.routers import chat, completions, embeddings, health, models
 from openai_frontend.settings import Settings
 from openai_frontend.triton_client import TritonClient
@@ -59,5 +60,8 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
+    # The last added runs first: every response, a 413 included, is counted and carries its id.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestId)
     return app

@@ -50,7 +50,7 @@ class ModelServer(Protocol):
         """The responses of one generation request; leaving early cancels it."""
         ...
 
-    async def embed(self, model: str, texts: list[str], parameters: dict[str, Any]) -> Outputs:
+    async def embed(self, model: str, texts: list[str], parameters: dict[str, Any], request_id: str = "") -> Outputs:
         """One request to an embedding model: its texts as the batch dimension."""
         ...
 

@@ -21,6 +21,9 @@ class APIError(Exception):
     type = "server_error"
 
     def __init__(self, message: str, param: str | None = None, code: str | None = None):
+        # A client's text quoted back (a model name, a key) may hold a lone surrogate, which
+        # no JSON encoder can write as UTF-8: show it escaped rather than fail with a 500.
+        message, param = _printable(message), _printable(param)
         super().__init__(message)
         self.message, self.param, self.code = message, param, code
 
@@ -40,6 +43,10 @@ class NotFound(APIError):
     status, type = 404, "not_found_error"
 
 
+class PayloadTooLarge(APIError):
+    status, type = 413, "invalid_request_error"
+
+
 class ServiceUnavailable(APIError):
     status, type = 503, "service_unavailable"
 
@@ -56,6 +63,15 @@ class InvalidField(BadRequest):
     def __init__(self, field: str | None, problem: str):
         super().__init__(f"{field}: {problem}" if field else problem, param=field)
         self.field, self.problem = field, problem
+
+
+class FieldValueError(ValueError):
+    """A validator's refusal that names its own place in the request (`param`), where
+    pydantic's location would name only the model it ran on (a check of the whole raw body)."""
+
+    def __init__(self, param: str | None, problem: str):
+        super().__init__(f"{param}: {problem}" if param else problem)
+        self.param, self.problem = param, problem
 
 
 def from_triton(message: str, status: str = "") -> APIError:
@@ -97,6 +113,37 @@ def _param(loc: tuple) -> str | None:
 _TYPES = {"str", "int", "float", "bool", "dict", "list", "none"}
 
 
+def _printable(text: str | None) -> str | None:
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def validation_error(errors: list[dict]) -> BadRequest:
+    """pydantic's errors about a request body as one 400 naming the field."""
+    # Of a union's failed members, the deepest error says most (an image part in
+    # `content` is "content.0.type: Input should be 'text'", not "not a string").
+    # Between equally deep ones, a broken constraint says more than a wrong type ("at most 16
+    # items" of a list, not "not a string" of `str | list[str]`).
+    first = max(errors, key=lambda e: (len(e.get("loc", ())), not e.get("type", "").endswith("_type")))
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, FieldValueError):
+        return BadRequest(str(cause), param=cause.param)
+    if first.get("type") == "json_invalid":  # FastAPI's loc is the character offset, not a field
+        reason = cause.removesuffix(" at") if isinstance(cause, str) else "JSON decode error"
+        return BadRequest(f"The request body is not valid JSON: {reason} (character {first['loc'][-1]})")
+    param = _param(tuple(first.get("loc", ())))
+    message = first.get("msg", "invalid request").removeprefix("Value error, ")
+    return BadRequest(f"{param}: {message}" if param else message, param=param)
+
+
+# Why FastAPI could not read a body at all (its own message says only "error parsing the body").
+_UNREADABLE = {
+    UnicodeDecodeError: "The request body is not valid UTF-8",
+    RecursionError: "The request body is nested too deeply to parse",
+}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError):
@@ -104,24 +151,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):
-        # Of a union's failed members, the deepest error says most (an image part in
-        # `content` is "content.0.type: Input should be 'text'", not "not a string").
-        first = max(exc.errors(), key=lambda e: len(e.get("loc", ())))
-        param = _param(tuple(first.get("loc", ())))
-        message = first.get("msg", "invalid request").removeprefix("Value error, ")
-        if param:
-            message = f"{param}: {message}"
-        return JSONResponse(BadRequest(message, param=param).body(), status_code=400)
+        return JSONResponse(validation_error(exc.errors()).body(), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
         cls = {404: NotFound, 401: Unauthorized}.get(
             exc.status_code, BadRequest if exc.status_code < 500 else ServerError
         )
-        err = cls(str(exc.detail))
+        err = cls(_UNREADABLE.get(type(exc.__cause__)) or str(exc.detail))
         return JSONResponse(err.body(), status_code=exc.status_code)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception):
-        logger.exception("unexpected error")
-        return JSONResponse(ServerError("internal server error").body(), status_code=500)
+    async def _unexpected(request: Request, exc: Exception):
+        # Answered outside every middleware (Starlette's outermost layer): add the id here.
+        rid = getattr(request.state, "request_id", "")
+        logger.exception("unexpected error (request %s)", rid)
+        headers = {"x-request-id": rid} if rid else None
+        return JSONResponse(ServerError("internal server error").body(), status_code=500, headers=headers)

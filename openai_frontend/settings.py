@@ -23,3 +23,6 @@ class Settings:
     api_key: str | None = field(default_factory=lambda: os.environ.get("TRITON_LLM_API_KEY") or None)
     # How long a model list read from Triton stays fresh.
     models_ttl_s: float = 5.0
+    # A larger request body is a 413, refused before it is read or parsed: 4 MiB holds a
+    # full-context prompt many times over, and 2,048 embedding inputs of ~2 KB each.
+    max_body_bytes: int = 4 * 1024 * 1024

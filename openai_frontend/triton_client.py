@@ -115,12 +115,12 @@ class TritonClient:
             if not done:
                 stream.cancel()
 
-    async def embed(self, model: str, texts: list[str], parameters: dict[str, Any]) -> Outputs:
+    async def embed(self, model: str, texts: list[str], parameters: dict[str, Any], request_id: str = "") -> Outputs:
         """One request to an embedding model: its texts as the batch dimension."""
         tensor = InferInput("text_input", [len(texts), 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[t.encode("utf-8")] for t in texts], dtype=np.object_))
         try:
-            result = await self._client.infer(model, [tensor], parameters=parameters or None)
+            result = await self._client.infer(model, [tensor], request_id=request_id, parameters=parameters or None)
         except InferenceServerException as exc:
             raise _map_error(exc) from None
         return {o.name: result.as_numpy(o.name) for o in result.get_response().outputs}

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 
 from openai_frontend.backend import Triton, require_model
+from openai_frontend.middleware import request_id
 from openai_frontend.schemas.chat import (
     ChatChoice,
     ChatChunkChoice,
@@ -38,7 +39,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     values = tensors.model_inputs(
         messages=messages, sampling=body.sampling(), stream=body.stream, sparse=info.sparse_outputs
     )
-    steps = tensors.merge([tensors.steps(triton, body.model, values, "chat")])
+    steps = tensors.merge([tensors.steps(triton, body.model, values, "chat", request_id(request))])
     acc = Accumulator(body.n)
     if body.stream:
         return stream_response(request, "chat", _chunks(body, acc, steps))

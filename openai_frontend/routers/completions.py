@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 
 from openai_frontend.backend import Triton, require_model
+from openai_frontend.middleware import request_id
 from openai_frontend.schemas.completions import (
     CompletionChoice,
     CompletionLogprobs,
@@ -24,11 +25,12 @@ router = APIRouter()
 async def create_completion(body: CompletionRequest, request: Request, triton: Triton):
     info = await require_model(triton, body.model, "completions")
     sampling = body.sampling()
+    rid = request_id(request)
     streams = [
         tensors.steps(triton, body.model, tensors.model_inputs(
             prompt=p, sampling=sampling, stream=body.stream, echo=body.echo, sparse=info.sparse_outputs
-        ), "completions")
-        for p in body.prompts
+        ), "completions", rid if len(body.prompts) == 1 else f"{rid}-{i}")
+        for i, p in enumerate(body.prompts)
     ]  # fmt: skip
     acc = Accumulator(body.n, prompts=len(body.prompts))
     if body.stream:

@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from openai_frontend.errors import FieldValueError
 from openai_frontend.schemas.common import FinishReason, SamplingFields, StrictModel, Usage
+from openai_frontend.schemas.limits import MAX_LOGPROBS
 
 
 class TextPart(StrictModel):
@@ -57,10 +59,17 @@ class ChatCompletionRequest(SamplingFields):
     messages: list[Message] = Field(min_length=1)
     model: str
     logprobs: bool = False
-    top_logprobs: int | None = Field(None, ge=0, le=20)
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
+
+    @model_validator(mode="after")
+    def _top_logprobs_need_logprobs(self):
+        # vLLM's rule: candidates asked for (top_logprobs > 0) of tokens whose logprobs were not.
+        if self.top_logprobs and not self.logprobs:
+            raise FieldValueError("top_logprobs", "can only be given when `logprobs` is true")
+        return self
 
     def sampling(self) -> dict[str, Any]:
         params = self.sampling_parameters(self.max_completion_tokens or self.max_tokens)

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from openai_frontend.errors import FieldValueError
+from openai_frontend.schemas import raw
+from openai_frontend.schemas.limits import MAX_N, MAX_STOP
 
 
 class StrictModel(BaseModel):
     # A misspelt field is an error that names it, not something silently ignored.
     model_config = ConfigDict(extra="forbid")
+
+
+class RequestModel(StrictModel):
+    """A whole request body: its raw JSON is checked once, before any field is read."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _raw_json(cls, data: Any) -> Any:
+        raw.check(data)
+        return data
 
 
 class StreamOptions(StrictModel):
@@ -30,13 +44,13 @@ class Usage(BaseModel):
         )
 
 
-class SamplingFields(StrictModel):
+class SamplingFields(RequestModel):
     """OpenAI's sampling fields, then vLLM's extras (accepted by vLLM's own server too)."""
 
-    n: int = Field(1, ge=1, le=16)
+    n: int = Field(1, ge=1, le=MAX_N)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    stop: str | list[str] | None = None
+    stop: str | Annotated[list[str], Field(max_length=MAX_STOP)] | None = None
     seed: int | None = None
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
@@ -53,6 +67,13 @@ class SamplingFields(StrictModel):
     min_tokens: int = Field(0, ge=0)
     skip_special_tokens: bool = True
     include_stop_str_in_output: bool = False
+
+    @model_validator(mode="after")
+    def _stream_options_need_stream(self):
+        # vLLM's rule: options given (not just `{}`) for a request that does not stream.
+        if self.stream_options is not None and self.stream_options.model_fields_set and not self.stream:
+            raise FieldValueError("stream_options", "can only be given when `stream` is true")
+        return self
 
     @field_validator("logit_bias")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from openai_frontend.schemas.common import FinishReason, SamplingFields, Usage
+from openai_frontend.schemas.limits import MAX_LOGPROBS, MAX_PROMPTS
 
 
 class CompletionRequest(SamplingFields):
@@ -16,7 +17,7 @@ class CompletionRequest(SamplingFields):
     prompt: str | list[str]
     best_of: int | None = None
     echo: bool = False
-    logprobs: int | None = Field(None, ge=0, le=20)
+    logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
     max_tokens: int | None = Field(16, ge=1)
     suffix: str | None = None
 
@@ -26,6 +27,14 @@ class CompletionRequest(SamplingFields):
         prompts = [v] if isinstance(v, str) else v
         if not prompts or any(p == "" for p in prompts):
             raise ValueError("must be a non-empty string or a non-empty list of non-empty strings")
+        return v
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_count(cls, v):
+        # A list of token ids is one prompt; a list of strings (or of id lists) is several.
+        if isinstance(v, list) and v and not isinstance(v[0], int) and len(v) > MAX_PROMPTS:
+            raise ValueError(f"at most {MAX_PROMPTS} prompts per request, got {len(v)}")
         return v
 
     @field_validator("best_of")

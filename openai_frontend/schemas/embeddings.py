@@ -6,12 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from openai_frontend.schemas.common import StrictModel
+from openai_frontend.schemas.common import RequestModel
+from openai_frontend.schemas.limits import MAX_EMBEDDING_INPUTS
 
-MAX_INPUTS = 2048  # OpenAI's limit per request
 
-
-class EmbeddingRequest(StrictModel):
+class EmbeddingRequest(RequestModel):
     model: str
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
@@ -31,8 +30,8 @@ class EmbeddingRequest(StrictModel):
             # Token ids only mean something for the tokenizer that made them; clients such as
             # LangChain send tiktoken's, which would silently embed the wrong text.
             raise ValueError("token ids are not supported: send the text")
-        if len(texts) > MAX_INPUTS:
-            raise ValueError(f"at most {MAX_INPUTS} inputs per request, got {len(texts)}")
+        if len(texts) > MAX_EMBEDDING_INPUTS:
+            raise ValueError(f"at most {MAX_EMBEDDING_INPUTS} inputs per request, got {len(texts)}")
         for i, text in enumerate(texts):
             if not text:
                 raise ValueError(f"input[{i}] must not be an empty string")

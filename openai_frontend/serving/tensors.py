@@ -80,11 +80,13 @@ def decode(outputs: Outputs) -> Step:
     )
 
 
-async def steps(client: ModelServer, model: str, values: dict[str, Any], endpoint: str) -> AsyncIterator[Step]:
+async def steps(
+    client: ModelServer, model: str, values: dict[str, Any], endpoint: str, request_id: str = ""
+) -> AsyncIterator[Step]:
     """The decoded responses of one model request made for `endpoint`, whose client is told
-    of a refused input by its OpenAI name."""
+    of a refused input by its OpenAI name; `request_id` is Triton's id of the request."""
     try:
-        async for outputs in client.generate(model, values):
+        async for outputs in client.generate(model, values, request_id):
             yield decode(outputs)
     except InvalidField as exc:
         raise for_endpoint(exc, endpoint) from None

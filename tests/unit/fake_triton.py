@@ -76,6 +76,7 @@ class FakeTriton:
     url: str = "fake:8001"
     ready: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
+    request_ids: list[str] = field(default_factory=list)  # Triton's request id of each request
 
     async def close(self) -> None:
         pass
@@ -88,13 +89,15 @@ class FakeTriton:
 
     async def generate(self, model: str, values: dict[str, Any], request_id: str = "") -> AsyncIterator[Outputs]:
         self.requests.append(values)
+        self.request_ids.append(request_id)
         for item in self.script(model, values):
             if isinstance(item, TritonError):
                 raise from_triton(item.message, item.status)
             yield item.outputs()
 
-    async def embed(self, model: str, texts: list[str], parameters: dict[str, Any]) -> Outputs:
+    async def embed(self, model: str, texts: list[str], parameters: dict[str, Any], request_id: str = "") -> Outputs:
         self.requests.append({"texts": texts, **parameters})
+        self.request_ids.append(request_id)
         result = (self.embedder and self.embedder(model, texts, parameters)) or _embeddings(texts)
         if isinstance(result, TritonError):
             raise from_triton(result.message, result.status)
