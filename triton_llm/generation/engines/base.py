@@ -56,17 +56,28 @@ def render_prompt(tokenizer: Any, request: GenerateRequest) -> str:
         raise InvalidInput(field, f"the chat template rejected them: {exc}") from None
 
 
-def truncate_prompt(ids: list[int], request: GenerateRequest, max_model_len: int, room_for_output: bool) -> list[int]:
-    """`truncate_prompt_tokens` applied as vLLM's server does: keep the last N tokens; -1 keeps
-    what the context holds, less one token of room for the output of a decoder-only model."""
+def check_token_ids(ids: list[int], vocab_limit: int) -> None:
+    """`input_ids` must be in the vocabulary (vLLM's check and wording), before anything decodes them."""
+    if (largest := max(ids)) > vocab_limit:
+        raise InvalidInput("input_ids", f"Token id {largest} is out of vocabulary")
+
+
+def truncation_length(request: GenerateRequest, max_model_len: int, room_for_output: bool) -> int | None:
+    """How many prompt tokens `truncate_prompt_tokens` keeps, as vLLM's server counts them: N,
+    or with -1 what the context holds, less one token of room for a decoder-only model's output."""
     n = request.truncate_prompt_tokens
     if n is None:
-        return ids
+        return None
     if n > max_model_len:
         raise InvalidInput(
             "sampling_parameters.truncate_prompt_tokens",
             f"truncate_prompt_tokens={n} cannot be greater than max_model_len={max_model_len}. "
             "Please request a smaller truncation size.",
         )
-    keep = n if n > 0 else max_model_len - (1 if room_for_output else 0)
-    return ids[-keep:] if len(ids) > keep else ids
+    return n if n > 0 else max_model_len - (1 if room_for_output else 0)
+
+
+def truncate_prompt(ids: list[int], request: GenerateRequest, max_model_len: int, room_for_output: bool) -> list[int]:
+    """`truncate_prompt_tokens` applied: the last tokens are kept (vLLM truncates on the left)."""
+    keep = truncation_length(request, max_model_len, room_for_output)
+    return ids[-keep:] if keep is not None and len(ids) > keep else ids

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from triton_llm import hf_loading
 from triton_llm.errors import InvalidInput
 from triton_llm.generation.engines import hf_attention, hf_linear
-from triton_llm.generation.engines.base import render_prompt
+from triton_llm.generation.engines.base import check_token_ids, prompt_field, render_prompt, truncate_prompt
 from triton_llm.generation.engines.detokenizer import IncrementalDetokenizer, StopStrings
 from triton_llm.generation.engines.hf_batching import CausalBatcher, Seq2SeqBatcher
 from triton_llm.generation.engines.hf_sampling import to_hf_sampling
@@ -40,6 +40,7 @@ class _Choice:
     detokenizer: IncrementalDetokenizer
     stops: StopStrings
     seen: int = 0  # token ids received
+    token_ids: list[int] = field(default_factory=list)  # all of them
     counted: int = 0  # token ids reported to the client
     finish_reason: str | None = None
 
@@ -53,6 +54,7 @@ class HuggingFaceEngine:
         self._tokenizer: Any = None
         self._batcher: CausalBatcher | Seq2SeqBatcher | None = None
         self._eos: list[int] = []
+        self._vocab_limit = 0  # the largest token id
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
@@ -72,6 +74,7 @@ class HuggingFaceEngine:
             # transformers' "no limit" is 1e30; T5's tokenizers say 512, the length it was trained on.
             or min(self._tokenizer.model_max_length, 512)
         )
+        self._vocab_limit = max(len(self._tokenizer), getattr(config, "vocab_size", 0) or 0) - 1
         eos = {self._tokenizer.eos_token_id, *_ids(model.generation_config.eos_token_id)}
         self._eos = sorted(t for t in eos if t is not None)
         logger.info(
@@ -99,15 +102,19 @@ class HuggingFaceEngine:
         return to_hf_sampling(request.sampling).n
 
     def _prompt_ids(self, request: GenerateRequest, prompt: str) -> list[int]:
-        # A rendered chat template already holds its special tokens (as in vLLM).
-        ids = self._tokenizer(prompt, add_special_tokens=request.messages is None).input_ids
-        field = "messages" if request.messages is not None else "text_input"
+        if request.prompt_ids is not None:
+            ids = list(request.prompt_ids)
+        else:
+            # A rendered chat template already holds its special tokens (as in vLLM).
+            ids = self._tokenizer(prompt, add_special_tokens=request.messages is None).input_ids
+        ids = truncate_prompt(ids, request, self.max_model_len, room_for_output=self.task == Task.TEXT_GENERATION)
+        where = prompt_field(request)
         if not ids:
-            raise InvalidInput(field, "the prompt has no tokens")
+            raise InvalidInput(where, "the prompt has no tokens")
         # A decoder-only prompt needs room for at least one new token.
         if len(ids) > self.max_model_len or (len(ids) == self.max_model_len and self.task == Task.TEXT_GENERATION):
             raise InvalidInput(
-                field,
+                where,
                 f"the prompt is {len(ids)} tokens, longer than this model's maximum context length of "
                 f"{self.max_model_len} tokens",
             )
@@ -115,8 +122,12 @@ class HuggingFaceEngine:
 
     async def generate(self, request: GenerateRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         sampling = to_hf_sampling(request.sampling)
+        if request.prompt_ids is not None:
+            check_token_ids(request.prompt_ids, self._vocab_limit)
         prompt = render_prompt(self._tokenizer, request)
         prompt_ids = self._prompt_ids(request, prompt)
+        if request.truncate_prompt_tokens is not None:
+            prompt = self._tokenizer.decode(prompt_ids)  # what the model saw, for echo
         causal = self.task == Task.TEXT_GENERATION
         prompt_name = "messages" if request.messages is not None else "prompt"
         check_max_tokens(sampling.max_tokens, len(prompt_ids) if causal else None, self.max_model_len, prompt_name)
@@ -155,13 +166,17 @@ class HuggingFaceEngine:
                 if choice.finish_reason is not None:
                     pending -= 1
                 if request.stream:
-                    yield GenerationChunk(prompt, len(prompt_ids), [delta], finished=pending == 0)
+                    yield GenerationChunk(prompt, len(prompt_ids), [delta], pending == 0, prompt_ids)
             if not request.stream:
                 yield GenerationChunk(
                     prompt,
                     len(prompt_ids),
-                    [ChoiceDelta(c.index, c.stops.text, c.counted, c.finish_reason) for c in choices],
+                    [
+                        ChoiceDelta(c.index, c.stops.text, c.counted, c.finish_reason, token_ids=c.token_ids)
+                        for c in choices
+                    ],
                     finished=True,
+                    prompt_token_ids=prompt_ids,
                 )
         finally:
             for choice in choices:
@@ -171,6 +186,7 @@ class HuggingFaceEngine:
     def _advance(self, choice: _Choice, ids: list[int], done: bool, eos: list[int]) -> ChoiceDelta:
         new = ids[choice.seen :]
         choice.seen = len(ids)
+        choice.token_ids = ids
         ended_by_eos = done and bool(ids) and ids[-1] in eos
         # The stop token is counted but, as in vLLM, not part of the text.
         choice.stops.add(choice.detokenizer.add(new[:-1] if ended_by_eos else new))
@@ -181,7 +197,7 @@ class HuggingFaceEngine:
             choice.finish_reason = "stop" if (ended_by_eos or choice.stops.stopped) else "length"
         counted = len(new)
         choice.counted += counted
-        return ChoiceDelta(choice.index, choice.stops.take(done), counted, choice.finish_reason)
+        return ChoiceDelta(choice.index, choice.stops.take(done), counted, choice.finish_reason, token_ids=new)
 
     def num_unfinished(self) -> int:
         return self._batcher.num_unfinished() if self._batcher is not None else 0

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from triton_llm.generation.engines.base import render_prompt
+from triton_llm.generation.engines.base import check_token_ids, prompt_field, render_prompt, truncation_length
 from triton_llm.generation.engines.limits import check_max_tokens
 from triton_llm.generation.engines.vllm_args import engine_args
 from triton_llm.generation.engines.vllm_errors import client_error, describe
@@ -41,21 +41,31 @@ class VllmEngine:
         from triton_llm.generation.engines.vllm_sampling import to_sampling_params
 
         params = to_sampling_params(request.sampling, request.stream)
+        if request.prompt_ids is not None:
+            check_token_ids(request.prompt_ids, self._vocab_limit())
         prompt = render_prompt(self._tokenizer, request)
         chat = request.messages is not None
-        field = "messages" if chat else "text_input"
-        engine_input = await self._tokenize(prompt, chat, field)
-        num_input = len(engine_input["prompt_token_ids"])
+        field = prompt_field(request)
+        engine_input = await self._tokenize(request, prompt, field)
+        prompt_ids = engine_input["prompt_token_ids"]
+        num_input = len(prompt_ids)
+        if request.truncate_prompt_tokens is not None:
+            prompt = self._tokenizer.decode(prompt_ids)  # what the model saw, for echo
+        prompt_logprobs = None
         check_max_tokens(params.max_tokens, num_input, self.max_model_len, "messages" if chat else "prompt")
         started = finished = False
         try:
             async for output in self._llm.generate(engine_input, params, request_id):
                 started, finished = True, output.finished
+                if prompt_logprobs is None and output.prompt_logprobs:
+                    prompt_logprobs = self._prompt_logprobs(prompt_ids, output.prompt_logprobs)
                 yield GenerationChunk(
                     prompt=prompt,
                     num_input_tokens=num_input,
                     choices=[_choice(c) for c in output.outputs],
                     finished=output.finished,
+                    prompt_token_ids=prompt_ids,
+                    prompt_logprobs=prompt_logprobs,
                 )
         except Exception as exc:
             # vLLM checks the sampling parameters against the model before scheduling.
@@ -67,23 +77,40 @@ class VllmEngine:
                 # A failure in add_request (or a client gone) must leave nothing in the engine.
                 await self._abort(request_id)
 
-    async def _tokenize(self, prompt: str, chat: bool, field: str) -> dict[str, Any]:
+    async def _tokenize(self, request: GenerateRequest, prompt: str, field: str) -> dict[str, Any]:
         """The prompt as vLLM's own server hands it to the engine: rendered (tokenized off the
-        event loop, length-checked) by vLLM's renderer, so we know its length first."""
+        event loop, truncated, length-checked) by vLLM's renderer, so we know its length first.
+        Token ids go in as they are (a `TokensPrompt`)."""
         from vllm.renderers.inputs.preprocess import parse_model_prompt
 
         renderer = self._llm.renderer
         # A rendered chat template already holds its special tokens (as in vLLM's server).
+        chat = request.messages is not None
         tok_params = renderer.default_chat_tok_params if chat else renderer.default_cmpl_tok_params
+        keep = truncation_length(request, self.max_model_len, room_for_output=True)
+        if keep is not None:
+            # vLLM's tokenizer truncates on the left for generation: the last `keep` tokens stay.
+            tok_params = tok_params.with_kwargs(truncate_prompt_tokens=keep)
+        source = {"prompt_token_ids": request.prompt_ids} if request.prompt_ids is not None else prompt
         try:
             (engine_input,) = await renderer.render_cmpl_async(
-                [parse_model_prompt(self._llm.model_config, prompt)], tok_params
+                [parse_model_prompt(self._llm.model_config, source)], tok_params
             )
         except Exception as exc:
             if (error := client_error(exc, field)) is not None:
                 raise error from None
             raise
         return engine_input
+
+    def _vocab_limit(self) -> int:
+        # vLLM's own bound (Renderer.validate_token_ids): the larger of the tokenizer's and the model's.
+        return max(self._tokenizer.max_token_id, self._llm.model_config.get_vocab_size() - 1)
+
+    def _prompt_logprobs(self, prompt_ids: list[int], positions: list) -> list[dict[int, dict[str, Any]]]:
+        """vLLM's prompt logprobs (None for the first token, which nothing predicts), the first
+        given its token and text so that an echo can show it (as vLLM's server decodes it)."""
+        first = {"logprob": None, "rank": None, "decoded_token": self._tokenizer.decode([prompt_ids[0]])}
+        return [{prompt_ids[0]: first}, *(_positions(positions[1:]))]
 
     async def _abort(self, request_id: str) -> None:
         try:
@@ -100,21 +127,24 @@ class VllmEngine:
             self._llm = None
 
 
+def _positions(steps: list) -> list[dict[int, dict[str, Any]]]:
+    # -inf (a token the sampler ruled out) is not JSON; vLLM's server sends -9999.0 for it.
+    return [
+        {
+            token_id: {"logprob": max(lp.logprob, -9999.0), "rank": lp.rank, "decoded_token": lp.decoded_token}
+            for token_id, lp in step.items()
+        }
+        for step in steps
+    ]
+
+
 def _choice(c: Any) -> ChoiceDelta:
-    logprobs = None
-    if c.logprobs is not None:
-        logprobs = [
-            {
-                token_id: {"logprob": lp.logprob, "rank": lp.rank, "decoded_token": lp.decoded_token}
-                for token_id, lp in step.items()
-            }
-            for step in c.logprobs
-        ]
     return ChoiceDelta(
         index=c.index,
         text=c.text,
         num_tokens=len(c.token_ids),
         finish_reason=c.finish_reason,
         cumulative_logprob=c.cumulative_logprob,
-        logprobs=logprobs,
+        logprobs=None if c.logprobs is None else _positions(c.logprobs),
+        token_ids=list(c.token_ids),
     )
