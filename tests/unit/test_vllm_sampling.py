@@ -30,9 +30,29 @@ def test_structured_outputs_from_json_string():
         ({"n": True}, "sampling_parameters.n", "must be int"),
         ({"stop": 3}, "sampling_parameters.stop", "must be str or list or null"),
         ({"lora_name": "x"}, "sampling_parameters.lora_name", "LoRA"),
+        ({"top_k": -5}, "sampling_parameters.top_k", "top_k must be 0 (disable), or at least 1, got -5."),
+        ({"min_p": 1.5}, "sampling_parameters.min_p", "min_p must be in [0, 1]"),
+        ({"seed": 2**64}, "sampling_parameters.seed", "signed 64-bit integer"),
+        ({"seed": -(2**64)}, "sampling_parameters.seed", "signed 64-bit integer"),
+        ({"seed": 2**63}, "sampling_parameters.seed", "signed 64-bit integer"),
+        ({"logit_bias": {"abc": 1}}, "sampling_parameters.logit_bias", 'keys must be token ids (integers), got "abc"'),
+        ({"logit_bias": {"5": "high"}}, "sampling_parameters.logit_bias", "must be a number"),
+        ({"logit_bias": {"5": True}}, "sampling_parameters.logit_bias", "must be a number"),
+        ({"logit_bias": [5]}, "sampling_parameters.logit_bias", "must be an object"),
     ],
 )
 def test_errors_name_the_field(params, field, problem):
     with pytest.raises(InvalidInput) as info:
         to_sampling_params(params, stream=False)
     assert info.value.field == field and problem in info.value.problem
+
+
+def test_int64_seeds_pass():
+    assert to_sampling_params({"seed": 2**63 - 1}, stream=False).seed == 2**63 - 1
+    assert to_sampling_params({"seed": -(2**63)}, stream=False).seed == -(2**63)
+
+
+def test_logit_bias_keys_arrive_as_json_strings_and_become_token_ids():
+    # JSON object keys are always strings; vLLM wants ints (it raised TypeError in add_request).
+    p = to_sampling_params({"logit_bias": {"5": 2.5, "17": -1000}}, stream=False)
+    assert p.logit_bias == {5: 2.5, 17: -100.0}  # clamped to [-100, 100] as vLLM's server does
