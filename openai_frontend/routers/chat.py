@@ -39,7 +39,9 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     values = tensors.model_inputs(
         messages=messages, sampling=body.sampling(), stream=body.stream, sparse=info.sparse_outputs
     )
-    steps = tensors.merge([tensors.steps(triton, body.model, values, "chat", request_id(request))])
+    # The model names `max_tokens`; this client may have called it `max_completion_tokens`.
+    sent = {"max_tokens": "max_completion_tokens"} if body.max_completion_tokens is not None else None
+    steps = tensors.merge([tensors.steps(triton, body.model, values, "chat", request_id(request), sent)])
     acc = Accumulator(body.n)
     if body.stream:
         return stream_response(request, "chat", _chunks(body, acc, steps))

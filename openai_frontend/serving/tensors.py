@@ -81,15 +81,21 @@ def decode(outputs: Outputs) -> Step:
 
 
 async def steps(
-    client: ModelServer, model: str, values: dict[str, Any], endpoint: str, request_id: str = ""
+    client: ModelServer,
+    model: str,
+    values: dict[str, Any],
+    endpoint: str,
+    request_id: str = "",
+    sent: dict[str, str] | None = None,
 ) -> AsyncIterator[Step]:
     """The decoded responses of one model request made for `endpoint`, whose client is told
-    of a refused input by its OpenAI name; `request_id` is Triton's id of the request."""
+    of a refused input by its OpenAI name (`sent`: see `fields.openai_param`); `request_id` is
+    Triton's id of the request."""
     try:
         async for outputs in client.generate(model, values, request_id):
             yield decode(outputs)
     except InvalidField as exc:
-        raise for_endpoint(exc, endpoint) from None
+        raise for_endpoint(exc, endpoint, sent=sent) from None
 
 
 async def merge(streams: list[AsyncIterator[Step]]) -> AsyncIterator[tuple[int, Step]]:
