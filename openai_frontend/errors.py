@@ -106,11 +106,15 @@ def _structured(message: str) -> InvalidField | None:
 
 def _param(loc: tuple) -> str | None:
     # pydantic names the union member it tried ("str", "list[TextPart]"); clients know fields.
-    parts = [str(p) for p in loc if p != "body" and not (isinstance(p, str) and (p in _TYPES or "[" in p))]
+    parts = [str(p) for p in loc if p != "body" and not (isinstance(p, str) and _is_type(p))]
     return ".".join(parts) or None
 
 
 _TYPES = {"str", "int", "float", "bool", "dict", "list", "none"}
+
+
+def _is_type(part: str) -> bool:
+    return part in _TYPES or "[" in part or part.startswith("constrained-")
 
 
 def _printable(text: str | None) -> str | None:
@@ -133,10 +137,14 @@ def validation_error(errors: list[dict]) -> BadRequest:
         reason = cause.removesuffix(" at") if isinstance(cause, str) else "JSON decode error"
         return BadRequest(f"The request body is not valid JSON: {reason} (character {first['loc'][-1]})")
     param = _param(tuple(first.get("loc", ())))
+    if param is None and first.get("type") in _NOT_AN_OBJECT:
+        return BadRequest("The request body must be a JSON object, sent with 'Content-Type: application/json'")
     message = first.get("msg", "invalid request").removeprefix("Value error, ")
     return BadRequest(f"{param}: {message}" if param else message, param=param)
 
 
+# pydantic's words for a body that is no object (a form, an array, a string, nothing).
+_NOT_AN_OBJECT = {"model_attributes_type", "model_type", "dict_type", "missing"}
 # Why FastAPI could not read a body at all (its own message says only "error parsing the body").
 _UNREADABLE = {
     UnicodeDecodeError: "The request body is not valid UTF-8",

@@ -4,38 +4,27 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from openai_frontend.schemas.common import FinishReason, SamplingFields, Usage
 from openai_frontend.schemas.limits import MAX_LOGPROBS, MAX_PROMPTS
 
+# Constraints live in the types, so that the OpenAPI document (and a fuzzer reading it) knows them.
+Text = Annotated[str, Field(min_length=1)]
+Prompts = Annotated[list[Text], Field(min_length=1, max_length=MAX_PROMPTS)]
+
 
 class CompletionRequest(SamplingFields):
     model: str
-    prompt: str | list[str]
-    best_of: int | None = None
+    prompt: Text | Prompts
+    # Accepted only where they change nothing; the schema says so, the validators say why.
+    best_of: int | None = Field(None, json_schema_extra={"minimum": 1, "maximum": 1})
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
     max_tokens: int | None = Field(16, ge=1)
-    suffix: str | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _non_empty(cls, v):
-        prompts = [v] if isinstance(v, str) else v
-        if not prompts or any(p == "" for p in prompts):
-            raise ValueError("must be a non-empty string or a non-empty list of non-empty strings")
-        return v
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_count(cls, v):
-        # A list of token ids is one prompt; a list of strings (or of id lists) is several.
-        if isinstance(v, list) and v and not isinstance(v[0], int) and len(v) > MAX_PROMPTS:
-            raise ValueError(f"at most {MAX_PROMPTS} prompts per request, got {len(v)}")
-        return v
+    suffix: str | None = Field(None, json_schema_extra={"maxLength": 0})
 
     @field_validator("best_of")
     @classmethod
