@@ -39,6 +39,25 @@ def test_structured_outputs_from_json_string():
         ({"logit_bias": {"5": "high"}}, "sampling_parameters.logit_bias", "must be a number"),
         ({"logit_bias": {"5": True}}, "sampling_parameters.logit_bias", "must be a number"),
         ({"logit_bias": [5]}, "sampling_parameters.logit_bias", "must be an object"),
+        # Wrong types that vLLM would only trip over inside add_request, as a server error.
+        ({"seed": "18446744073709551616"}, "sampling_parameters.seed", "signed 64-bit integer"),
+        ({"bad_words": [1]}, "sampling_parameters.bad_words", "items must be str, got 1"),
+        ({"stop": ["a", 3]}, "sampling_parameters.stop", "items must be str, got 3"),
+        ({"stop_token_ids": [True]}, "sampling_parameters.stop_token_ids", "items must be int"),
+        ({"stop_token_ids": [2**70]}, "sampling_parameters.stop_token_ids", "signed 64-bit integer"),
+        ({"extra_args": 5}, "sampling_parameters.extra_args", "must be dict or null"),
+        ({"repetition_detection": 5}, "sampling_parameters.repetition_detection", "must be an object"),
+        ({"repetition_detection": {"a": 1}}, "sampling_parameters.repetition_detection.a", "unknown field"),
+        (
+            {"repetition_detection": {"max_pattern_size": "x"}},
+            "sampling_parameters.repetition_detection.max_pattern_size",
+            "valid integer",
+        ),
+        (
+            {"repetition_detection": {"max_pattern_size": 3, "min_count": 1}},
+            "sampling_parameters.repetition_detection",
+            "min_count must be >= 2",
+        ),
     ],
 )
 def test_errors_name_the_field(params, field, problem):
@@ -56,3 +75,8 @@ def test_logit_bias_keys_arrive_as_json_strings_and_become_token_ids():
     # JSON object keys are always strings; vLLM wants ints (it raised TypeError in add_request).
     p = to_sampling_params({"logit_bias": {"5": 2.5, "17": -1000}}, stream=False)
     assert p.logit_bias == {5: 2.5, 17: -100.0}  # clamped to [-100, 100] as vLLM's server does
+
+
+def test_objects_become_vllms_own_types():
+    p = to_sampling_params({"repetition_detection": {"max_pattern_size": 4, "min_count": 3}}, stream=False)
+    assert (p.repetition_detection.max_pattern_size, p.repetition_detection.min_count) == (4, 3)
