@@ -30,9 +30,19 @@ class ModelInfo:
     created: int
     max_batch_size: int = 0  # texts per request to an embedding model
     sparse_outputs: bool = False  # takes `sparse_outputs` (ours; not vllm_backend)
+    # The tensors its config declares: a request may only use the optional ones it lists.
+    inputs: frozenset[str] = frozenset()
+    outputs: frozenset[str] = frozenset()
 
     def serves(self, endpoint: str) -> bool:
         return {"completions": self.generate, "chat": self.chat, "embeddings": self.embed}[endpoint]
+
+    def require(self, tensors: dict[str, str]) -> None:
+        """Each of `tensors` ({model tensor: the OpenAI field that needs it}) is declared, or a
+        400 naming the field: a model without it (vllm_backend's) would refuse or ignore it."""
+        for tensor, param in tensors.items():
+            if tensor not in self.inputs and tensor not in self.outputs:
+                raise BadRequest(f"{param}: is not supported by the model '{self.name}'", param=param)
 
 
 class ModelServer(Protocol):

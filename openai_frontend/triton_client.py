@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import tritonclient.grpc.aio as grpc_aio
 from tritonclient.grpc import InferInput
-from tritonclient.utils import InferenceServerException
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from openai_frontend.backend import ModelInfo, Outputs
 from openai_frontend.errors import APIError, ServiceUnavailable, from_triton
@@ -76,6 +76,8 @@ class TritonClient:
                 created=int(time.time()),
                 max_batch_size=int(config.get("max_batch_size", 0)),
                 sparse_outputs="sparse_outputs" in inputs,
+                inputs=frozenset(inputs),
+                outputs=frozenset(outputs),
             )
         return models
 
@@ -132,6 +134,9 @@ def _inputs(values: dict[str, Any]) -> list[InferInput]:
         if isinstance(value, bool):
             tensor = InferInput(name, [1], "BOOL")
             tensor.set_data_from_numpy(np.array([value], dtype=np.bool_))
+        elif isinstance(value, np.ndarray):  # token ids (`input_ids`)
+            tensor = InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
+            tensor.set_data_from_numpy(value)
         else:
             if not isinstance(value, str):
                 value = json.dumps(value)

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from openai_frontend.errors import FieldValueError
 from openai_frontend.schemas import raw
-from openai_frontend.schemas.limits import MAX_N, MAX_STOP
+from openai_frontend.schemas.limits import MAX_LOGPROBS, MAX_N, MAX_STOP
+from openai_frontend.schemas.structured import StructuredOutputs
 
 
 class StrictModel(BaseModel):
@@ -26,8 +27,17 @@ class RequestModel(StrictModel):
         return data
 
 
+# A response field of vLLM's that OpenAI's responses lack: left out unless it was asked for.
+OMITTED_IF_NONE: Any = Field(None, exclude_if=lambda value: value is None)
+# vLLM's prompt logprobs: per prompt token, null for the first, else {token_id: Logprob}
+# ({"logprob", "rank", "decoded_token"}).
+PromptLogprobs = list[dict[str, dict[str, Any]] | None]
+
+
 class StreamOptions(StrictModel):
     include_usage: bool = False
+    # vLLM's: with include_usage, every chunk also carries its choice's usage so far.
+    continuous_usage_stats: bool = False
 
 
 class Usage(BaseModel):
@@ -67,12 +77,27 @@ class SamplingFields(RequestModel):
     min_tokens: int = Field(0, ge=0)
     skip_special_tokens: bool = True
     include_stop_str_in_output: bool = False
+    prompt_logprobs: int | None = Field(
+        None, ge=-1, le=MAX_LOGPROBS, description="Logprobs of the prompt's tokens, with this many candidates each."
+    )
+    structured_outputs: StructuredOutputs | None = None
+    return_token_ids: bool | None = Field(None, description="Add the token ids of the prompt and of each choice.")
+    truncate_prompt_tokens: int | None = Field(
+        None, ge=-1, le=2**63 - 1, description="Keep the last N prompt tokens (-1: as many as the context holds)."
+    )
 
     @model_validator(mode="after")
     def _stream_options_need_stream(self):
         # vLLM's rule: options given (not just `{}`) for a request that does not stream.
         if self.stream_options is not None and self.stream_options.model_fields_set and not self.stream:
             raise FieldValueError("stream_options", "can only be given when `stream` is true")
+        return self
+
+    @model_validator(mode="after")
+    def _prompt_logprobs_not_streamed(self):
+        # vLLM's rule (it lets 0 through, then sends nothing: we say so instead).
+        if self.prompt_logprobs is not None and self.stream:
+            raise FieldValueError("prompt_logprobs", "are not available when `stream` is true")
         return self
 
     @field_validator("logit_bias")
@@ -112,11 +137,22 @@ class SamplingFields(RequestModel):
             params["skip_special_tokens"] = False
         if self.include_stop_str_in_output:
             params["include_stop_str_in_output"] = True
+        if self.prompt_logprobs is not None:
+            params["prompt_logprobs"] = self.prompt_logprobs
+        if self.structured_outputs is not None:
+            params["structured_outputs"] = self.structured_outputs.to_engine()
+        if self.truncate_prompt_tokens is not None:
+            params["truncate_prompt_tokens"] = self.truncate_prompt_tokens
         return params
 
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def continuous_usage(self) -> bool:
+        """vLLM's rule: usage in every chunk needs `include_usage` too."""
+        return self.include_usage and bool(self.stream_options and self.stream_options.continuous_usage_stats)
 
 
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls"] | None

@@ -6,19 +6,43 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, field_validator
 
-from openai_frontend.schemas.common import FinishReason, SamplingFields, Usage
+from openai_frontend.schemas.common import OMITTED_IF_NONE, FinishReason, PromptLogprobs, SamplingFields, Usage
 from openai_frontend.schemas.limits import MAX_LOGPROBS, MAX_PROMPTS
 
 # Constraints live in the types, so that the OpenAPI document (and a fuzzer reading it) knows them.
 Text = Annotated[str, Field(min_length=1)]
 Prompts = Annotated[list[Text], Field(min_length=1, max_length=MAX_PROMPTS)]
+# Token-id prompts, as OpenAI and vLLM take them: one list of ids, or a list of such lists
+# (not mixed with strings, as in vLLM). Ids fit the model's INT64 input; the model checks its vocabulary.
+TokenIds = Annotated[list[Annotated[int, Field(ge=0, le=2**63 - 1)]], Field(min_length=1)]
+TokenPrompts = Annotated[list[TokenIds], Field(min_length=1, max_length=MAX_PROMPTS)]
+
+
+def _prompt_kind(value: Any) -> str:
+    """Which form a prompt takes, by its first element, so that an error is about that form
+    only. The tags are type names, which error locations leave out (errors._param)."""
+    if isinstance(value, str):
+        return "str"
+    first = value[0] if isinstance(value, list) and value else None
+    if isinstance(first, int) and not isinstance(first, bool):
+        return "list[int]"
+    return "list[list[int]]" if isinstance(first, list) else "list[str]"
+
+
+Prompt = Annotated[
+    Annotated[Text, Tag("str")]
+    | Annotated[Prompts, Tag("list[str]")]
+    | Annotated[TokenIds, Tag("list[int]")]
+    | Annotated[TokenPrompts, Tag("list[list[int]]")],
+    Discriminator(_prompt_kind),
+]
 
 
 class CompletionRequest(SamplingFields):
     model: str
-    prompt: Text | Prompts
+    prompt: Prompt
     # Accepted only where they change nothing; the schema says so, the validators say why.
     best_of: int | None = Field(None, json_schema_extra={"minimum": 1, "maximum": 1})
     echo: bool = False
@@ -41,13 +65,19 @@ class CompletionRequest(SamplingFields):
         return v
 
     @property
-    def prompts(self) -> list[str]:
-        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+    def prompts(self) -> list[str | list[int]]:
+        """One model request each: a text or a list of token ids."""
+        if isinstance(self.prompt, str) or isinstance(self.prompt[0], int):
+            return [self.prompt]  # type: ignore[list-item]
+        return list(self.prompt)
 
     def sampling(self) -> dict[str, Any]:
         params = self.sampling_parameters(self.max_tokens)
         if self.logprobs is not None:
             params["logprobs"] = self.logprobs
+            if self.echo and self.prompt_logprobs is None:
+                # vLLM's rule: an echoed prompt comes with its logprobs too (as in OpenAI).
+                params["prompt_logprobs"] = self.logprobs
         return params
 
 
@@ -63,6 +93,10 @@ class CompletionChoice(BaseModel):
     text: str
     logprobs: CompletionLogprobs | None = None
     finish_reason: FinishReason = None
+    # vLLM's, only when asked for (`prompt_logprobs`, echo with logprobs, `return_token_ids`).
+    prompt_logprobs: PromptLogprobs | None = OMITTED_IF_NONE
+    prompt_token_ids: list[int] | None = OMITTED_IF_NONE
+    token_ids: list[int] | None = OMITTED_IF_NONE
 
 
 def completion_id() -> str:

@@ -26,6 +26,7 @@ class Delta:
     text: str
     finish_reason: FinishReason
     logprobs: Positions | None
+    token_ids: list[int] | None = None  # when the request asked for them
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Choice:
     text: str = ""
     finish_reason: FinishReason = None
     logprobs: Positions = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    num_tokens: int = 0
 
 
 class Accumulator:
@@ -44,6 +47,9 @@ class Accumulator:
         self.choices = [Choice(i) for i in range(n * prompts)]
         self.completion_tokens = 0
         self._prompt_tokens = [0] * prompts
+        # Per prompt, from its first response (the model sends them once).
+        self.prompt_token_ids: list[list[int] | None] = [None] * prompts
+        self.prompt_logprobs: list[Positions | None] = [None] * prompts
 
     def add(self, prompt: int, step: Step) -> list[Delta]:
         """Take one step of prompt `prompt`'s model request; what it added, choice by choice."""
@@ -51,6 +57,10 @@ class Accumulator:
         # the first carries it (the others decode as 0): the first count is the count.
         if not self._prompt_tokens[prompt]:
             self._prompt_tokens[prompt] = step.num_input_tokens
+        if step.prompt_token_ids is not None and self.prompt_token_ids[prompt] is None:
+            self.prompt_token_ids[prompt] = step.prompt_token_ids
+        if step.prompt_logprobs is not None and self.prompt_logprobs[prompt] is None:
+            self.prompt_logprobs[prompt] = step.prompt_logprobs
         deltas = []
         for c, text in enumerate(step.texts):
             choice = self.choices[prompt * self.n + c]
@@ -58,8 +68,11 @@ class Accumulator:
             choice.text += text
             choice.finish_reason = reason or choice.finish_reason
             choice.logprobs.extend(step.logprobs[c] or [])
+            ids = step.token_ids[c] if c < len(step.token_ids) else None
+            choice.token_ids.extend(ids or [])
+            choice.num_tokens += step.num_output_tokens[c]
             self.completion_tokens += step.num_output_tokens[c]
-            deltas.append(Delta(choice.index, text, reason, step.logprobs[c]))
+            deltas.append(Delta(choice.index, text, reason, step.logprobs[c], ids))
         return deltas
 
     async def add_all(self, steps: AsyncIterator[tuple[int, Step]]) -> None:
@@ -73,3 +86,7 @@ class Accumulator:
 
     def usage(self) -> Usage:
         return Usage.of(self.prompt_tokens, self.completion_tokens)
+
+    def choice_usage(self, index: int) -> Usage:
+        """One choice's usage so far (vLLM's `continuous_usage_stats`): its prompt, its tokens."""
+        return Usage.of(self._prompt_tokens[index // self.n], self.choices[index].num_tokens)

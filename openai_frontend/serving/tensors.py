@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from openai_frontend.backend import ModelServer, Outputs
+from openai_frontend.backend import ModelInfo, ModelServer, Outputs
 from openai_frontend.errors import InvalidField
 from openai_frontend.serving.fields import for_endpoint
 
@@ -28,34 +28,68 @@ class Step:
     num_output_tokens: list[int]
     num_input_tokens: int
     logprobs: list[list[dict[str, dict[str, Any]]] | None]
+    token_ids: list[list[int] | None] = field(default_factory=list)  # per choice, when asked
+    prompt_token_ids: list[int] | None = None  # the first response's, when asked
+    prompt_logprobs: list[dict[str, dict[str, Any]]] | None = None  # ditto
+
+
+# Optional model inputs of ours -> the OpenAI field that needs each (backend.ModelInfo.require).
+EXTENSIONS = {
+    "input_ids": "prompt",
+    "chat_template_kwargs": "chat_template_kwargs",
+    "return_prompt_logprobs": "prompt_logprobs",
+    "return_token_ids": "return_token_ids",
+}
 
 
 def model_inputs(
     *,
-    prompt: str | None = None,
+    prompt: str | list[int] | None = None,
     messages: list[dict[str, Any]] | None = None,
     sampling: dict[str, Any],
     stream: bool,
     echo: bool = False,
     sparse: bool = False,
+    chat_template_kwargs: dict[str, Any] | None = None,
+    return_token_ids: bool = False,
 ) -> dict[str, Any]:
-    values: dict[str, Any] = {"text_input": prompt} if messages is None else {"messages": messages}
+    """The tensors of one model request; the optional ones of ours only when used."""
+    values: dict[str, Any]
+    if messages is not None:
+        values = {"messages": messages}
+    elif isinstance(prompt, str):
+        values = {"text_input": prompt}
+    else:
+        values = {"input_ids": np.array(prompt, dtype=np.int64)}
+    if chat_template_kwargs is not None:
+        values["chat_template_kwargs"] = chat_template_kwargs
     values.update(
         stream=stream,
         sampling_parameters=sampling,
-        # The prompt comes back at the head of a non-streamed answer only for `echo`.
-        exclude_input_in_output=not (echo and not stream),
+        # The prompt comes back at the head of the answer only for `echo`. Streamed, the router
+        # echoes a text itself (any model can serve that); token ids only the model can decode.
+        exclude_input_in_output=not (echo and (not stream or "input_ids" in values)),
         return_finish_reason=True,
         return_num_input_tokens=True,
         return_num_output_tokens=True,
     )
     if sampling.get("logprobs") is not None:
         values["return_logprobs"] = True
+    if sampling.get("prompt_logprobs") is not None:
+        values["return_prompt_logprobs"] = True
+    if return_token_ids:
+        values["return_token_ids"] = True
     if sparse and stream:
         # Counts and reasons only where they change: ~20% less CPU per streamed token
         # across stub, Triton and frontend (docs/benchmarks.md).
         values["sparse_outputs"] = True
     return values
+
+
+def check_declared(info: ModelInfo, values: dict[str, Any], asked_by: dict[str, str] | None = None) -> None:
+    """The optional inputs of ours in `values` are the model's, or a 400 naming the field that
+    needs them (`asked_by` overrides EXTENSIONS where another field asked for one)."""
+    info.require({name: (asked_by or {}).get(name, EXTENSIONS[name]) for name in values if name in EXTENSIONS})
 
 
 def _strings(array: np.ndarray | None) -> list[str]:
@@ -71,12 +105,18 @@ def decode(outputs: Outputs) -> Step:
     num_output = [int(c) for c in counts.reshape(-1)] if counts is not None else [0] * len(texts)
     num_input = outputs.get("num_input_tokens")
     logprobs = [None if s == "null" else json.loads(s) for s in _strings(outputs.get("logprobs"))]
+    token_ids = [json.loads(s) for s in _strings(outputs.get("token_ids"))]
+    prompt_ids = outputs.get("prompt_token_ids")
+    prompt_logprobs = _strings(outputs.get("prompt_logprobs"))
     return Step(
         texts=texts,
         finish_reasons=reasons,
         num_output_tokens=num_output,
         num_input_tokens=int(num_input.reshape(-1)[0]) if num_input is not None else 0,
         logprobs=logprobs or [None] * len(texts),
+        token_ids=token_ids or [None] * len(texts),
+        prompt_token_ids=[int(i) for i in prompt_ids.reshape(-1)] if prompt_ids is not None else None,
+        prompt_logprobs=json.loads(prompt_logprobs[0]) if prompt_logprobs else None,
     )
 
 
@@ -143,3 +183,11 @@ def top_logprobs(step_logprobs: dict[str, dict[str, Any]]) -> tuple[str, float, 
     sampled = entries[0]
     candidates = {e["decoded_token"]: e["logprob"] for e in entries}
     return sampled["decoded_token"], sampled["logprob"], candidates
+
+
+def prompt_logprobs(positions: list[dict[str, dict[str, Any]]] | None) -> list[dict[str, Any] | None] | None:
+    """The model's prompt logprobs as vLLM's responses carry them: `null` for the first token
+    (nothing predicts it; the model sends it with a null logprob), then {token_id: Logprob}."""
+    if positions is None:
+        return None
+    return [None if i == 0 else position for i, position in enumerate(positions)]

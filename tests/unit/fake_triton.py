@@ -17,6 +17,7 @@ import numpy as np
 
 from openai_frontend.backend import ModelInfo, Outputs
 from openai_frontend.errors import from_triton
+from triton_llm.generation import protocol
 
 
 @dataclass
@@ -28,6 +29,9 @@ class Response:
     num_output_tokens: list[int] | None = None
     num_input_tokens: int | None = None
     logprobs: list[list[dict] | None] | None = None
+    token_ids: list[list[int]] | None = None
+    prompt_token_ids: list[int] | None = None
+    prompt_logprobs: list[dict] | None = None
 
     def outputs(self) -> Outputs:
         out: Outputs = {"text_output": np.array([t.encode() for t in self.texts], dtype=np.object_)}
@@ -39,6 +43,12 @@ class Response:
             out["num_input_tokens"] = np.array([self.num_input_tokens], dtype=np.uint32)
         if self.logprobs is not None:
             out["logprobs"] = np.array([json.dumps(lp).encode() for lp in self.logprobs], dtype=np.object_)
+        if self.token_ids is not None:
+            out["token_ids"] = np.array([json.dumps(ids).encode() for ids in self.token_ids], dtype=np.object_)
+        if self.prompt_token_ids is not None:
+            out["prompt_token_ids"] = np.array(self.prompt_token_ids, dtype=np.int64)
+        if self.prompt_logprobs is not None:
+            out["prompt_logprobs"] = np.array([json.dumps(self.prompt_logprobs).encode()], dtype=np.object_)
         return out
 
 
@@ -59,7 +69,12 @@ Script = list[Response | TritonError]
 
 
 def generation_model(name: str, sparse: bool = False) -> ModelInfo:
-    return ModelInfo(name, ready=True, generate=True, chat=True, embed=False, created=0, sparse_outputs=sparse)
+    """A model of ours: it declares every tensor of the protocol."""
+    return ModelInfo(
+        name, ready=True, generate=True, chat=True, embed=False, created=0, sparse_outputs=sparse,
+        inputs=frozenset(spec["name"] for spec in protocol.INPUTS),
+        outputs=frozenset(spec["name"] for spec in protocol.OUTPUTS),
+    )  # fmt: skip
 
 
 def embedding_model(name: str, max_batch_size: int = 4) -> ModelInfo:

@@ -92,5 +92,5 @@ def test_validation_errors_name_the_field_not_the_union_member():
     image = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
     r = client.post("/openai/v1/chat/completions", json={"model": "m", "messages": [image]})
     assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.content.0.type"
-    r = client.post("/openai/v1/completions", json={"model": "m", "prompt": [1, 2]})
-    assert r.json()["error"]["param"] == "prompt.0"
+    r = client.post("/openai/v1/completions", json={"model": "m", "prompt": [1, "a"]})
+    assert r.json()["error"]["param"] == "prompt.1"  # token ids, one of which is not
