@@ -25,6 +25,7 @@ from openai_frontend.schemas.chat import (
     TopLogprob,
     chat_id,
 )
+from openai_frontend.schemas.common import Usage
 from openai_frontend.serving import tensors
 from openai_frontend.serving.accumulate import Accumulator, Positions
 from openai_frontend.sse import stream_response
@@ -36,11 +37,17 @@ router = APIRouter()
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, triton: Triton):
     info = await require_model(triton, body.model, "chat")
     messages = [m.for_template() for m in body.messages]
+    sampling = body.sampling()
     values = tensors.model_inputs(
-        messages=messages, sampling=body.sampling(), stream=body.stream, sparse=info.sparse_outputs
-    )
-    # The model names `max_tokens`; this client may have called it `max_completion_tokens`.
-    sent = {"max_tokens": "max_completion_tokens"} if body.max_completion_tokens is not None else None
+        messages=messages, sampling=sampling, stream=body.stream, sparse=info.sparse_outputs,
+        chat_template_kwargs=body.chat_template_kwargs, return_token_ids=bool(body.return_token_ids),
+    )  # fmt: skip
+    tensors.check_declared(info, values)
+    # The model names `max_tokens`; this client may have called it `max_completion_tokens`. Its
+    # `structured_outputs` is the client's own unless response_format gave it.
+    sent = {"max_tokens": "max_completion_tokens"} if body.max_completion_tokens is not None else {}
+    if body.structured_outputs is not None:
+        sent["structured_outputs"] = "structured_outputs"
     steps = tensors.merge([tensors.steps(triton, body.model, values, "chat", request_id(request), sent)])
     acc = Accumulator(body.n)
     if body.stream:
@@ -53,10 +60,16 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
             message=ChatMessage(content=c.text),
             finish_reason=c.finish_reason,
             logprobs=_logprobs(c.logprobs, body.top_logprobs or 0) if body.logprobs else None,
+            token_ids=c.token_ids if body.return_token_ids else None,
         )
         for c in acc.choices
     ]
-    return ChatCompletionResponse(model=body.model, choices=choices, usage=acc.usage())
+    response = ChatCompletionResponse(model=body.model, choices=choices, usage=acc.usage())
+    if "prompt_logprobs" in sampling:  # vLLM puts them on the response, not on a choice
+        response.prompt_logprobs = tensors.prompt_logprobs(acc.prompt_logprobs[0])
+    if body.return_token_ids:
+        response.prompt_token_ids = acc.prompt_token_ids[0]
+    return response
 
 
 async def _chunks(body: ChatCompletionRequest, acc: Accumulator, steps) -> AsyncIterator[dict]:
@@ -64,19 +77,35 @@ async def _chunks(body: ChatCompletionRequest, acc: Accumulator, steps) -> Async
     base = chunk.model_dump(exclude={"choices", "usage"})
     # OpenAI's first chunk of each choice carries the role and empty content.
     first = [ChatChunkChoice(index=c, delta=DeltaMessage(role="assistant", content="")) for c in range(body.n)]
-    yield {**base, "choices": [_dump(c) for c in first]}
+    # The role chunks go out at once, unless they carry what the first response brings (the
+    # prompt's ids, its usage): then they wait for it, as in vLLM.
+    roles_sent = not (body.return_token_ids or body.continuous_usage)
+    if roles_sent:
+        yield {**base, "choices": [_dump(c) for c in first]}
     async for _, step in steps:
+        deltas = acc.add(0, step)
+        if not roles_sent:  # one chunk per choice, as vLLM's
+            roles_sent = True
+            extra: dict = {"prompt_token_ids": acc.prompt_token_ids[0]} if body.return_token_ids else {}
+            if body.continuous_usage:
+                extra["usage"] = Usage.of(acc.prompt_tokens, 0).model_dump()
+            for c in first:
+                yield {**base, "choices": [_dump(c)], **extra}
         choices = [
             ChatChunkChoice(
                 index=d.index,
                 delta=DeltaMessage(content=d.text),
                 finish_reason=d.finish_reason,
                 logprobs=_logprobs(d.logprobs, body.top_logprobs or 0) if body.logprobs else None,
+                token_ids=(d.token_ids or []) if body.return_token_ids else None,
             )
-            for d in acc.add(0, step)
-            if d.text or d.finish_reason
+            for d in deltas
+            if d.text or d.finish_reason or (body.return_token_ids and d.token_ids)
         ]
-        if choices:
+        if body.continuous_usage:  # vLLM's: one choice per chunk, each with its usage so far
+            for c in choices:
+                yield {**base, "choices": [_dump(c)], "usage": acc.choice_usage(c.index).model_dump()}
+        elif choices:
             yield {**base, "choices": [_dump(c) for c in choices]}
     if body.include_usage:
         yield {**base, "choices": [], "usage": acc.usage().model_dump()}

@@ -9,7 +9,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from openai_frontend.errors import FieldValueError
-from openai_frontend.schemas.common import FinishReason, SamplingFields, StrictModel, Usage
+from openai_frontend.schemas.common import (
+    OMITTED_IF_NONE,
+    FinishReason,
+    PromptLogprobs,
+    SamplingFields,
+    StrictModel,
+    Usage,
+)
 from openai_frontend.schemas.limits import MAX_LOGPROBS
 
 
@@ -63,12 +70,21 @@ class ChatCompletionRequest(SamplingFields):
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
+    # vLLM's: extra variables for the model's chat template (`{"enable_thinking": false}`).
+    chat_template_kwargs: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _top_logprobs_need_logprobs(self):
         # vLLM's rule: candidates asked for (top_logprobs > 0) of tokens whose logprobs were not.
         if self.top_logprobs and not self.logprobs:
             raise FieldValueError("top_logprobs", "can only be given when `logprobs` is true")
+        return self
+
+    @model_validator(mode="after")
+    def _one_constraint(self):
+        # vLLM's rule: one constraint, whether it comes from response_format or structured_outputs.
+        if self.structured_outputs and self.response_format and self.response_format.structured_outputs():
+            raise FieldValueError("structured_outputs", "give a constraint in this or in response_format, not both")
         return self
 
     def sampling(self) -> dict[str, Any]:
@@ -109,6 +125,7 @@ class ChatChoice(BaseModel):
     message: ChatMessage
     logprobs: ChoiceLogprobs | None = None
     finish_reason: FinishReason = None
+    token_ids: list[int] | None = OMITTED_IF_NONE  # vLLM's, with `return_token_ids`
 
 
 class ChatChunkChoice(BaseModel):
@@ -116,6 +133,7 @@ class ChatChunkChoice(BaseModel):
     delta: DeltaMessage
     logprobs: ChoiceLogprobs | None = None
     finish_reason: FinishReason = None
+    token_ids: list[int] | None = OMITTED_IF_NONE
 
 
 def chat_id() -> str:
@@ -129,6 +147,9 @@ class ChatCompletionResponse(BaseModel):
     model: str
     choices: list[ChatChoice]
     usage: Usage | None = None
+    # vLLM's, only when asked for (`prompt_logprobs`, `return_token_ids`).
+    prompt_logprobs: PromptLogprobs | None = OMITTED_IF_NONE
+    prompt_token_ids: list[int] | None = OMITTED_IF_NONE
 
 
 class ChatCompletionChunk(BaseModel):
@@ -138,3 +159,4 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChatChunkChoice]
     usage: Usage | None = None
+    prompt_token_ids: list[int] | None = OMITTED_IF_NONE  # vLLM's: the first chunk's, with `return_token_ids`
