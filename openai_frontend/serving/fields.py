@@ -15,7 +15,7 @@ from openai_frontend.errors import BadRequest, InvalidField
 
 # endpoint -> {model input (the name before any `.` or `[`) -> OpenAI parameter}
 _INPUTS: dict[str, dict[str, str]] = {
-    "completions": {"text_input": "prompt"},
+    "completions": {"text_input": "prompt", "input_ids": "prompt"},
     "chat": {"text_input": "messages"},  # the prompt the model rendered from `messages`
     "embeddings": {"text_input": "input"},
 }

@@ -195,3 +195,11 @@ def test_a_model_without_our_tensors_is_not_sent_them(path, fields, param):
     r = TestClient(create_app(client=triton)).post(f"/openai/v1/{path}", json={"model": "plain", **fields})
     assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
     assert "plain" in r.json()["error"]["message"] and triton.requests == []
+
+
+def test_an_out_of_vocabulary_token_id_names_prompt():
+    error = model_error("input_ids", "Token id 99999 is out of vocabulary")
+    client = TestClient(create_app(client=FakeTriton(script=lambda model, values: [error])))
+    r = client.post("/openai/v1/completions", json={"model": "gen", "prompt": [1, 99999]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"
+    assert "out of vocabulary" in r.json()["error"]["message"]
