@@ -1,0 +1,94 @@
+"""Schemathesis against the running frontend: every operation of its own /openapi.json, with
+bodies that fit the schema and bodies that do not, must never be answered with a 5xx.
+
+A fixed seed and a bounded number of cases keep the run reproducible and about a minute
+long. Bodies go to the served models (a random name is only ever a 404), and generation is
+capped (`max_tokens` 2, `n` 2), so the engines' share of the work stays tiny. Every 5xx is
+collected with a curl line that reproduces it, and the test lists them all (Hypothesis
+alone would stop at the first and shrink it).
+"""
+
+from __future__ import annotations
+
+import hypothesis
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+
+SEED = 20_241_116
+# Cases per operation: a POST's body is where the fields are, so it gets the most.
+EXAMPLES = {"POST": 100, "GET": 12}
+SMALL = 2  # max_tokens, max_completion_tokens, n, min_tokens at most this
+# The models each endpoint is fuzzed on: both engines for generation.
+MODELS = {
+    "/completions": ["smollm2", "smollm2-hf"],
+    "/chat/completions": ["smollm2", "smollm2-hf"],
+    "/embeddings": ["minilm"],
+}
+
+
+def prepared(case: schemathesis.Case, model: str | None) -> schemathesis.Case:
+    """The case on `model` (None: the generated name), with generation kept tiny: a fuzzer's
+    chat without `max_tokens` runs to the end of the context, which tests the engine's
+    speed, not the frontend."""
+    body = case.body
+    if not isinstance(body, dict):
+        return case
+    if model is not None:
+        body["model"] = model
+    if "prompt" in body or "messages" in body:
+        for name in ("max_tokens", "max_completion_tokens", "n", "min_tokens"):
+            if isinstance(body.get(name), int) and not isinstance(body[name], bool) and body[name] > SMALL:
+                body[name] = SMALL
+        if not isinstance(body.get("max_tokens"), int) and not isinstance(body.get("max_completion_tokens"), int):
+            body["max_tokens"] = SMALL
+    return case
+
+
+def server_errors(
+    base_url: str, models: dict[str, list[str]] = MODELS, examples: dict[str, int] = EXAMPLES
+) -> tuple[int, list[str]]:
+    """(cases sent, one report per 5xx) of a bounded run over every operation at `base_url`."""
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    session = requests.Session()
+    sent = 0
+    found: list[str] = []
+
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        generated = st.one_of(*(operation.as_strategy(generation_mode=m) for m in GenerationMode))
+        names = next((v for k, v in models.items() if operation.path.endswith(k)), [])
+        cases = st.tuples(generated, st.sampled_from([*names, None])).map(lambda pair: prepared(*pair))
+
+        @hypothesis.seed(SEED)
+        @settings(
+            max_examples=examples.get(operation.method.upper(), 10),
+            deadline=None,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],  # no shrinking: each failure is reported as sent
+            suppress_health_check=list(HealthCheck),
+            print_blob=False,
+        )
+        @hypothesis.given(case=cases)
+        def run(case: schemathesis.Case) -> None:
+            nonlocal sent
+            sent += 1
+            response = case.call(base_url=base_url, session=session, timeout=120)
+            try:
+                case.validate_response(response, checks=[not_a_server_error])
+            except Exception as exc:  # schemathesis raises its own failure types
+                found.append(f"{response.status_code} {response.text[:300]}\n  {case.as_curl_command()}\n  {exc}")
+
+        run()
+    return sent, found
+
+
+def test_no_operation_answers_a_5xx(frontend):
+    sent, found = server_errors(frontend.url)
+    assert sent >= 300, sent
+    assert not found, f"{len(found)} of {sent} cases got a 5xx:\n" + "\n".join(found)
+    ok = {"model": "smollm2", "prompt": "Hi", "max_tokens": 1}
+    assert requests.post(f"{frontend.url}/openai/v1/completions", json=ok, timeout=60).status_code == 200
