@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from openai_frontend.schemas.common import RequestModel
 from openai_frontend.schemas.limits import MAX_EMBEDDING_INPUTS
 
+# Constraints in the types, so that /openapi.json states them: only text is taken.
+Text = Annotated[str, Field(min_length=1)]
+Texts = Annotated[list[Text], Field(min_length=1, max_length=MAX_EMBEDDING_INPUTS)]
+
 
 class EmbeddingRequest(RequestModel):
     model: str
-    input: str | list[str] | list[int] | list[list[int]]
+    input: Text | Texts
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
     user: str | None = None
@@ -20,21 +24,14 @@ class EmbeddingRequest(RequestModel):
     # refusing those over the limit.
     truncate_prompt_tokens: int | None = Field(None, ge=-1)
 
-    @field_validator("input")
+    @field_validator("input", mode="before")
     @classmethod
-    def _texts(cls, v):
-        texts = [v] if isinstance(v, str) else v
-        if not texts:
-            raise ValueError("must not be empty")
-        if not all(isinstance(t, str) for t in texts):
-            # Token ids only mean something for the tokenizer that made them; clients such as
-            # LangChain send tiktoken's, which would silently embed the wrong text.
+    def _no_token_ids(cls, v):
+        # Token ids only mean something for the tokenizer that made them; clients such as
+        # LangChain send tiktoken's, which would silently embed the wrong text. Said before
+        # the types are checked, so the client reads why rather than "not a string".
+        if isinstance(v, list) and v and isinstance(v[0], (int, list)) and not isinstance(v[0], bool):
             raise ValueError("token ids are not supported: send the text")
-        if len(texts) > MAX_EMBEDDING_INPUTS:
-            raise ValueError(f"at most {MAX_EMBEDDING_INPUTS} inputs per request, got {len(texts)}")
-        for i, text in enumerate(texts):
-            if not text:
-                raise ValueError(f"input[{i}] must not be an empty string")
         return v
 
     @field_validator("truncate_prompt_tokens")

@@ -20,7 +20,7 @@ from schemathesis.checks import not_a_server_error
 
 SEED = 20_241_116
 # Cases per operation: a POST's body is where the fields are, so it gets the most.
-EXAMPLES = {"POST": 100, "GET": 12}
+EXAMPLES = {"POST": 150, "GET": 12}
 SMALL = 2  # max_tokens, max_completion_tokens, n, min_tokens at most this
 # The models each endpoint is fuzzed on: both engines for generation.
 MODELS = {

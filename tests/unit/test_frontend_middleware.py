@@ -148,3 +148,8 @@ def test_the_openapi_document_describes_every_request_field_and_its_limits():
     chat = _body_schema(doc, "chat/completions")["properties"]
     assert chat["top_logprobs"]["anyOf"][0]["maximum"] == MAX_LOGPROBS and chat["messages"]["minItems"] == 1
     assert chat["temperature"]["anyOf"][0] == {"type": "number", "maximum": 2.0, "minimum": 0.0}
+    texts = _body_schema(doc, "embeddings")["properties"]["input"]["anyOf"]  # text only: token ids are refused
+    assert texts == [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 2048},
+    ]
