@@ -4,11 +4,13 @@ bodies that fit the schema and bodies that do not, must never be answered with a
 A fixed seed and a bounded number of cases keep the run reproducible and about a minute
 long. Bodies go to the served models (a random name is only ever a 404), and generation is
 capped (`max_tokens` 2, `n` 2), so the engines' share of the work stays tiny. Every 5xx is
-collected with a curl line that reproduces it, and the test lists them all (Hypothesis
+collected with the body that caused it, and the test lists them all (Hypothesis
 alone would stop at the first and shrink it).
 """
 
 from __future__ import annotations
+
+import json
 
 import hypothesis
 import requests
@@ -17,6 +19,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.errors import FailureGroup
 
 SEED = 20_241_116
 # Cases per operation: a POST's body is where the fields are, so it gets the most.
@@ -79,8 +82,11 @@ def server_errors(
             response = case.call(base_url=base_url, session=session, timeout=120)
             try:
                 case.validate_response(response, checks=[not_a_server_error])
-            except Exception as exc:  # schemathesis raises its own failure types
-                found.append(f"{response.status_code} {response.text[:300]}\n  {case.as_curl_command()}\n  {exc}")
+            except FailureGroup as exc:
+                # The body as sent (schemathesis' curl line masks fields named like *_tokens).
+                sent_body = json.dumps(case.body)[:2000] if isinstance(case.body, (dict, list)) else repr(case.body)
+                found.append(f"{response.status_code} {response.text[:300]}\n  {case.method} {case.formatted_path} "
+                             f"{sent_body}\n  {exc}")  # fmt: skip
 
         run()
     return sent, found
