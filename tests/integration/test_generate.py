@@ -126,7 +126,6 @@ BAD_INPUTS = [
     ({"text_input": "word " * 9000}, "text_input", "maximum context length"),
     ({"messages": "[]"}, "messages", "non-empty"),
     ({"messages": '[{"role": "wizard", "content": "x"}]'}, "messages[0].role", "must be one of"),
-    ({"text_input": "Hi", "stream": True, "exclude_input_in_output": False}, "exclude_input_in_output", "streaming"),
 ]
 
 

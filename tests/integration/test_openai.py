@@ -109,7 +109,9 @@ def test_echo_and_logprobs(client):
     out = client.completions.create(model=MODEL, prompt="Hello", echo=True, logprobs=2, max_tokens=3, temperature=0)
     choice = out.choices[0]
     assert choice.text.startswith("Hello")
-    assert len(choice.logprobs.tokens) == 3 and all(lp <= 0 for lp in choice.logprobs.token_logprobs)
+    # The prompt's token first (no logprob: nothing precedes it), then the 3 generated (defect 7).
+    assert len(choice.logprobs.tokens) == 4 and choice.logprobs.token_logprobs[0] is None
+    assert all(lp <= 0 for lp in choice.logprobs.token_logprobs[1:])
 
 
 def test_json_schema_response_format(client):

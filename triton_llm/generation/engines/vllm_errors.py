@@ -52,7 +52,18 @@ def field_of(exc: BaseException, prompt_field: str | None) -> str:
         return f"sampling_parameters.{leading.group()}"
     if prompt_field is not None and _PROMPT_MESSAGE.search(message):
         return prompt_field
+    if _raised_in(exc, "vllm.v1.structured_output"):  # a regex, grammar or schema it cannot compile
+        return "sampling_parameters.structured_outputs"
     return "sampling_parameters"
+
+
+def _raised_in(exc: BaseException, package: str) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").startswith(package):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def client_error(exc: BaseException, prompt_field: str | None) -> InvalidInput | None:
