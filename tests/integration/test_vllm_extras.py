@@ -105,3 +105,24 @@ def test_what_transformers_cannot_honour_is_a_400_naming_field_and_engine(fronte
     r = post(frontend, path, {**body, **fields, "max_tokens": 2})
     error = r.json()["error"]
     assert r.status_code == 400 and error["param"] == param and "huggingface backend" in error["message"], error
+
+
+ODD_STRUCTURES = [
+    {"json_object": False},
+    {"json": "not json"},
+    {"json": {"type": 5}},
+    {"grammar": "x"},
+    {"structural_tag": "x"},
+    {"choice": [""]},
+    {"regex": "a", "whitespace_pattern": "("},
+]
+
+
+@pytest.mark.parametrize("structured", ODD_STRUCTURES, ids=[json.dumps(s) for s in ODD_STRUCTURES])
+def test_odd_structured_outputs_are_never_a_server_error(frontend, structured):
+    body = {"model": "smollm2", "prompt": "x", "structured_outputs": structured, "max_tokens": 2}
+    r = post(frontend, "completions", body)
+    assert r.status_code in (200, 400), r.text
+    if r.status_code == 400:
+        assert r.json()["error"]["param"] == "structured_outputs", r.text
+    assert post(frontend, "completions", {"model": "smollm2", "prompt": "x", "max_tokens": 1}).status_code == 200

@@ -52,15 +52,18 @@ def field_of(exc: BaseException, prompt_field: str | None) -> str:
         return f"sampling_parameters.{leading.group()}"
     if prompt_field is not None and _PROMPT_MESSAGE.search(message):
         return prompt_field
-    if _raised_in(exc, "vllm.v1.structured_output"):  # a regex, grammar or schema it cannot compile
+    if _structured_output_check(exc):  # a regex, grammar or schema vLLM cannot compile
         return "sampling_parameters.structured_outputs"
     return "sampling_parameters"
 
 
-def _raised_in(exc: BaseException, package: str) -> bool:
+def _structured_output_check(exc: BaseException) -> bool:
+    """Raised by vLLM's structured-output code (`vllm.v1.structured_output`, or
+    `SamplingParams._validate_structured_outputs`), whose messages name no field."""
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_globals.get("__name__", "").startswith(package):
+        frame = tb.tb_frame
+        if "structured_output" in frame.f_globals.get("__name__", "") or "structured_output" in frame.f_code.co_name:
             return True
         tb = tb.tb_next
     return False
