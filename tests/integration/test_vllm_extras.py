@@ -126,3 +126,10 @@ def test_odd_structured_outputs_are_never_a_server_error(frontend, structured):
     if r.status_code == 400:
         assert r.json()["error"]["param"] == "structured_outputs", r.text
     assert post(frontend, "completions", {"model": "smollm2", "prompt": "x", "max_tokens": 1}).status_code == 200
+
+
+def test_prompt_logprobs_beyond_the_engines_max_logprobs_is_a_400(frontend):
+    # -1 asks for the whole vocabulary; vLLM's engine allows max_logprobs (20) by default.
+    body = {"model": "smollm2", "prompt": "x", "prompt_logprobs": -1, "max_tokens": 1}
+    r = post(frontend, "completions", body)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt_logprobs", r.text
