@@ -64,7 +64,8 @@ class SamplingFields(RequestModel):
     seed: int | None = None
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    logit_bias: dict[str, float] | None = None
+    # OpenAI's documented range; vLLM's server clamps instead, which changes a request silently.
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
     user: str | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None

@@ -157,6 +157,8 @@ def test_what_vllm_accepts_is_accepted(client, path, fields):
         ("chat/completions", {"logprobs": True, "top_logprobs": 10**6}, "top_logprobs", str(MAX_LOGPROBS)),
         ("completions", {"prompt": ["p"] * (MAX_PROMPTS + 1)}, "prompt", f"at most {MAX_PROMPTS}"),
         ("embeddings", {"input": ["t"] * 2049}, "input", "at most 2048"),
+        # OpenAI's range; vLLM's server would clamp it silently.
+        ("completions", {"logit_bias": {"17": -1000}}, "logit_bias.17", "-100"),
     ],
 )
 def test_limits_are_400s_naming_the_limit(client, path, fields, param, says):

@@ -73,8 +73,11 @@ def test_int64_seeds_pass():
 
 def test_logit_bias_keys_arrive_as_json_strings_and_become_token_ids():
     # JSON object keys are always strings; vLLM wants ints (it raised TypeError in add_request).
-    p = to_sampling_params({"logit_bias": {"5": 2.5, "17": -1000}}, stream=False)
-    assert p.logit_bias == {5: 2.5, 17: -100.0}  # clamped to [-100, 100] as vLLM's server does
+    p = to_sampling_params({"logit_bias": {"5": 2.5, "17": -100}}, stream=False)
+    assert p.logit_bias == {5: 2.5, 17: -100.0}
+    # Out of OpenAI's range: refused, not clamped as vLLM's server does (silently).
+    with pytest.raises(InvalidInput, match=r"\[-100, 100\]"):
+        to_sampling_params({"logit_bias": {"17": -1000}}, stream=False)
 
 
 def test_objects_become_vllms_own_types():

@@ -151,7 +151,9 @@ class TritonPythonModel:
             return "invalid"
         except Exception as exc:
             logger.exception("%s: request %s failed", self.model_name, engine_id)
-            self._send_error(engine_id, sender, f"generation failed: {exc}", pb_utils.TritonError.INTERNAL)
+            self._send_error(
+                engine_id, sender, f"generation failed: {exc or type(exc).__name__}", pb_utils.TritonError.INTERNAL
+            )
             return "error"
 
     def _send_error(self, engine_id: str | None, sender, message: str, code) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import types
 import typing
 from typing import Any
@@ -136,7 +135,11 @@ def _struct(field: str, cls: type, value: Any) -> Any:
 
 
 def _logit_bias(value: Any) -> dict[int, float] | None:
-    """{token id: bias}; JSON object keys are strings, SamplingParams wants ints (clamped as vLLM's server does)."""
+    """{token id: bias}; JSON object keys are strings, SamplingParams wants ints.
+
+    A bias outside [-100, 100] (OpenAI's documented range) is refused: vLLM's server clamps it,
+    which would change the request without telling the client.
+    """
     field = "sampling_parameters.logit_bias"
     if value is None:
         return None
@@ -148,9 +151,11 @@ def _logit_bias(value: Any) -> dict[int, float] | None:
             token = int(key)
         except (TypeError, ValueError):
             raise InvalidInput(field, f"keys must be token ids (integers), got {json.dumps(key)}") from None
-        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias):
-            raise InvalidInput(field, f"the bias of token {key} must be a number, got {json.dumps(bias)}")
-        out[token] = min(100.0, max(-100.0, float(bias)))
+        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not -100 <= bias <= 100:
+            raise InvalidInput(
+                field, f"the bias of token {key} must be a number in [-100, 100], got {json.dumps(bias)}"
+            )
+        out[token] = float(bias)
     return out
 
 
