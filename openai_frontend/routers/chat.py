@@ -28,12 +28,14 @@ from openai_frontend.schemas.chat import (
 from openai_frontend.schemas.common import Usage
 from openai_frontend.serving import tensors
 from openai_frontend.serving.accumulate import Accumulator, Positions
+from openai_frontend.serving.disconnect import cancel_on_disconnect
 from openai_frontend.sse import stream_response
 
 router = APIRouter()
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletionResponse)
+@cancel_on_disconnect
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, triton: Triton):
     info = await require_model(triton, body.model, "chat")
     messages = [m.for_template() for m in body.messages]

@@ -16,12 +16,14 @@ from openai_frontend.schemas.completions import (
 )
 from openai_frontend.serving import tensors
 from openai_frontend.serving.accumulate import Accumulator, Positions
+from openai_frontend.serving.disconnect import cancel_on_disconnect
 from openai_frontend.sse import stream_response
 
 router = APIRouter()
 
 
 @router.post("/v1/completions", response_model=CompletionResponse, response_model_exclude_none=False)
+@cancel_on_disconnect
 async def create_completion(body: CompletionRequest, request: Request, triton: Triton):
     info = await require_model(triton, body.model, "completions")
     sampling = body.sampling()

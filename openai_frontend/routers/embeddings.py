@@ -13,12 +13,14 @@ from openai_frontend.backend import ModelServer, Outputs, Triton, require_model
 from openai_frontend.errors import InvalidField
 from openai_frontend.middleware import request_id
 from openai_frontend.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
+from openai_frontend.serving.disconnect import cancel_on_disconnect
 from openai_frontend.serving.fields import for_endpoint
 
 router = APIRouter()
 
 
 @router.post("/v1/embeddings", response_model=EmbeddingResponse)
+@cancel_on_disconnect
 async def create_embeddings(body: EmbeddingRequest, request: Request, triton: Triton):
     info = await require_model(triton, body.model, "embeddings")
     texts = body.texts
