@@ -7,6 +7,10 @@ Each child runs in its own process group: Triton with every Python-backend stub 
 process it spawns, and the frontend. On SIGTERM or Ctrl-C we stop the frontend, then ask
 Triton to stop (it unloads models, which shuts the engines down); whatever is still alive
 in either group after the grace period is killed: nothing outlives this command.
+
+If either child exits unasked (tritonserver crashed or was OOM-killed), the other is stopped
+and this command exits non-zero within a second or so, so that a container restarts rather
+than leaving a frontend that answers 503 forever.
 """
 
 from __future__ import annotations
@@ -39,8 +43,19 @@ def free_port() -> int:
 
 
 def check_ports_free(host: str, ports: dict[str, int]) -> None:
+    """Refuse a port that something listens on; a port held only by TIME-WAIT connections is free.
+
+    We bind with SO_REUSEADDR, as tritonserver, gRPC and uvicorn do, so the check predicts their
+    own bind. On Linux it succeeds over TIME-WAIT sockets left by such servers (the previous run's
+    closed connections, which linger for a minute) and fails with EADDRINUSE while any socket
+    listens on the port, on this address or the wildcard. A plain bind also failed over TIME-WAIT
+    (a restart right after a stop was refused for a minute); a connect would miss a listener on
+    another address, and would call free a port that the servers' own bind would then refuse.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for name, port in ports.items():
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((host, port))
             except OSError:
@@ -79,6 +94,33 @@ def stop_group(proc: subprocess.Popen, grace: float = GRACE_S) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+
+
+def exit_code(returncode: int) -> int:
+    """Our exit status when a child ended unasked: never 0 (a server that stops is a failure),
+    and never negative (killed by a signal), which sys.exit would turn into 256 - n."""
+    return returncode if returncode > 0 else 1
+
+
+def how(returncode: int) -> str:
+    """A child's end in words: a negative returncode is the signal that killed it."""
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        return f"was killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"was killed by signal {-returncode}"
+
+
+def supervise(children: dict[str, subprocess.Popen], poll_s: float = 0.5) -> int:
+    """Wait until one child exits (nobody asked it to: a stop arrives as KeyboardInterrupt);
+    say which and how on stderr, and return a non-zero status. The caller stops the others."""
+    while True:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"serve: {name} {how(child.returncode)}; stopping the rest", file=sys.stderr, flush=True)
+                return exit_code(child.returncode)
+        time.sleep(poll_s)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,19 +176,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base = f"http://{local}:{args.http_port}"
         if not wait_ready(proc, f"{base}/v2/health/ready", args.ready_timeout):
-            print("serve: tritonserver did not become ready (see its log above)", file=sys.stderr)
-            return proc.poll() or 1
-        if frontend is not None and not wait_ready(frontend, f"http://{local}:{args.frontend_port}/health", 60):
-            print("serve: the OpenAI frontend did not become ready", file=sys.stderr)
+            died = "" if proc.poll() is None else f": it {how(proc.returncode)}"
+            print(f"serve: tritonserver did not become ready{died} (see its log above)", file=sys.stderr)
+            return exit_code(proc.poll() or 0)
+        ready_url = f"http://{local}:{args.frontend_port}/health/ready"
+        if frontend is not None and not wait_ready(frontend, ready_url, 60):
+            died = "" if frontend.poll() is None else f": it {how(frontend.returncode)}"
+            print(f"serve: the OpenAI frontend did not become ready{died}", file=sys.stderr)
             return 1
         urls = f"Triton HTTP {base}, gRPC {args.host}:{args.grpc_port}, metrics http://{args.host}:{args.metrics_port}/metrics"
         if frontend is not None:
             urls += f", OpenAI http://{args.host}:{args.frontend_port}{Settings().route_prefix}/v1"
         print(f"serve: ready in {time.monotonic() - started:.1f} s: {urls}", flush=True)
         # Whichever child exits first ends the stack.
-        while proc.poll() is None and (frontend is None or frontend.poll() is None):
-            time.sleep(0.5)
-        return proc.returncode or (frontend.returncode if frontend else 0) or 0
+        return supervise({"tritonserver": proc} | ({"the OpenAI frontend": frontend} if frontend else {}))
     except KeyboardInterrupt:
         return 0
     finally:
