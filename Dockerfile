@@ -82,11 +82,11 @@ EXPOSE 8000 8001 8002 9000
 # Numeric, so that Kubernetes' runAsNonRoot can check it.
 USER 1000:1000
 
-# Ready once Triton and every model are (the frontend's /health asks Triton); model loading
-# (a download, CUDA graphs) can take minutes, hence the long start period. Assumes the
-# default frontend port.
+# Healthy once Triton and every model are ready (the frontend's /health/ready asks Triton);
+# model loading (a download, CUDA graphs) can take minutes, hence the long start period.
+# Assumes the default frontend port.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=10m --retries=3 \
-    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9000/health', timeout=8)"]
+    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9000/health/ready', timeout=8)"]
 
 # tini as PID 1 reaps zombies and, with -g, signals the whole foreground process group;
 # NVIDIA's entrypoint still runs (driver and CUDA compatibility checks) and execs the

@@ -174,9 +174,10 @@ def test_ports_probes_and_metrics_agree_with_the_container(docs, runtime, contai
     parsed, _ = build_parser().parse_known_args(make_repo_args(container, of_kind(docs, "InferenceService")[0]))
     assert container["ports"] == [{"name": "http1", "containerPort": parsed.frontend_port, "protocol": "TCP"}]
     health = {route.path for route in router.routes}
-    for probe in ("startupProbe", "readinessProbe"):
+    paths = {"startupProbe": "/health/ready", "readinessProbe": "/health/ready", "livenessProbe": "/health/live"}
+    for probe, path in paths.items():
         get = container[probe]["httpGet"]
-        assert get["port"] == parsed.frontend_port and get["path"] in health, probe
+        assert get["port"] == parsed.frontend_port and get["path"] == path and path in health, probe
     # Loading a model takes minutes: the startup probe waits long before the kubelet restarts
     # the container, and a busy moment does not take a ready pod out of the Service at once.
     startup, readiness = container["startupProbe"], container["readinessProbe"]
