@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from triton_llm.cli.serve import PortBusy, check_ports_free, exit_code, supervise
+from triton_llm.cli.serve import PortBusy, check_ports_free, ended, exit_code, supervise, wait_ready
 
 
 def time_wait_port() -> int:
@@ -98,3 +98,18 @@ def test_a_child_that_exits_unasked_is_a_failure_even_with_status_0(capsys, code
 
 def test_exit_codes_are_never_zero_or_negative():
     assert [exit_code(rc) for rc in (-9, -15, 0, 1, 2)] == [1, 1, 1, 1, 2]
+
+
+def test_waiting_for_one_child_stops_when_the_other_dies(capsys):
+    triton, frontend = sleeper(), sleeper()
+    try:
+        triton.kill()
+        started = time.monotonic()
+        assert not wait_ready(frontend, "http://127.0.0.1:9/never", 30, also=[triton, frontend])
+        assert time.monotonic() - started < 2
+        assert ended({"tritonserver": triton, "the OpenAI frontend": frontend}) == 1
+        assert "tritonserver was killed by SIGKILL" in capsys.readouterr().err
+    finally:
+        for p in (triton, frontend):
+            p.kill()
+            p.wait()

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 
 from openai_frontend.settings import Settings
@@ -65,10 +66,12 @@ def check_ports_free(host: str, ports: dict[str, int]) -> None:
                 ) from None
 
 
-def wait_ready(proc: subprocess.Popen, url: str, timeout: float) -> bool:
+def wait_ready(proc: subprocess.Popen, url: str, timeout: float, also: Iterable[subprocess.Popen] = ()) -> bool:
+    """True once `url` answers 200; False after `timeout`, or as soon as `proc` or one of `also` exits."""
+    watched = [proc, *also]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if any(p.poll() is not None for p in watched):
             return False
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
@@ -112,15 +115,21 @@ def how(returncode: int) -> str:
         return f"was killed by signal {-returncode}"
 
 
+def ended(children: dict[str, subprocess.Popen]) -> int | None:
+    """If a child has exited, say which and how on stderr and return our exit status."""
+    for name, child in children.items():
+        if child.poll() is not None:
+            print(f"serve: {name} {how(child.returncode)}; stopping the rest", file=sys.stderr, flush=True)
+            return exit_code(child.returncode)
+    return None
+
+
 def supervise(children: dict[str, subprocess.Popen], poll_s: float = 0.5) -> int:
-    """Wait until one child exits (nobody asked it to: a stop arrives as KeyboardInterrupt);
-    say which and how on stderr, and return a non-zero status. The caller stops the others."""
-    while True:
-        for name, child in children.items():
-            if child.poll() is not None:
-                print(f"serve: {name} {how(child.returncode)}; stopping the rest", file=sys.stderr, flush=True)
-                return exit_code(child.returncode)
+    """Wait until one child exits (nobody asked it to: a stop arrives as KeyboardInterrupt) and
+    return a non-zero status. The caller stops the others."""
+    while (status := ended(children)) is None:
         time.sleep(poll_s)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,23 +182,25 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    children = {"tritonserver": proc} | ({"the OpenAI frontend": frontend} if frontend else {})
     try:
+        # Each wait also watches the other child: either dying while the other starts ends serve.
         base = f"http://{local}:{args.http_port}"
-        if not wait_ready(proc, f"{base}/v2/health/ready", args.ready_timeout):
-            died = "" if proc.poll() is None else f": it {how(proc.returncode)}"
-            print(f"serve: tritonserver did not become ready{died} (see its log above)", file=sys.stderr)
-            return exit_code(proc.poll() or 0)
+        if not wait_ready(proc, f"{base}/v2/health/ready", args.ready_timeout, also=children.values()):
+            status = ended(children)
+            print("serve: tritonserver did not become ready (see its log above)", file=sys.stderr)
+            return status or 1
         ready_url = f"http://{local}:{args.frontend_port}/health/ready"
-        if frontend is not None and not wait_ready(frontend, ready_url, 60):
-            died = "" if frontend.poll() is None else f": it {how(frontend.returncode)}"
-            print(f"serve: the OpenAI frontend did not become ready{died}", file=sys.stderr)
-            return 1
+        if frontend is not None and not wait_ready(frontend, ready_url, 60, also=children.values()):
+            status = ended(children)
+            print("serve: the OpenAI frontend did not become ready", file=sys.stderr)
+            return status or 1
         urls = f"Triton HTTP {base}, gRPC {args.host}:{args.grpc_port}, metrics http://{args.host}:{args.metrics_port}/metrics"
         if frontend is not None:
             urls += f", OpenAI http://{args.host}:{args.frontend_port}{Settings().route_prefix}/v1"
         print(f"serve: ready in {time.monotonic() - started:.1f} s: {urls}", flush=True)
         # Whichever child exits first ends the stack.
-        return supervise({"tritonserver": proc} | ({"the OpenAI frontend": frontend} if frontend else {}))
+        return supervise(children)
     except KeyboardInterrupt:
         return 0
     finally:
