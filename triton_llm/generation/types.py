@@ -34,7 +34,7 @@ class GenerateRequest:
     truncate_prompt_tokens: int | None = None
     stream: bool = False
     # vllm_backend semantics: the prompt is prepended to a non-streamed output unless
-    # `exclude_input_in_output` is true; streaming never prepends.
+    # `exclude_input_in_output` is true; streamed, only when it is false (ours: vLLM's echo).
     prepend_input: bool = True
     sampling: dict[str, Any] = field(default_factory=dict)
     returns: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(RETURN_FLAGS, False))

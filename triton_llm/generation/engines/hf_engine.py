@@ -39,9 +39,7 @@ class _Choice:
     seq_id: str
     detokenizer: IncrementalDetokenizer
     stops: StopStrings
-    seen: int = 0  # token ids received
-    token_ids: list[int] = field(default_factory=list)  # all of them
-    counted: int = 0  # token ids reported to the client
+    token_ids: list[int] = field(default_factory=list)  # all received so far (and reported)
     finish_reason: str | None = None
 
 
@@ -172,7 +170,7 @@ class HuggingFaceEngine:
                     prompt,
                     len(prompt_ids),
                     [
-                        ChoiceDelta(c.index, c.stops.text, c.counted, c.finish_reason, token_ids=c.token_ids)
+                        ChoiceDelta(c.index, c.stops.text, len(c.token_ids), c.finish_reason, token_ids=c.token_ids)
                         for c in choices
                     ],
                     finished=True,
@@ -184,8 +182,7 @@ class HuggingFaceEngine:
                     self._batcher.cancel(choice.seq_id)
 
     def _advance(self, choice: _Choice, ids: list[int], done: bool, eos: list[int]) -> ChoiceDelta:
-        new = ids[choice.seen :]
-        choice.seen = len(ids)
+        new = ids[len(choice.token_ids) :]
         choice.token_ids = ids
         ended_by_eos = done and bool(ids) and ids[-1] in eos
         # The stop token is counted but, as in vLLM, not part of the text.
@@ -195,9 +192,7 @@ class HuggingFaceEngine:
             done = True
         if done:
             choice.finish_reason = "stop" if (ended_by_eos or choice.stops.stopped) else "length"
-        counted = len(new)
-        choice.counted += counted
-        return ChoiceDelta(choice.index, choice.stops.take(done), counted, choice.finish_reason, token_ids=new)
+        return ChoiceDelta(choice.index, choice.stops.take(done), len(new), choice.finish_reason, token_ids=new)
 
     def num_unfinished(self) -> int:
         return self._batcher.num_unfinished() if self._batcher is not None else 0
