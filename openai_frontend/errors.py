@@ -23,7 +23,7 @@ class APIError(Exception):
     def __init__(self, message: str, param: str | None = None, code: str | None = None):
         # A client's text quoted back (a model name, a key) may hold a lone surrogate, which
         # no JSON encoder can write as UTF-8: show it escaped rather than fail with a 500.
-        message, param = _printable(message), _printable(param)
+        message, param = printable(message), printable(param)
         super().__init__(message)
         self.message, self.param, self.code = message, param, code
 
@@ -117,7 +117,8 @@ def _is_type(part: str) -> bool:
     return part in _TYPES or "[" in part or part.startswith("constrained-")
 
 
-def _printable(text: str | None) -> str | None:
+def printable(text: str | None) -> str | None:
+    """`text` with anything UTF-8 cannot encode (a lone surrogate) written as a backslash escape."""
     if text is None or text.isascii():
         return text
     return text.encode("utf-8", "backslashreplace").decode("utf-8")

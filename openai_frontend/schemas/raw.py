@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from openai_frontend.errors import FieldValueError
+from openai_frontend.errors import FieldValueError, printable
 
 # Deeper than any JSON schema or message list a client means to send.
 MAX_DEPTH = 64
@@ -39,14 +39,10 @@ def check(data: Any) -> None:
             continue
         for key, item in value.items():
             if not key.isascii() and _SURROGATE.search(key):
-                where = _name((*path, _printable(key)))
+                where = _name((*path, printable(key)))
                 raise FieldValueError(where, "is a key with a lone UTF-16 surrogate, which is not valid Unicode text")
             stack.append((item, (*path, key)))
 
 
 def _name(path: tuple[str, ...]) -> str | None:
     return ".".join(path) or None
-
-
-def _printable(text: str) -> str:
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")

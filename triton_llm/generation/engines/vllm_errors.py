@@ -28,7 +28,8 @@ _PROMPT_MESSAGE = re.compile(r"\bprompt\b|^Token id -?\d+ is out of vocabulary",
 _LEADING_NAME = re.compile(r"[A-Za-z_]+")
 
 
-def _message(exc: BaseException) -> str:
+def message(exc: BaseException) -> str:
+    """The prose of a vLLM error, without what its str() appends."""
     # VLLMValidationError's str() appends " (parameter=..., value=...)"; its first arg is the prose.
     if exc.args and isinstance(exc.args[0], str):
         return exc.args[0]
@@ -42,15 +43,15 @@ def field_of(exc: BaseException, prompt_field: str | None) -> str:
     where no prompt is involved (building `SamplingParams`).
     """
     parameter = getattr(exc, "parameter", None)
-    message = _message(exc)
+    text = message(exc)
     if parameter in SAMPLING_FIELDS:
         return f"sampling_parameters.{parameter}"
     if prompt_field is not None and parameter in _PROMPT_PARAMETERS:
         return prompt_field
-    leading = _LEADING_NAME.match(message)
+    leading = _LEADING_NAME.match(text)
     if leading and leading.group() in SAMPLING_FIELDS:
         return f"sampling_parameters.{leading.group()}"
-    if prompt_field is not None and _PROMPT_MESSAGE.search(message):
+    if prompt_field is not None and _PROMPT_MESSAGE.search(text):
         return prompt_field
     if _structured_output_check(exc):  # a regex, grammar or schema vLLM cannot compile
         return "sampling_parameters.structured_outputs"
@@ -81,7 +82,7 @@ def client_error(exc: BaseException, prompt_field: str | None) -> InvalidInput |
         return exc
     if not isinstance(exc, (VLLMClientError, ValueError)):
         return None
-    return InvalidInput(field_of(exc, prompt_field), _message(exc))
+    return InvalidInput(field_of(exc, prompt_field), message(exc))
 
 
 def describe(exc: BaseException) -> str:

@@ -23,7 +23,7 @@ from vllm.exceptions import VLLMClientError
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
 from triton_llm.errors import InvalidInput, json_object
-from triton_llm.generation.engines.vllm_errors import field_of
+from triton_llm.generation.engines.vllm_errors import field_of, message
 
 _HINTS = typing.get_type_hints(SamplingParams)
 # Fields that are vLLM's internals or set by us, not by clients.
@@ -131,7 +131,7 @@ def _struct(field: str, cls: type, value: Any) -> Any:
         first = exc.errors()[0]
         raise InvalidInput(".".join([field, *map(str, first["loc"])]), first["msg"]) from None
     except (TypeError, ValueError, VLLMClientError) as exc:
-        raise InvalidInput(field, str(exc.args[0]) if exc.args else str(exc)) from None
+        raise InvalidInput(field, message(exc)) from None
 
 
 def _logit_bias(value: Any) -> dict[int, float] | None:
@@ -177,7 +177,7 @@ def to_sampling_params(params: dict[str, Any], stream: bool) -> SamplingParams:
     try:
         return SamplingParams(**kwargs)
     except (ValueError, TypeError, VLLMClientError) as exc:
-        raise InvalidInput(field_of(exc, None), str(exc.args[0]) if exc.args else str(exc)) from None
+        raise InvalidInput(field_of(exc, None), message(exc)) from None
 
 
 def _structured_outputs(value: Any) -> StructuredOutputsParams:
