@@ -30,6 +30,9 @@ class APIError(Exception):
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
+    def headers(self) -> dict[str, str] | None:
+        return None
+
 
 class BadRequest(APIError):
     status, type = 400, "invalid_request_error"
@@ -47,8 +50,25 @@ class PayloadTooLarge(APIError):
     status, type = 413, "invalid_request_error"
 
 
-class ServiceUnavailable(APIError):
+class RetryLater(APIError):
+    """A refusal that a retry may get past: the response says when, in `Retry-After` (seconds)."""
+
+    def __init__(self, message: str, retry_after: int | None = 1, code: str | None = None):
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str] | None:
+        return None if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
+
+class ServiceUnavailable(RetryLater):
     status, type = 503, "service_unavailable"
+
+
+class TooManyRequests(RetryLater):
+    """A model's bound of admitted requests is reached (TGI's and OpenAI's 429)."""
+
+    status, type = 429, "rate_limit_error"
 
 
 class ServerError(APIError):
@@ -80,7 +100,7 @@ def from_triton(message: str, status: str = "") -> APIError:
     structured = _structured(message)
     if structured is not None:
         return structured
-    if "UNAVAILABLE" in status or "failed to connect" in message:
+    if "UNAVAILABLE" in status or "failed to connect" in message or _STUB_DEAD in message:
         return ServiceUnavailable(f"Triton is unavailable: {message}")
     if "NOT_FOUND" in status or "unknown model" in message or "is not found" in message:
         return NotFound(message, param="model", code="model_not_found")
@@ -89,9 +109,15 @@ def from_triton(message: str, status: str = "") -> APIError:
     return ServerError(message)
 
 
-def _structured(message: str) -> InvalidField | None:
-    # Only the models' client mistakes are JSON: a stream error carries no status, so the
-    # shape itself says "400".
+# Triton's words for a model whose Python-backend process died (it never restarts it).
+_STUB_DEAD = "is not healthy"
+_RETRY_LATER = {"overloaded": TooManyRequests, "unavailable": ServiceUnavailable}
+
+
+def _structured(message: str) -> APIError | None:
+    # The models' structured errors are JSON, and a stream error carries no status, so the
+    # shape itself says which: `type` overloaded/unavailable (429/503), else a client's
+    # mistake naming its field (400).
     if not message.startswith("{"):
         return None
     try:
@@ -100,6 +126,9 @@ def _structured(message: str) -> InvalidField | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("message"), str):
         return None
+    if data.get("type") in _RETRY_LATER:
+        retry_after = data.get("retry_after")
+        return _RETRY_LATER[data["type"]](data["message"], retry_after if isinstance(retry_after, int) else 1)
     param = data.get("param")
     return InvalidField(param if isinstance(param, str) else None, data["message"])
 
@@ -156,7 +185,7 @@ _UNREADABLE = {
 def install(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError):
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):

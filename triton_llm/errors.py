@@ -35,6 +35,20 @@ def json_object(raw: str | dict, field: str) -> dict[str, Any]:
     return raw
 
 
+class Unavailable(RuntimeError):
+    """The model cannot take this request now, and a retry may succeed: `overloaded` (its bound
+    of admitted requests is reached; clients get 429) or `unavailable` (its engine is down or
+    restarting, or it is shutting down; 503). The runners answer Triton's UNAVAILABLE with
+    `to_wire()` as the message; `retry_after` (seconds) becomes the HTTP Retry-After header."""
+
+    def __init__(self, message: str, kind: str = "unavailable", retry_after: int = 1):
+        super().__init__(message)
+        self.message, self.kind, self.retry_after = message, kind, retry_after
+
+    def to_wire(self) -> str:
+        return json.dumps({"message": self.message, "type": self.kind, "retry_after": self.retry_after})
+
+
 class SettingError(ValueError):
     """A model.json setting this model cannot honour; `key` names it (the make_repo CLI maps it to its argument)."""
 
