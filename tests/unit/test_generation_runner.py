@@ -164,6 +164,34 @@ def test_a_request_that_arrives_while_the_model_stops_gets_unavailable(serve):
     served.check()
 
 
+def test_a_dead_engine_fails_every_request_with_unavailable_then_the_process_exits(serve, monkeypatch):
+    import json
+
+    from triton_llm.generation import runner
+
+    exited = threading.Event()
+    monkeypatch.setattr(runner.os, "_exit", lambda status: exited.set())
+    served = serve(FakeEngine(default=Script(chunks=1, hang=True)))
+    requests = [served.request(f"p{i}", stream=i % 2 == 0) for i in range(4)]
+    served.execute(*requests)
+    for _ in requests:
+        assert served.engine.hanging.acquire(timeout=5)
+    served.engine.death = "EngineDeadError: EngineCore died"
+    late = served.request("late")
+    for r in requests:
+        served.wait(r)
+    served.execute(late)
+    served.wait(late)
+    assert exited.wait(5)
+    for r in [*requests, late]:
+        error = r.sender.error()
+        assert error.code() == E.UNAVAILABLE
+        wire = json.loads(error.message())
+        assert wire["type"] == "unavailable" and "EngineCore died" in wire["message"] and wire["retry_after"] > 0
+    assert served.engine.shut_down and "late" not in served.engine.seen.values()
+    served.check()
+
+
 def test_finalize_right_after_execute_still_gives_each_request_one_final_response(serve):
     # Triton may unload a model as soon as `execute` returned, before the loop ran the requests.
     served = serve(FakeEngine(default=Script(chunks=1, hang=True)))

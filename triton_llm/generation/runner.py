@@ -11,6 +11,11 @@ Threads, as in Triton's vllm_backend:
     covered too. Asking after the final response was sent reads a freed response factory
     (tritonserver segfaults), which one owning thread rules out.
 Every request gets exactly one final response: its last output, an error, or CANCELLED.
+
+A dead engine (vLLM's engine process killed, the transformers batcher's thread ended) is
+found by the same poll: every request in flight and every new one gets UNAVAILABLE (503)
+at once, then this stub process exits, so that Triton's view and ours agree the model is
+gone; `triton-llm serve` reloads it (docs/operations.md#engine-death).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import asyncio
 import json
 import locale
 import logging
+import os
 import queue
 import threading
 import time
@@ -34,8 +40,8 @@ except locale.Error:
 
 import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists inside the stub)
 
-from triton_llm.errors import InvalidInput  # noqa: E402
-from triton_llm.generation import protocol  # noqa: E402
+from triton_llm.errors import InvalidInput, Unavailable  # noqa: E402
+from triton_llm.generation import admission, protocol  # noqa: E402
 from triton_llm.generation.engines import create_engine  # noqa: E402
 from triton_llm.metrics import ModelMetrics  # noqa: E402
 from triton_llm.settings import load_model_json  # noqa: E402
@@ -72,13 +78,15 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(
                 f"{self.model_name}: generation models need `model_transaction_policy {{ decoupled: true }}`"
             )
-        self.engine = create_engine(load_model_json(pb_utils.get_model_dir()), args)
+        settings = load_model_json(pb_utils.get_model_dir())
+        self.engine = create_engine(settings, args)
         self.metrics = ModelMetrics(self.model_name, str(args["model_version"]))
 
         # engine_id -> (task, sender): requests whose final response is not sent yet.
         self._inflight: dict[str, tuple[asyncio.Task, Any]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._dead: str | None = None  # why the engine died, once it has
         self._responses: queue.Queue = queue.Queue()
         # Tokens generated, counted on the loop thread and published by the poll: a metric
         # update is an IPC round trip to Triton, too slow to make once per token.
@@ -95,6 +103,8 @@ class TritonPythonModel:
             self._stop_loop()
             raise
         logger.info("%s: engine ready in %.1f s", self.model_name, time.monotonic() - started)
+        # Known once the engine has started: vLLM picks its own max_num_seqs when not given.
+        self.admission = admission.Admission(admission.bound(settings, self.engine.max_num_seqs))
 
         self._response_thread = threading.Thread(target=self._send_loop, name="responses", daemon=True)
         self._response_thread.start()
@@ -104,8 +114,12 @@ class TritonPythonModel:
     def execute(self, requests):
         for request in requests:
             sender = request.get_response_sender()
-            if self._stopping.is_set():
-                self._send_error(None, sender, "the model is shutting down", pb_utils.TritonError.UNAVAILABLE)
+            if self._stopping.is_set() or self._dead is not None:
+                self._send_unavailable(None, sender)
+                continue
+            if not self.admission.admit():  # load shedding: refused at once, before any parsing
+                refusal = self.admission.refusal(self.model_name).to_wire()
+                self._send_error(None, sender, refusal, pb_utils.TritonError.UNAVAILABLE)
                 continue
             request_id = request.request_id() or uuid.uuid4().hex
             # Triton may reuse a client's id; the engine needs ids unique among live requests.
@@ -121,6 +135,7 @@ class TritonPythonModel:
         try:
             outcome = await self._run(request, sender, engine_id)
         finally:
+            self.admission.release()
             self.metrics.finished(outcome)
 
     async def _run(self, request, sender, engine_id: str) -> str:
@@ -144,12 +159,18 @@ class TritonPythonModel:
         except asyncio.CancelledError:
             # The engine aborted its request on the way out (its generator saw the
             # cancellation); swallow it so that the loop keeps serving.
+            if self._dead is not None:
+                self._send_unavailable(engine_id, sender)
+                return "error"
             self._send_error(engine_id, sender, "request was cancelled", pb_utils.TritonError.CANCELLED)
             return "cancelled"
         except InvalidInput as exc:
             self._send_error(engine_id, sender, exc.to_wire(), pb_utils.TritonError.INVALID_ARG)
             return "invalid"
         except Exception as exc:
+            if self.engine.dead() is not None:  # its own error says only "engine dead"
+                self._send_unavailable(engine_id, sender)
+                return "error"
             logger.exception("%s: request %s failed", self.model_name, engine_id)
             self._send_error(
                 engine_id, sender, f"generation failed: {exc or type(exc).__name__}", pb_utils.TritonError.INTERNAL
@@ -159,6 +180,13 @@ class TritonPythonModel:
     def _send_error(self, engine_id: str | None, sender, message: str, code) -> None:
         error = pb_utils.TritonError(message, code)
         self._responses.put((engine_id, sender, pb_utils.InferenceResponse(error=error), FINAL))
+
+    def _send_unavailable(self, engine_id: str | None, sender) -> None:
+        if (reason := self._dead or self.engine.dead()) is not None:
+            error = Unavailable(f"{self.model_name}: its engine died ({reason}); it is being restarted", retry_after=5)
+        else:
+            error = Unavailable(f"{self.model_name} is shutting down")
+        self._send_error(engine_id, sender, error.to_wire(), pb_utils.TritonError.UNAVAILABLE)
 
     def _send_loop(self) -> None:
         next_poll = time.monotonic() + CANCEL_POLL_S
@@ -182,11 +210,19 @@ class TritonPythonModel:
             if time.monotonic() >= next_poll:
                 self._poll_cancellations()
                 next_poll = time.monotonic() + CANCEL_POLL_S
+                if self._dead is not None and not self._inflight and self._responses.empty():
+                    self._exit_dead()
 
     def _poll_cancellations(self) -> None:
         try:
+            if self._dead is None and not self._stopping.is_set() and (reason := self.engine.dead()):
+                logger.error("%s: the engine died: %s; failing its requests, then exiting", self.model_name, reason)
+                self._dead = reason  # from here on, each request's end is a 503 (see _run)
             with self._lock:
                 inflight = list(self._inflight.values())
+            if self._dead is not None:
+                for task, _ in inflight:
+                    self.loop.call_soon_threadsafe(task.cancel)
             for task, sender in inflight:
                 if not task.done() and sender.is_cancelled():
                     self.loop.call_soon_threadsafe(task.cancel)
@@ -200,6 +236,16 @@ class TritonPythonModel:
             logger.warning("%s: cancellation poll failed", self.model_name, exc_info=True)
 
     # -- shutdown ---------------------------------------------------------------------
+
+    def _exit_dead(self) -> None:
+        """Every request has had its 503: free what is left of the engine and end this process
+        (Triton then reports the stub unhealthy; serve reloads the model)."""
+        try:
+            asyncio.run_coroutine_threadsafe(self.engine.shutdown(), self.loop).result(timeout=10)
+        except Exception:
+            logger.warning("%s: shutting the dead engine down failed", self.model_name, exc_info=True)
+        logger.error("%s: exiting: its engine died (%s)", self.model_name, self._dead)
+        os._exit(1)
 
     def finalize(self) -> None:
         logger.info("%s: stopping", self.model_name)

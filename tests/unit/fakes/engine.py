@@ -25,6 +25,8 @@ class Script:
 
 
 class FakeEngine:
+    max_num_seqs = 256  # vLLM's default on a GPU: the runner admits 512
+
     def __init__(self, scripts: dict[str, Script] | None = None, default: Script | None = None):
         self.scripts = scripts or {}
         self.default = default or Script()
@@ -38,6 +40,7 @@ class FakeEngine:
         self.release_shutdown = threading.Event()
         self.release_shutdown.set()  # a test clears it to hold `shutdown`
         self.in_shutdown = threading.Event()
+        self.death: str | None = None
 
     async def start(self) -> None:
         self.started = True
@@ -47,6 +50,9 @@ class FakeEngine:
 
     def num_unfinished(self) -> int:
         return len(self.active)
+
+    def dead(self) -> str | None:
+        return self.death  # a test sets it: the engine's process is gone
 
     async def generate(self, request: GenerateRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         script = self.scripts.get(request.prompt or "", self.default)

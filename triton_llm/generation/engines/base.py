@@ -17,6 +17,9 @@ class Engine(Protocol):
     Client mistakes raise `InvalidInput` before the first chunk.
     """
 
+    max_num_seqs: int
+    """Sequences decoded together (known once started): the runner admits twice as many requests (admission)."""
+
     async def start(self) -> None: ...
 
     def num_choices(self, request: GenerateRequest) -> int: ...
@@ -25,6 +28,11 @@ class Engine(Protocol):
 
     def num_unfinished(self) -> int:
         """Requests the engine still holds; read from another thread for the metrics."""
+        ...
+
+    def dead(self) -> str | None:
+        """Why the engine can serve no more requests (its process or thread is gone), else None;
+        polled from another thread."""
         ...
 
     async def shutdown(self) -> None: ...

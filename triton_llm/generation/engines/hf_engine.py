@@ -49,6 +49,7 @@ class HuggingFaceEngine:
         self.task = task
         self.device = device  # hf_loading.device: from Triton's instance placement
         self.max_model_len: int | None = None
+        self.max_num_seqs = settings.max_num_seqs
         self._tokenizer: Any = None
         self._batcher: CausalBatcher | Seq2SeqBatcher | None = None
         self._eos: list[int] = []
@@ -196,6 +197,9 @@ class HuggingFaceEngine:
 
     def num_unfinished(self) -> int:
         return self._batcher.num_unfinished() if self._batcher is not None else 0
+
+    def dead(self) -> str | None:
+        return self._batcher.dead() if self._batcher is not None else None
 
     async def shutdown(self) -> None:
         if self._batcher is not None:

@@ -22,6 +22,7 @@ class VllmEngine:
         self._llm = None
         self._tokenizer = None
         self.max_model_len: int | None = None
+        self.max_num_seqs = 0
 
     async def start(self) -> None:
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -32,6 +33,7 @@ class VllmEngine:
         self._llm = AsyncLLM.from_engine_args(args, usage_context=UsageContext.OPENAI_API_SERVER)
         self._tokenizer = self._llm.get_tokenizer()
         self.max_model_len = self._llm.model_config.max_model_len
+        self.max_num_seqs = self._llm.vllm_config.scheduler_config.max_num_seqs  # vLLM's default when not given
         logger.info("vLLM engine ready: %s", self.engine_args)
 
     def num_choices(self, request: GenerateRequest) -> int:
@@ -120,6 +122,12 @@ class VllmEngine:
 
     def num_unfinished(self) -> int:
         return self._llm.get_num_unfinished_requests() if self._llm is not None else 0
+
+    def dead(self) -> str | None:
+        # vLLM's output handler marks the client errored once the engine process is gone.
+        if self._llm is not None and self._llm.errored:
+            return describe(self._llm.dead_error)
+        return None
 
     async def shutdown(self) -> None:
         if self._llm is not None:
