@@ -72,7 +72,14 @@ class _Family(ModelSettings):
             logger.warning("%s: keys without effect for the %s: %s", where, cls.family, sorted(extras))
 
 
-class VllmSettings(ModelSettings):
+class GenerationSettings(ModelSettings):
+    """The keys every generation model reads, whichever its engine."""
+
+    max_concurrent_requests: int | None = setting(gt=0)
+    """Requests admitted at once, running plus waiting (as TGI names it); more get 429; default: 2 × `max_num_seqs`."""
+
+
+class VllmSettings(GenerationSettings):
     """The keys of every model, and any of vLLM's `AsyncEngineArgs` (`max_num_seqs`, `gpu_memory_utilization`,
     `enforce_eager`, ...), passed to vLLM as they are; a key that is not one of them stops the load.
     On a machine with no GPU, unless given: the CPU's fast `dtype`, `enforce_eager: true` and a 2 GiB
@@ -91,7 +98,7 @@ class VllmSettings(ModelSettings):
             raise SettingError(unknown[0], f"{unknown[0]} is not a vLLM engine argument (AsyncEngineArgs)", where)
 
 
-class HfGenerationSettings(_Family):
+class HfGenerationSettings(_Family, GenerationSettings):
     """Text generation and text2text with transformers (continuous batching), under vLLM's names where both read a
     key; other vLLM keys are logged as without effect."""
 
