@@ -100,7 +100,9 @@ def from_triton(message: str, status: str = "") -> APIError:
     structured = _structured(message)
     if structured is not None:
         return structured
-    if "UNAVAILABLE" in status or "failed to connect" in message or _STUB_DEAD in message:
+    if _QUEUE_FULL in message:
+        return TooManyRequests(f"{message}: the model's queue is full; retry later")
+    if "UNAVAILABLE" in status or "failed to connect" in message or _STUB_DEAD in message or _NOT_LOADED in message:
         return ServiceUnavailable(f"Triton is unavailable: {message}")
     if "NOT_FOUND" in status or "unknown model" in message or "is not found" in message:
         return NotFound(message, param="model", code="model_not_found")
@@ -109,8 +111,13 @@ def from_triton(message: str, status: str = "") -> APIError:
     return ServerError(message)
 
 
-# Triton's words for a model whose Python-backend process died (it never restarts it).
+# Triton's words for a model whose Python-backend process died (it never restarts it), and
+# for a known model that is not loaded (serve is reloading it): both pass, so 503.
 _STUB_DEAD = "is not healthy"
+_NOT_LOADED = "has no available versions"
+# Triton's words (UNAVAILABLE) for a request refused by a dynamic batcher's bound,
+# `default_queue_policy { max_queue_size }` (the encoder models' load shedding).
+_QUEUE_FULL = "Exceeds maximum queue size"
 _RETRY_LATER = {"overloaded": TooManyRequests, "unavailable": ServiceUnavailable}
 
 

@@ -4,6 +4,10 @@ One channel for the process; one `stream_infer` call per generation request, so 
 client that goes away cancels exactly its own gRPC stream, which Triton turns into
 `is_cancelled()` in the model and an engine abort. Embeddings are plain `infer` calls to a
 model Triton batches dynamically. Implements `backend.ModelServer`, what the routers use.
+
+A model whose process dies never answers the requests it held (Triton keeps them open). While
+requests are in flight, a watchdog reads Triton's model index every WATCH_S; a request whose
+model is no longer READY (serve unloads it to reload it) ends with a 503 at once.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -22,6 +27,23 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 from openai_frontend.backend import ModelInfo, Outputs
 from openai_frontend.errors import APIError, ServiceUnavailable, from_triton
 
+WATCH_S = 1.0
+
+
+class _InFlight:
+    """A request on `model`; the watchdog calls `end` if the model stops under it."""
+
+    def __init__(self, model: str, cancel: Callable[[], object]):
+        self.model, self._cancel = model, cancel
+        self.lost: str | None = None
+
+    def end(self, state: str) -> None:
+        self.lost = f"The model '{self.model}' stopped while serving this request ({state}); retry"
+        self._cancel()
+
+    def error(self) -> ServiceUnavailable | None:
+        return None if self.lost is None else ServiceUnavailable(self.lost)
+
 
 class TritonClient:
     def __init__(self, url: str, models_ttl_s: float = 5.0):
@@ -31,9 +53,39 @@ class TritonClient:
         self._models: dict[str, ModelInfo] = {}
         self._models_at = 0.0
         self._lock = asyncio.Lock()
+        self._inflight: dict[str, set[_InFlight]] = defaultdict(set)
+        self._watchdog: asyncio.Task | None = None
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         await self._client.close()
+
+    def _track(self, model: str, cancel: Callable[[], object]) -> _InFlight:
+        request = _InFlight(model, cancel)
+        self._inflight[model].add(request)
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.create_task(self._watch())
+        return request
+
+    def _untrack(self, request: _InFlight) -> None:
+        requests = self._inflight[request.model]
+        requests.discard(request)
+        if not requests:
+            del self._inflight[request.model]
+
+    async def _watch(self) -> None:
+        while self._inflight:
+            await asyncio.sleep(WATCH_S)
+            try:
+                index = await self._client.get_model_repository_index(as_json=True)
+            except InferenceServerException:
+                continue  # Triton itself is gone: the requests' own calls fail
+            states = {m["name"]: m.get("state", "") for m in index.get("models", [])}
+            for model in list(self._inflight):
+                if (state := states.get(model, "UNAVAILABLE")) != "READY":
+                    for request in list(self._inflight.get(model, ())):
+                        request.end(state)
 
     async def server_ready(self) -> bool:
         try:
@@ -97,6 +149,7 @@ class TritonClient:
 
         stream = self._client.stream_infer(requests())
         done = False
+        inflight = self._track(model, stream.cancel)
         try:
             async for result, error in stream:
                 if error is not None:
@@ -109,10 +162,15 @@ class TritonClient:
                     yield outputs
                 if done:
                     return
-            raise ServiceUnavailable("Triton closed the stream before the last response")
+            raise inflight.error() or ServiceUnavailable("Triton closed the stream before the last response")
+        except asyncio.CancelledError:  # the watchdog's cancel of the gRPC call, or our caller's
+            if (lost := inflight.error()) is None:
+                raise
+            raise lost from None
         except InferenceServerException as exc:
-            raise _map_error(exc) from None
+            raise inflight.error() or _map_error(exc) from None
         finally:
+            self._untrack(inflight)
             finished.set()
             if not done:
                 stream.cancel()
@@ -121,10 +179,21 @@ class TritonClient:
         """One request to an embedding model: its texts as the batch dimension."""
         tensor = InferInput("text_input", [len(texts), 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[t.encode("utf-8")] for t in texts], dtype=np.object_))
+        call = asyncio.ensure_future(
+            self._client.infer(model, [tensor], request_id=request_id, parameters=parameters or None)
+        )
+        inflight = self._track(model, call.cancel)
         try:
-            result = await self._client.infer(model, [tensor], request_id=request_id, parameters=parameters or None)
+            result = await call
+        except asyncio.CancelledError:
+            call.cancel()  # our caller left: so does the call
+            if (lost := inflight.error()) is None:
+                raise
+            raise lost from None
         except InferenceServerException as exc:
             raise _map_error(exc) from None
+        finally:
+            self._untrack(inflight)
         return {o.name: result.as_numpy(o.name) for o in result.get_response().outputs}
 
 

@@ -10,7 +10,8 @@ in either group after the grace period is killed: nothing outlives this command.
 
 If either child exits unasked (tritonserver crashed or was OOM-killed), the other is stopped
 and this command exits non-zero within a second or so, so that a container restarts rather
-than leaving a frontend that answers 503 forever.
+than leaving a frontend that answers 503 forever. A model whose process dies is reloaded,
+orphaned engine processes are stopped and /dev/shm is cleaned (`supervisor`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from openai_frontend.settings import Settings
-from triton_llm.cli import tritonserver
+from triton_llm.cli import supervisor, tritonserver
 
 GRACE_S = 25.0
 
@@ -124,10 +125,15 @@ def ended(children: dict[str, subprocess.Popen]) -> int | None:
     return None
 
 
-def supervise(children: dict[str, subprocess.Popen], poll_s: float = 0.5) -> int:
-    """Wait until one child exits (nobody asked it to: a stop arrives as KeyboardInterrupt) and
-    return a non-zero status. The caller stops the others."""
+def supervise(
+    children: dict[str, subprocess.Popen], watch: supervisor.Supervisor | None = None, poll_s: float = 0.5
+) -> int:
+    """Wait until one child exits (nobody asked it to: a stop arrives as KeyboardInterrupt), or
+    `watch` gives up on a model, and return a non-zero status. The caller stops the others."""
     while (status := ended(children)) is None:
+        if watch is not None and (reason := watch.poll()):
+            print(f"serve: {reason}; stopping", file=sys.stderr, flush=True)
+            return 1
         time.sleep(poll_s)
     return status
 
@@ -162,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     # Listening on all interfaces (a container): talk to the children over loopback.
     local = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     started = time.monotonic()
+    supervisor.become_subreaper()  # engine processes orphaned by a dead model come to us
     proc = subprocess.Popen(cmd, env=tritonserver.environment(), start_new_session=True)
     frontend = None
     if args.frontend_port:
@@ -183,9 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     children = {"tritonserver": proc} | ({"the OpenAI frontend": frontend} if frontend else {})
+    base = f"http://{local}:{args.http_port}"
+    watch = supervisor.Supervisor(proc.pid, base, [c.pid for c in children.values()])
     try:
         # Each wait also watches the other child: either dying while the other starts ends serve.
-        base = f"http://{local}:{args.http_port}"
         if not wait_ready(proc, f"{base}/v2/health/ready", args.ready_timeout, also=children.values()):
             status = ended(children)
             print("serve: tritonserver did not become ready (see its log above)", file=sys.stderr)
@@ -200,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             urls += f", OpenAI http://{args.host}:{args.frontend_port}{Settings().route_prefix}/v1"
         print(f"serve: ready in {time.monotonic() - started:.1f} s: {urls}", flush=True)
         # Whichever child exits first ends the stack.
-        return supervise(children)
+        return supervise(children, watch)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -209,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         if frontend is not None:
             stop_group(frontend, grace=10)
         stop_group(proc)
+        watch.stop_orphans()
+        watch.collect_shm()
 
 
 if __name__ == "__main__":

@@ -108,6 +108,10 @@ def command(
         f"--grpc-port={grpc_port}",
         f"--metrics-address={host}",
         f"--metrics-port={metrics_port}",
+        # Every model loads at start, as in the default mode; explicit control also lets serve
+        # unload and reload a model whose process died (cli/supervisor.py).
+        "--model-control-mode=explicit",
+        "--load-model=*",
         # In-flight requests get this long to finish on SIGTERM before models unload.
         "--exit-timeout-secs=10",
         *(extra or []),

@@ -1,0 +1,193 @@
+"""What `serve` watches besides its two children: model processes, orphans and shared memory.
+
+- **A model's process died** (its Python-backend stub was OOM-killed, or exited because its
+  engine died: see generation/runner.py). Triton never restarts a stub: it answers "Stub
+  process is not healthy" forever, and keeps the model READY. We unload the model (Triton then
+  reports it unavailable, so the frontend's readiness says so and its in-flight requests end
+  with a 503) and load it again. A model that fails to load again ends `serve` with status 1,
+  so that the container restarts.
+- **Orphans.** An engine's own processes (vLLM's EngineCore and workers) outlive a killed
+  stub. `serve` is their subreaper (prctl PR_SET_CHILD_SUBREAPER), so they become its
+  children: any child that is not tritonserver or the frontend is one, and is stopped.
+- **Shared memory.** Triton's stub regions and vLLM's buffers in /dev/shm outlive processes
+  that are killed. We note the /dev/shm files our processes map, and remove those no live
+  process of ours maps any more: after a reload, and when the stack stops.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+logger = logging.getLogger(__name__)
+
+PR_SET_CHILD_SUBREAPER = 36
+STUB = "triton_python_backend_stub"
+SHM_SCAN_S = 5.0  # how often the /dev/shm files our processes map are noted
+ORPHAN_GRACE_S = 5.0  # an orphan's time to exit after SIGTERM (vLLM's resource tracker ignores it)
+
+
+def become_subreaper() -> bool:
+    """Adopt our descendants' orphans (Linux only); False where the call is unavailable."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def say(message: str) -> None:
+    print(f"serve: {message}", file=sys.stderr, flush=True)
+
+
+class Supervisor:
+    def __init__(self, triton_pid: int, http_base: str, children: list[int]):
+        self._triton_pid = triton_pid
+        self._http = http_base
+        self._children = set(children)
+        self._stubs: dict[int, str] = {}  # stub pid -> model name
+        self._reloading: set[str] = set()
+        self._failed: str | None = None
+        self._orphans: dict[int, float] = {}  # pid -> when it was sent SIGTERM
+        self._shm: set[str] = set()
+        self._shm_at = 0.0
+
+    # -- called every poll by serve -----------------------------------------------------------
+
+    def poll(self) -> str | None:
+        """Watch once; the reason the stack must stop (a model that could not be reloaded), or None."""
+        self._reap_orphans()
+        self._watch_stubs()
+        if time.monotonic() - self._shm_at > SHM_SCAN_S:
+            self._note_shm()
+        return self._failed
+
+    def _watch_stubs(self) -> None:
+        try:
+            current = {p.pid: model for p in psutil.Process(self._triton_pid).children() if (model := _stub_model(p))}
+        except psutil.Error:
+            return  # tritonserver is gone: serve's own check ends the stack
+        for pid, model in self._stubs.items():
+            if pid in current or model in current.values() or model in self._reloading:
+                continue
+            if self._state(model) == "READY":  # gone without an unload: it died
+                say(f"the process of model '{model}' (pid {pid}) died; reloading the model")
+                self._reloading.add(model)
+                threading.Thread(target=self._reload, args=(model,), name=f"reload-{model}", daemon=True).start()
+        self._stubs = current
+
+    def _reload(self, model: str) -> None:
+        started = time.monotonic()
+        try:
+            self._post(f"/v2/repository/models/{model}/unload", timeout=60)
+            while self._state(model) == "UNLOADING" and time.monotonic() - started < 60:
+                time.sleep(0.2)
+            self.collect_shm()  # the dead process's regions
+            self._post(f"/v2/repository/models/{model}/load", timeout=1800)
+            say(f"model '{model}' reloaded in {time.monotonic() - started:.1f} s")
+        except OSError as exc:
+            self._failed = f"model '{model}' could not be reloaded: {exc}"
+        finally:
+            self._reloading.discard(model)
+
+    def _state(self, model: str) -> str | None:
+        try:
+            index = json.loads(self._post("/v2/repository/index", timeout=5))
+        except (OSError, ValueError):
+            return None
+        return next((m.get("state") for m in index if m.get("name") == model), None)
+
+    def _post(self, path: str, timeout: float) -> bytes:
+        request = urllib.request.Request(f"{self._http}{path}", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read()
+
+    # -- orphans ------------------------------------------------------------------------------
+
+    def _reap_orphans(self) -> None:
+        now = time.monotonic()
+        for child in psutil.Process().children():
+            if child.pid in self._children:
+                continue
+            try:
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    os.waitpid(child.pid, os.WNOHANG)
+                    self._orphans.pop(child.pid, None)
+                elif child.pid not in self._orphans:
+                    say(f"stopping orphaned process {child.pid} ({child.name()})")
+                    child.send_signal(signal.SIGTERM)
+                    self._orphans[child.pid] = now
+                elif now - self._orphans[child.pid] > ORPHAN_GRACE_S:
+                    for p in [*child.children(recursive=True), child]:
+                        p.kill()
+            except (psutil.Error, ChildProcessError):
+                self._orphans.pop(child.pid, None)
+
+    def stop_orphans(self) -> None:
+        """Kill every process left under us (after the children were stopped) and reap it."""
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+        for child in psutil.Process().children():
+            try:
+                os.waitpid(child.pid, 0)
+            except ChildProcessError:
+                pass
+
+    # -- shared memory ------------------------------------------------------------------------
+
+    def _note_shm(self) -> None:
+        self._shm_at = time.monotonic()
+        self._shm |= _mapped_shm(_tree())
+
+    def collect_shm(self) -> None:
+        """Remove the /dev/shm files we noted that no live process of ours maps now."""
+        in_use = _mapped_shm(_tree())
+        for path in sorted(self._shm - in_use):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                logger.warning("could not remove %s: %s", path, exc)
+        self._shm &= in_use
+
+
+def _stub_model(process: psutil.Process) -> str | None:
+    """The model a Python-backend stub serves: its model.py is <repository>/<model>/<version>/model.py."""
+    try:
+        cmdline = process.cmdline()
+    except psutil.Error:
+        return None
+    if len(cmdline) < 2 or not cmdline[0].endswith(STUB):
+        return None
+    return Path(cmdline[1]).parent.parent.name
+
+
+def _tree() -> list[psutil.Process]:
+    return psutil.Process().children(recursive=True)
+
+
+def _mapped_shm(processes: list[psutil.Process]) -> set[str]:
+    paths = set()
+    for p in processes:
+        try:
+            with open(f"/proc/{p.pid}/maps") as maps:
+                for line in maps:
+                    if "/dev/shm/" in line:
+                        path = line[line.index("/dev/shm/") :].rstrip("\n").removesuffix(" (deleted)")
+                        paths.add(path)
+        except OSError:
+            pass
+    return paths
