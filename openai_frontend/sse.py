@@ -1,7 +1,10 @@
 """Server-Sent Events exactly as OpenAI sends them: `data: {...}\\n\\n`, then `data: [DONE]\\n\\n`.
 
-An error after the stream has begun cannot change the status code any more: it goes out
-as an error event in OpenAI's shape, and the stream ends cleanly.
+The response starts with the first chunk, not before: an error before it (the model's
+refusal of a field, or of the request itself when it is full: 400, 429) is the response's
+status, as it would be without `stream`, and as vLLM's server answers. An error after the
+stream has begun cannot change the status code any more: it goes out as an error event in
+OpenAI's shape, and the stream ends cleanly.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
@@ -19,18 +22,21 @@ from openai_frontend.errors import APIError, ServerError
 logger = logging.getLogger(__name__)
 
 
-def stream_response(request: Request, endpoint: str, chunks: AsyncIterator[dict]) -> StreamingResponse:
+async def stream_response(request: Request, endpoint: str, chunks: AsyncGenerator[dict, None]) -> StreamingResponse:
     metrics = request.app.state.metrics
     started = time.perf_counter()
+    try:
+        head = [await anext(chunks)]  # an APIError here is the response's status
+    except StopAsyncIteration:
+        head = []
+    metrics.time_to_first_token.labels(endpoint).observe(time.perf_counter() - started)
 
     async def events() -> AsyncIterator[bytes]:
-        first = True
         try:
+            for chunk in head:
+                yield _event(chunk)
             async for chunk in chunks:
-                if first:
-                    metrics.time_to_first_token.labels(endpoint).observe(time.perf_counter() - started)
-                    first = False
-                yield b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+                yield _event(chunk)
         except APIError as exc:
             metrics.errors.labels(endpoint, str(exc.status)).inc()
             yield b"data: " + json.dumps(exc.body()).encode() + b"\n\n"
@@ -38,6 +44,12 @@ def stream_response(request: Request, endpoint: str, chunks: AsyncIterator[dict]
             logger.exception("%s: stream failed", endpoint)
             metrics.errors.labels(endpoint, "500").inc()
             yield b"data: " + json.dumps(ServerError("internal server error").body()).encode() + b"\n\n"
+        finally:
+            await chunks.aclose()  # a client gone before the first `async for` step: Triton's stream too
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _event(chunk: dict) -> bytes:
+    return b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"

@@ -53,7 +53,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     steps = tensors.merge([tensors.steps(triton, body.model, values, "chat", request_id(request), sent)])
     acc = Accumulator(body.n)
     if body.stream:
-        return stream_response(request, "chat", _chunks(body, acc, steps))
+        return await stream_response(request, "chat", _chunks(body, acc, steps))
 
     await acc.add_all(steps)
     choices = [
@@ -79,14 +79,15 @@ async def _chunks(body: ChatCompletionRequest, acc: Accumulator, steps) -> Async
     base = chunk.model_dump(exclude={"choices", "usage"})
     # OpenAI's first chunk of each choice carries the role and empty content.
     first = [ChatChunkChoice(index=c, delta=DeltaMessage(role="assistant", content="")) for c in range(body.n)]
-    # The role chunks go out at once, unless they carry what the first response brings (the
-    # prompt's ids, its usage): then they wait for it, as in vLLM.
-    roles_sent = not (body.return_token_ids or body.continuous_usage)
-    if roles_sent:
-        yield {**base, "choices": [_dump(c) for c in first]}
+    # The role chunks wait for the model's first response, as in vLLM: a refusal is then the
+    # response's status (sse.py), and the time to first token is the model's.
+    roles_sent = False
     async for _, step in steps:
         deltas = acc.add(0, step)
-        if not roles_sent:  # one chunk per choice, as vLLM's
+        if not roles_sent and not (body.return_token_ids or body.continuous_usage):
+            roles_sent = True
+            yield {**base, "choices": [_dump(c) for c in first]}
+        if not roles_sent:  # they carry what the first response brings: one chunk per choice, as vLLM's
             roles_sent = True
             extra: dict = {"prompt_token_ids": acc.prompt_token_ids[0]} if body.return_token_ids else {}
             if body.continuous_usage:

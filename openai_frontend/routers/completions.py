@@ -47,7 +47,7 @@ async def create_completion(body: CompletionRequest, request: Request, triton: T
     ]
     acc = Accumulator(body.n, prompts=len(prompts))
     if body.stream:
-        return stream_response(request, "completions", _chunks(body, acc, tensors.merge(streams), echo_text))
+        return await stream_response(request, "completions", _chunks(body, acc, tensors.merge(streams), echo_text))
 
     await acc.add_all(tensors.merge(streams))
     # Not streamed, the model itself puts an echoed prompt at the head of the text.

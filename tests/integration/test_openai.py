@@ -174,13 +174,12 @@ def test_a_prompt_over_the_context_names_the_openai_field(frontend):
     assert error["type"] == "invalid_request_error" and "maximum context length" in error["message"]
 
 
-def test_error_mid_stream_is_an_sse_error_event(frontend):
+def test_a_refusal_before_the_first_token_is_the_status_of_a_stream(frontend):
+    """The stream starts with the model's first response (sse.py), as vLLM's server answers."""
     body = {"model": MODEL, "prompt": "word " * 9000, "stream": True}
-    with httpx.stream("POST", f"{frontend.url}/openai/v1/completions", json=body, timeout=60) as r:
-        raw = r.read().decode()
-    events = [e for e in raw.split("\n\n") if e]
-    assert events[-1] == "data: [DONE]"
-    error = json.loads(events[-2][len("data: ") :])["error"]
+    r = requests.post(f"{frontend.url}/openai/v1/completions", json=body, timeout=60)
+    error = r.json()["error"]
+    assert r.status_code == 400 and r.headers["content-type"] == "application/json"
     assert "maximum context length" in error["message"] and error["param"] == "prompt"
 
 

@@ -135,12 +135,13 @@ def test_an_error_mid_stream_is_an_error_event_then_done():
 
 
 def test_an_unavailable_triton_mid_stream_is_a_503_event():
-    script = [TritonError("Socket closed", "StatusCode.UNAVAILABLE")]
+    script = [Response(["A"], ["None"], [1], 2), TritonError("Socket closed", "StatusCode.UNAVAILABLE")]
     client = TestClient(create_app(client=FakeTriton(script=lambda m, v: script)))
     r = client.post("/openai/v1/chat/completions", json={"model": "gen", "messages": CHAT, "stream": True})
     sent = events(r.text)
     assert json.loads(sent[0])["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    assert json.loads(sent[1])["error"]["type"] == "service_unavailable" and sent[2:] == ["[DONE]"]
+    assert json.loads(sent[1])["choices"][0]["delta"] == {"content": "A"}
+    assert json.loads(sent[2])["error"]["type"] == "service_unavailable" and sent[3:] == ["[DONE]"]
     assert 'openai_stream_errors_total{endpoint="chat",status="503"} 1.0' in client.get("/metrics").text
 
 
