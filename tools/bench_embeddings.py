@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import shutil
 import statistics
 import sys
@@ -52,7 +53,7 @@ def repository(dest: Path) -> Path:
         settings["model"] = str((source / "1" / settings["model"]).resolve())
         (dest / name / "1" / "model.json").write_text(json.dumps(settings))
     config = dest / SYSTEMS["off"] / "config.pbtxt"
-    config.write_text(config.read_text().replace("dynamic_batching { }", ""))
+    config.write_text(re.sub(r"(?m)^dynamic_batching .*$", "", config.read_text()))
     return dest
 
 

@@ -30,9 +30,15 @@ async def create_embeddings(body: EmbeddingRequest, request: Request, triton: Tr
     starts = range(0, len(texts), size)
     rid = request_id(request)
     ids = [rid] if len(starts) == 1 else [f"{rid}-{i}" for i in range(len(starts))]
-    results = await asyncio.gather(
-        *(_embed(triton, body.model, texts[s : s + size], parameters, s, i) for s, i in zip(starts, ids, strict=True))
-    )
+    pieces = [
+        asyncio.ensure_future(_embed(triton, body.model, texts[s : s + size], parameters, s, i))
+        for s, i in zip(starts, ids, strict=True)
+    ]
+    try:
+        results = await asyncio.gather(*pieces)
+    finally:  # one piece refused (a full queue's 429, a text's 400): the others' work is not wanted
+        for piece in pieces:
+            piece.cancel()
     vectors = np.concatenate([r["embedding"] for r in results])
     prompt_tokens = int(sum(r["num_input_tokens"].sum() for r in results))
     if body.encoding_format == "base64":

@@ -59,6 +59,25 @@ def test_embedding_entry_with_kserve_encoder_options(capsys, tmp_path, minilm_di
     assert (entry / "1" / "model.py").read_text() == (ROOT / "model_repository/minilm/1/model.py").read_text()
 
 
+def test_max_concurrent_requests_bounds_generation_in_model_json_and_an_encoders_queue_in_config(
+    capsys, tmp_path, model_dir, minilm_dir
+):
+    args = ["--repository", tmp_path, "--max-concurrent-requests", 8]
+    assert run(capsys, "--model_dir", model_dir, "--model_name", "smol", *args)[0] == 0
+    assert json.loads((tmp_path / "smol" / "1" / "model.json").read_text())["max_concurrent_requests"] == 8
+    assert run(capsys, "--model_dir", minilm_dir, "--model_name", "mini", *args)[0] == 0
+    assert "max_concurrent_requests" not in (tmp_path / "mini" / "1" / "model.json").read_text()
+    assert "dynamic_batching { default_queue_policy { max_queue_size: 8 } }" in directives(
+        tmp_path / "mini" / "config.pbtxt"
+    )
+    # Unset, the queue holds four full /v1/embeddings inputs, cut in pieces of max_batch_size.
+    assert run(capsys, "--model_dir", minilm_dir, "--model_name", "mini8", "--repository", tmp_path,
+               "--max_batch_size", 8)[0] == 0  # fmt: skip
+    assert "dynamic_batching { default_queue_policy { max_queue_size: 1024 } }" in directives(
+        tmp_path / "mini8" / "config.pbtxt"
+    )
+
+
 def test_t5_under_auto_is_served_by_transformers(capsys, tmp_path, t5_dir):
     rc, out, err = run(capsys, "--model_dir", t5_dir, "--model_name", "t5", "--repository", tmp_path)
     assert rc == 0, err
@@ -90,6 +109,7 @@ BAD = [
     ("model_dir", ["--max-num-sqs", "4"], "--max-num-sqs"),
     ("model_dir", ["--backend", "huggingface", "--gpu-memory-utilization", "0.5"], "--gpu-memory-utilization"),
     ("model_dir", ["--max_length", "0"], "--max_length"),
+    ("model_dir", ["--max-concurrent-requests", "0"], "--max-concurrent-requests"),
     ("model_dir", ["--model_name", "a/b"], "--model_name"),
     ("model_dir", ["--model_revision", "v1"], "--model_revision"),
 ]

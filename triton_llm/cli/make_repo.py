@@ -9,9 +9,10 @@ The arguments keep the names and meanings of KServe's huggingfaceserver (`--mode
 `--max_length`, `--trust_remote_code` and the encoder options); vLLM's engine arguments
 (`--max-num-seqs 32`, `--gpu-memory-utilization 0.8`, ...) pass through to model.json as
 they do there. The entry is `<repository>/<model_name>/{config.pbtxt, 1/model.json, 1/model.py}`
-for the runner the task needs; task and backend are resolved by the same code that loads the
-model (triton_llm.tasks), so an invalid combination fails here, naming its argument, before
-anything is written.
+for the runner the task needs; `--max-concurrent-requests` bounds its load (more get 429): a
+generation model's admitted requests (model.json), an encoder's Triton queue (config.pbtxt).
+Task and backend are resolved by the same code that loads the model (triton_llm.tasks), so
+an invalid combination fails here, naming its argument, before anything is written.
 
 `--model_id` downloads with huggingface_hub (HF_TOKEN and HF_ENDPOINT honoured, progress
 bars, interrupted downloads resume): into the hub cache, and model.json names the id at the
@@ -23,11 +24,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import re
 import sys
 from pathlib import Path
 from typing import Any, get_args
 
+from openai_frontend.schemas.limits import MAX_EMBEDDING_INPUTS
 from triton_llm.cli.model_source import ArgumentError, fetch, model_path, read_config
 from triton_llm.cli.repo_entry import ENCODER_CONFIG, GENERATION_CONFIG, Entry, write
 from triton_llm.errors import SettingError
@@ -91,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     ours.add_argument("--instance_kind", default="KIND_MODEL", choices=["KIND_MODEL", "KIND_CPU", "KIND_GPU"],
                       help="instance_group kind (default: %(default)s, the engine places itself)")  # fmt: skip
     ours.add_argument("--max_batch_size", type=int, default=64, help="encoder tasks: texts per batch (default: 64)")
+    ours.add_argument("--max-concurrent-requests", "--max_concurrent_requests", dest="max_concurrent_requests",
+                      type=int, metavar="N", help="load shedding (TGI's name), more get 429: generation: requests "
+                      "admitted, running plus waiting (default: 2 × max_num_seqs); encoder tasks: requests waiting "
+                      "in Triton's queue (default: see encoder_queue_size)")  # fmt: skip
     ours.add_argument("--force", action="store_true", help="replace an existing entry of the same name")
     ours.add_argument("--serve", action="store_true", help="then start Triton and the frontend on the repository")
     ours.add_argument("--host", default="127.0.0.1", help="with --serve: address to listen on")
@@ -142,6 +149,8 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
         raise ArgumentError("--max_length", f"must be a positive number of tokens, got {args.max_model_len}")
     if args.max_batch_size < 1:
         raise ArgumentError("--max_batch_size", f"must be at least 1, got {args.max_batch_size}")
+    if args.max_concurrent_requests is not None and args.max_concurrent_requests < 1:
+        raise ArgumentError("--max-concurrent-requests", f"must be at least 1, got {args.max_concurrent_requests}")
     if (args.repository / args.model_name).exists() and not args.force:
         raise ArgumentError("--model_name", f"{args.repository / args.model_name} exists; --force replaces it")
     notes = []
@@ -198,7 +207,10 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
             raise ArgumentError(extra[0], f"vLLM engine arguments do not apply to the {task} task")
         runner = "triton_llm.encoders.runner"
         config_pbtxt = ENCODER_CONFIG.format(
-            description=_describe(args, task, backend), max_batch_size=args.max_batch_size, kind=args.instance_kind
+            description=_describe(args, task, backend),
+            max_batch_size=args.max_batch_size,
+            max_queue_size=args.max_concurrent_requests or encoder_queue_size(args.max_batch_size),
+            kind=args.instance_kind,
         )
     else:
         for option in ENCODER_OPTIONS:
@@ -212,6 +224,8 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
             raise ArgumentError(f"--{vllm_only[0].replace('_', '-')}", "a vLLM engine argument; this model is served "
                                 "by transformers (--backend)")  # fmt: skip
         settings.update(vllm_args)
+        if args.max_concurrent_requests:
+            settings["max_concurrent_requests"] = args.max_concurrent_requests
         runner = "triton_llm.generation.runner"
         config_pbtxt = GENERATION_CONFIG.format(description=_describe(args, task, backend), kind=args.instance_kind)
     family = EncoderSettings if task in ENCODER_TASKS else VllmSettings if backend == "vllm" else HfGenerationSettings
@@ -221,6 +235,13 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
         flag = exc.key.replace("_", "-") if exc.key in vllm_args else exc.key  # vLLM's flags have dashes
         raise ArgumentError(f"--{flag}", exc.message) from None
     return Entry(args.model_name, task, backend, settings, runner, config_pbtxt, notes)
+
+
+def encoder_queue_size(max_batch_size: int) -> int:
+    """Requests an encoder's queue holds before Triton refuses more: four full /v1/embeddings
+    inputs (the frontend sends one in requests of `max_batch_size` texts), or two batches of
+    one-text clients, whichever is more. 128 for the default 64."""
+    return max(4 * math.ceil(MAX_EMBEDDING_INPUTS / max_batch_size), 2 * max_batch_size)
 
 
 def _engine(backend: str) -> str:

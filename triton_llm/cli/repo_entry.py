@@ -39,7 +39,9 @@ ENCODER_CONFIG = """\
 # (docs/protocol.md); model settings are in 1/model.json.
 backend: "python"
 max_batch_size: {max_batch_size}
-dynamic_batching {{ }}
+# Load shedding: a request that finds this many waiting is refused at once (UNAVAILABLE
+# "Exceeds maximum queue size", a 429 with Retry-After through the frontend).
+dynamic_batching {{ default_queue_policy {{ max_queue_size: {max_queue_size} }} }}
 instance_group [{{ count: 1, kind: {kind} }}]
 """
 
