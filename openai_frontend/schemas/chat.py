@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -17,7 +17,7 @@ from openai_frontend.schemas.common import (
     StrictModel,
     Usage,
 )
-from openai_frontend.schemas.limits import MAX_LOGPROBS
+from openai_frontend.schemas.limits import MAX_CONTENT_PARTS, MAX_LOGPROBS, MAX_MESSAGES
 
 
 class TextPart(StrictModel):
@@ -27,7 +27,7 @@ class TextPart(StrictModel):
 
 class Message(BaseModel):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
+    content: str | Annotated[list[TextPart], Field(max_length=MAX_CONTENT_PARTS)] | None = None
     name: str | None = None
 
     def for_template(self) -> dict[str, Any]:
@@ -63,7 +63,7 @@ class ResponseFormat(StrictModel):
 
 
 class ChatCompletionRequest(SamplingFields):
-    messages: list[Message] = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
     model: str
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from openai_frontend.errors import FieldValueError
 from openai_frontend.schemas import raw
-from openai_frontend.schemas.limits import MAX_LOGPROBS, MAX_N, MAX_STOP
+from openai_frontend.schemas.limits import MAX_LOGIT_BIAS, MAX_LOGPROBS, MAX_N, MAX_STOP
 from openai_frontend.schemas.structured import StructuredOutputs
 
 
@@ -54,6 +54,11 @@ class Usage(BaseModel):
         )
 
 
+# OpenAI's documented range; vLLM's server clamps instead, which changes a request silently.
+Bias = Annotated[float, Field(ge=-100, le=100)]
+LogitBias = Annotated[dict[str, Bias], Field(max_length=MAX_LOGIT_BIAS)]
+
+
 class SamplingFields(RequestModel):
     """OpenAI's sampling fields, then vLLM's extras (accepted by vLLM's own server too)."""
 
@@ -64,8 +69,7 @@ class SamplingFields(RequestModel):
     seed: int | None = None
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    # OpenAI's documented range; vLLM's server clamps instead, which changes a request silently.
-    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    logit_bias: LogitBias | None = None
     user: str | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None

@@ -1,7 +1,9 @@
 """The request limits the schemas enforce, each a 400 naming its field, and why each is what it is.
 
 The body size limit (`Settings.max_body_bytes`, a 413) and the nesting depth
-(`schemas.raw.MAX_DEPTH`) hold before a field is read; these hold per field.
+(`schemas.raw.MAX_DEPTH`) hold before a field is read; these hold per field, whatever the
+body limit is set to, so that no list in a request is unbounded. Free-form JSON values (a
+JSON schema, `chat_template_kwargs`) are bounded by the body size and the depth only.
 """
 
 from __future__ import annotations
@@ -22,5 +24,29 @@ MAX_LOGPROBS = 20
 # request with `n` choices, so this bounds what one HTTP request can queue.
 MAX_PROMPTS = 256
 
+# Of those, how many run at once (serving.tensors.merge): each holds one of the model's
+# admitted places (`max_concurrent_requests`, 2 × max_num_seqs by default), so one request
+# never takes them all, and a request of 256 prompts is served by a model that admits 32.
+MAX_PROMPTS_IN_FLIGHT = 32
+
+# Token ids in one token-id prompt. vLLM refuses what exceeds the model's context; this
+# bounds what reaches the model first: the longest contexts served today are about 1M tokens.
+MAX_PROMPT_TOKEN_IDS = 1_048_576
+
 # Texts in one embeddings request: OpenAI's documented limit.
 MAX_EMBEDDING_INPUTS = 2048
+
+# Chat messages: OpenAI's API refuses more than 2048 ("array too long"); vLLM has no limit.
+MAX_MESSAGES = 2048
+
+# Content parts in one message. OpenAI and vLLM state none; the text parts are joined into
+# one string, so more parts only add per-part work: 256 is more than any client sends.
+MAX_CONTENT_PARTS = 256
+
+# logit_bias entries. OpenAI and vLLM state none; vLLM checks each id against the vocabulary
+# and applies every entry to every sequence at each step: 1024 bans or favours whole word lists.
+MAX_LOGIT_BIAS = 1024
+
+# structured_outputs `choice` strings. vLLM states none; each one is a branch of the grammar
+# the engine compiles for the request before its first token.
+MAX_CHOICES = 1024

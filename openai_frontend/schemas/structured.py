@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from openai_frontend.errors import FieldValueError
+from openai_frontend.schemas.limits import MAX_CHOICES
 
 CONSTRAINTS = ("json", "regex", "choice", "grammar", "json_object", "structural_tag")
 
@@ -24,7 +25,9 @@ class StructuredOutputs(BaseModel):
 
     json_: str | dict[str, Any] | None = Field(None, alias="json", description="A JSON schema the output follows.")
     regex: str | None = Field(None, min_length=1, description="A regular expression the output matches.")
-    choice: Annotated[list[str], Field(min_length=1)] | None = Field(None, description="The output is one of these.")
+    choice: Annotated[list[str], Field(min_length=1, max_length=MAX_CHOICES)] | None = Field(
+        None, description="The output is one of these."
+    )
     grammar: str | None = Field(None, min_length=1, description="A context-free grammar (EBNF/Lark) of the output.")
     json_object: bool | None = Field(None, description="Any JSON object.")
     structural_tag: str | None = Field(None, min_length=1, description="vLLM's structural tag, as JSON text.")

@@ -16,6 +16,7 @@ import numpy as np
 
 from openai_frontend.backend import ModelInfo, ModelServer, Outputs
 from openai_frontend.errors import InvalidField
+from openai_frontend.schemas.limits import MAX_PROMPTS_IN_FLIGHT
 from openai_frontend.serving.fields import for_endpoint
 
 
@@ -139,18 +140,21 @@ async def steps(
 
 
 async def merge(streams: list[AsyncIterator[Step]]) -> AsyncIterator[tuple[int, Step]]:
-    """Interleave several step streams (one per prompt) as their steps arrive."""
+    """Interleave several step streams (one per prompt) as their steps arrive, at most
+    `MAX_PROMPTS_IN_FLIGHT` of them running at once (limits.py)."""
     if len(streams) == 1:
         async for step in streams[0]:
             yield 0, step
         return
     queue: asyncio.Queue = asyncio.Queue()
     done = object()
+    gate = asyncio.Semaphore(MAX_PROMPTS_IN_FLIGHT)
 
     async def pump(i: int, stream: AsyncIterator[Step]) -> None:
         try:
-            async for step in stream:
-                await queue.put((i, step))
+            async with gate:
+                async for step in stream:
+                    await queue.put((i, step))
         except BaseException as exc:  # hand errors to the consumer
             await queue.put((i, exc))
         finally:

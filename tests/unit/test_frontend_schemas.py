@@ -94,3 +94,26 @@ def test_validation_errors_name_the_field_not_the_union_member():
     assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.content.0.type"
     r = client.post("/openai/v1/completions", json={"model": "m", "prompt": [1, "a"]})
     assert r.json()["error"]["param"] == "prompt.1"  # token ids, one of which is not
+
+
+def test_a_request_runs_at_most_max_prompts_in_flight_of_its_prompts_and_serves_all():
+    import asyncio
+
+    from openai_frontend.schemas.limits import MAX_PROMPTS, MAX_PROMPTS_IN_FLIGHT
+
+    running, most = 0, 0
+
+    async def prompt(i: int):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.001)
+        yield i
+        running -= 1
+
+    async def run() -> list[tuple[int, int]]:
+        return [item async for item in generation.merge([prompt(i) for i in range(MAX_PROMPTS)])]
+
+    served = asyncio.run(run())
+    assert sorted(served) == [(i, i) for i in range(MAX_PROMPTS)]
+    assert most == MAX_PROMPTS_IN_FLIGHT  # each holds one of the model's admitted places

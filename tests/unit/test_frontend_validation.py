@@ -10,7 +10,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openai_frontend.app import create_app
-from openai_frontend.schemas.limits import MAX_LOGPROBS, MAX_N, MAX_PROMPTS, MAX_STOP
+from openai_frontend.schemas.limits import (
+    MAX_CHOICES,
+    MAX_CONTENT_PARTS,
+    MAX_LOGIT_BIAS,
+    MAX_LOGPROBS,
+    MAX_MESSAGES,
+    MAX_N,
+    MAX_PROMPT_TOKEN_IDS,
+    MAX_PROMPTS,
+    MAX_STOP,
+)
 from openai_frontend.schemas.raw import MAX_DEPTH
 from tests.unit.fake_triton import FakeTriton, Response
 
@@ -159,6 +169,33 @@ def test_what_vllm_accepts_is_accepted(client, path, fields):
         ("embeddings", {"input": ["t"] * 2049}, "input", "at most 2048"),
         # OpenAI's range; vLLM's server would clamp it silently.
         ("completions", {"logit_bias": {"17": -1000}}, "logit_bias.17", "-100"),
+        ("chat/completions", {"messages": CHAT * (MAX_MESSAGES + 1)}, "messages", f"at most {MAX_MESSAGES}"),
+        (
+            "chat/completions",
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}] * (MAX_CONTENT_PARTS + 1)}]},
+            "messages.0.content",
+            f"at most {MAX_CONTENT_PARTS}",
+        ),
+        (
+            "chat/completions",
+            {"logit_bias": {str(i): 1 for i in range(MAX_LOGIT_BIAS + 1)}},
+            "logit_bias",
+            f"at most {MAX_LOGIT_BIAS}",
+        ),
+        ("completions", {"prompt": [1] * (MAX_PROMPT_TOKEN_IDS + 1)}, "prompt", f"at most {MAX_PROMPT_TOKEN_IDS}"),
+        (
+            "completions",
+            {"prompt": [[1], [1] * (MAX_PROMPT_TOKEN_IDS + 1)]},
+            "prompt.1",
+            f"at most {MAX_PROMPT_TOKEN_IDS}",
+        ),
+        ("completions", {"prompt": [[1]] * (MAX_PROMPTS + 1)}, "prompt", f"at most {MAX_PROMPTS}"),
+        (
+            "completions",
+            {"structured_outputs": {"choice": ["a"] * (MAX_CHOICES + 1)}},
+            "structured_outputs.choice",
+            f"at most {MAX_CHOICES}",
+        ),
     ],
 )
 def test_limits_are_400s_naming_the_limit(client, path, fields, param, says):
@@ -170,6 +207,12 @@ def test_limits_at_their_value_are_served(client):
     assert client.post("/openai/v1/completions", json={**ENDPOINTS["completions"], "stop": ["s"] * MAX_STOP}).is_success
     fields = {"logprobs": True, "top_logprobs": MAX_LOGPROBS, "n": MAX_N}
     assert client.post("/openai/v1/chat/completions", json={**ENDPOINTS["chat/completions"], **fields}).is_success
+    parts = [{"type": "text", "text": "x"}] * MAX_CONTENT_PARTS
+    fields = {"messages": CHAT * (MAX_MESSAGES - 1) + [{"role": "user", "content": parts}],
+              "logit_bias": {str(i): 1 for i in range(MAX_LOGIT_BIAS)}}  # fmt: skip
+    assert client.post("/openai/v1/chat/completions", json={**ENDPOINTS["chat/completions"], **fields}).is_success
+    fields = {"prompt": [[1] * 1000] * MAX_PROMPTS, "structured_outputs": {"choice": ["a"] * MAX_CHOICES}}
+    assert client.post("/openai/v1/completions", json={**ENDPOINTS["completions"], **fields}).is_success
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "%2e%2e", "..", "a/b/c", "/", "gen/../gen", "x" * 10_000])
