@@ -75,12 +75,21 @@ def start_triton(repository: Path, log: Path) -> TritonProcess:
     return server
 
 
-def metric(url: str, name: str, model: str = "smollm2") -> float:
-    """The value of one of our metrics for `model` from a Prometheus text page."""
+def metric(url: str, name: str, model: str = "smollm2", **labels: str) -> float:
+    """The value of one series of `model` (label `model_name`, or Triton's `model`) from a
+    Prometheus text page; `labels` pick one of several, e.g. finished_reason="length"."""
+    wanted = [f'{k}="{v}"' for k, v in labels.items()]
     for line in requests.get(url, timeout=5).text.splitlines():
-        if line.startswith(name + "{") and f'model="{model}"' in line:
+        if not line.startswith(name + "{") or not (f'model_name="{model}"' in line or f'model="{model}"' in line):
+            continue
+        if all(w in line for w in wanted):
             return float(line.rsplit(" ", 1)[1])
     raise KeyError(name)
+
+
+def engine_requests(url: str, model: str = "smollm2") -> float:
+    """Requests the model's engine holds: vLLM's running plus waiting gauges."""
+    return metric(url, "vllm:num_requests_running", model) + metric(url, "vllm:num_requests_waiting", model)
 
 
 class FrontendProcess:

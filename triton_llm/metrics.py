@@ -1,26 +1,35 @@
-"""Prometheus metrics of our models, served by Triton on its metrics port (:8002/metrics).
+"""A generation model's metrics on Triton's metrics port (:8002/metrics), with vLLM's names.
 
-Triton's own metrics count requests per model; these add what an LLM server is judged on
-and what vllm_backend leaves off: live requests in our runner and in the engine, and
-generated tokens.
+The families are `triton_llm.generation.stats.FAMILIES`, labelled `model_name` (vLLM's
+label, which its Grafana dashboards filter on) and `version`. `publish` is called from the
+runner's response thread every 0.1 s and makes one Triton call per series that changed
+since the last one, never one per token or per request.
+
+Histograms are published as Prometheus' text format spells them: counters
+`<name>_bucket{le=...}` (cumulative), `<name>_sum` and `<name>_count`, which
+`histogram_quantile()` reads as it reads any histogram. Triton 2.51's Python backend has
+`MetricFamily.HISTOGRAM`, but its `observe` is one IPC round trip (about 20 us) per value,
+and the inter-token latency has one value per token; here a flush costs at most the number
+of buckets, whatever the traffic, and histograms are flushed at most once a second.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import triton_python_backend_utils as pb_utils
 
+from triton_llm.generation.stats import FAILED, FAMILIES, KV_CACHE_USAGE, RUNNING, WAITING, EngineStats, Load
+
 logger = logging.getLogger(__name__)
 
-
-class _Null:
-    def set(self, value: float) -> None: ...
-    def increment(self, value: float) -> None: ...
+HISTOGRAM_FLUSH_S = 1.0
+_GAUGES = {RUNNING: "running", WAITING: "waiting", KV_CACHE_USAGE: "kv_cache_usage"}  # name -> Load's field
 
 
 class _Safe:
-    """A metric whose failures are logged, never raised into a request's path."""
+    """A metric whose failures are logged, never raised into the response thread."""
 
     def __init__(self, metric):
         self._metric = metric
@@ -38,38 +47,84 @@ class _Safe:
             logger.warning("could not update a metric", exc_info=True)
 
 
+def _le(bound: float) -> str:
+    return repr(float(bound))  # as prometheus_client writes it: "0.5", "1.0"
+
+
 class ModelMetrics:
-    def __init__(self, model_name: str, version: str):
-        labels = {"model": model_name, "version": version}
+    def __init__(self, model_name: str, version: str, stats: EngineStats):
+        self.stats = stats
+        self._labels = {"model_name": model_name, "version": version}
+        # A family must outlive its metrics, so we keep references to both.
+        self._families: dict[str, tuple[object, str | None]] = {}  # series name -> (family, label name)
+        self._series: dict[tuple[str, str], _Safe] = {}  # (series name, label value) -> metric
+        self._published: dict[tuple[str, str], float] = {}
+        self._bounds: dict[str, list[str]] = {}  # histogram -> its `le` values
+        self._counters_seen = self._histograms_seen = -1
+        self._histograms_due = 0.0
         try:
-            gauge, counter = pb_utils.MetricFamily.GAUGE, pb_utils.MetricFamily.COUNTER
-            # A family must outlive its metrics, so we keep references to both.
-            self._families = [
-                pb_utils.MetricFamily(
-                    "llm_requests_inflight", "Requests being served by the model (queued or generating)", gauge
-                ),
-                pb_utils.MetricFamily(
-                    "llm_engine_unfinished_requests", "Requests the engine still holds (running or waiting)", gauge
-                ),
-                pb_utils.MetricFamily(
-                    "llm_generated_tokens_total", "Output tokens generated, over all requests and choices", counter
-                ),
-                pb_utils.MetricFamily(
-                    "llm_requests_total", "Finished requests by outcome (success, invalid, cancelled, error)", counter
-                ),
-            ]
-            self.inflight, self.engine_requests, self.tokens = (_Safe(f.Metric(labels)) for f in self._families[:3])
-            self._outcomes = self._families[3]
-            self._labels = labels
-            self._by_outcome: dict[str, object] = {}
+            for f in FAMILIES:
+                self._declare(f)
+            self.enabled = True
         except Exception as exc:  # metrics disabled on the server (--allow-metrics=false)
             logger.info("metrics unavailable: %s", exc)
-            self.inflight = self.engine_requests = self.tokens = _Null()
-            self._outcomes = None
+            self.enabled = False
+
+    def _declare(self, f) -> None:
+        kind = pb_utils.MetricFamily.GAUGE if f.kind == "gauge" else pb_utils.MetricFamily.COUNTER
+        if f.kind != "histogram":
+            self._families[f.name] = (pb_utils.MetricFamily(f.name, f.help, kind), f.label)
+            # Every series exists from the start, at 0, as in vLLM: a rate() sees its first increase.
+            for value in f.values or ("",):
+                self._metric(f.name, value)
+            return
+        self._bounds[f.name] = [*map(_le, f.buckets), "+Inf"]
+        for suffix, label in (("_bucket", "le"), ("_sum", None), ("_count", None)):
+            self._families[f.name + suffix] = (pb_utils.MetricFamily(f.name + suffix, f.help, kind), label)
+        for le in self._bounds[f.name]:
+            self._metric(f.name + "_bucket", le)
+        self._metric(f.name + "_sum", "")
+        self._metric(f.name + "_count", "")
+
+    def _metric(self, name: str, value: str) -> _Safe:
+        key = (name, value)
+        if key not in self._series:
+            family, label = self._families[name]
+            labels = {**self._labels, label: value} if label else self._labels
+            self._series[key] = _Safe(family.Metric(labels))
+        return self._series[key]
 
     def finished(self, outcome: str) -> None:
-        if self._outcomes is None:
+        """A request's outcome; a success is counted by its finish reasons (`stats.chunk`)."""
+        if outcome != "success":
+            self.stats.add(FAILED, 1, outcome)
+
+    def publish(self, load: Load) -> None:
+        """Send what changed since the last call: counters, histograms (at most once a second), gauges."""
+        if not self.enabled:
             return
-        if outcome not in self._by_outcome:
-            self._by_outcome[outcome] = _Safe(self._outcomes.Metric({**self._labels, "outcome": outcome}))
-        self._by_outcome[outcome].increment(1)
+        version, now = self.stats.version, time.monotonic()
+        histograms_due = now >= self._histograms_due and version != self._histograms_seen
+        if version != self._counters_seen or histograms_due:
+            counters, histograms = self.stats.snapshot()
+            for key, total in counters.items():
+                self._send(key, total)
+            self._counters_seen = version
+            if histograms_due:
+                for name, (cumulative, total) in histograms.items():
+                    for le, count in zip(self._bounds[name], cumulative, strict=True):
+                        self._send((name + "_bucket", le), count)
+                    self._send((name + "_sum", ""), total)
+                    self._send((name + "_count", ""), cumulative[-1])
+                self._histograms_seen, self._histograms_due = version, now + HISTOGRAM_FLUSH_S
+        for name, field in _GAUGES.items():
+            value = getattr(load, field)
+            if self._published.get((name, "")) != value:
+                self._metric(name, "").set(value)
+                self._published[(name, "")] = value
+
+    def _send(self, key: tuple[str, str], total: float) -> None:
+        delta = total - self._published.get(key, 0)
+        if delta:
+            self._metric(*key).increment(delta)
+            self._published[key] = total

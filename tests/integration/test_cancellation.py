@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests.clients import GrpcStream
+from tests.servers import engine_requests as held_by_engine
 from tests.servers import metric
 
 LONG = {"max_tokens": 4000, "ignore_eos": True, "temperature": 0}
@@ -29,15 +30,14 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
 
 
 def engine_requests(triton, model: str = "smollm2") -> float:
-    return metric(triton.metrics_url, "llm_engine_unfinished_requests", model)
+    return held_by_engine(triton.metrics_url, model)
 
 
 def assert_engine_stopped(triton, model: str = "smollm2") -> None:
     assert wait_for(lambda: engine_requests(triton, model) == 0), "the engine still holds the cancelled request"
-    tokens = metric(triton.metrics_url, "llm_generated_tokens_total", model)
+    tokens = metric(triton.metrics_url, "vllm:generation_tokens_total", model)
     time.sleep(1.0)
-    assert metric(triton.metrics_url, "llm_generated_tokens_total", model) == tokens, "tokens are still generated"
-    assert metric(triton.metrics_url, "llm_requests_inflight", model) == 0
+    assert metric(triton.metrics_url, "vllm:generation_tokens_total", model) == tokens, "tokens are still generated"
 
 
 def test_grpc_stream_cancel_aborts_the_engine_request(triton):

@@ -12,7 +12,7 @@ import requests
 
 from tests.clients import GrpcStream, text
 from tests.integration.test_cancellation import LONG, wait_for
-from tests.servers import metric
+from tests.servers import engine_requests
 
 MAX_TOKENS = 24
 PROMPTS = {
@@ -175,9 +175,9 @@ def test_cancelled_stream_frees_its_slot(triton, model):
     s = GrpcStream(triton.grpc_url)
     s.send(model, {"text_input": PROMPTS[model][0], "stream": True, "sampling_parameters": {**LONG, "max_tokens": 400}})
     s.next()  # generating
-    assert wait_for(lambda: metric(triton.metrics_url, "llm_engine_unfinished_requests", model) == 1)
+    assert wait_for(lambda: engine_requests(triton.metrics_url, model) == 1)
     s.close(cancel=True)
-    assert wait_for(lambda: metric(triton.metrics_url, "llm_engine_unfinished_requests", model) == 0)
+    assert wait_for(lambda: engine_requests(triton.metrics_url, model) == 0)
     r = generate(triton, model, {"text_input": PROMPTS[model][1], "parameters": {"max_tokens": 2}})
     assert r.status_code == 200
 

@@ -43,6 +43,7 @@ import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists insid
 from triton_llm.errors import InvalidInput, Unavailable  # noqa: E402
 from triton_llm.generation import admission, protocol  # noqa: E402
 from triton_llm.generation.engines import create_engine  # noqa: E402
+from triton_llm.generation.stats import E2E  # noqa: E402
 from triton_llm.metrics import ModelMetrics  # noqa: E402
 from triton_llm.settings import load_model_json  # noqa: E402
 from triton_llm.triton_log import route_logs_to_triton  # noqa: E402
@@ -80,7 +81,7 @@ class TritonPythonModel:
             )
         settings = load_model_json(pb_utils.get_model_dir())
         self.engine = create_engine(settings, args)
-        self.metrics = ModelMetrics(self.model_name, str(args["model_version"]))
+        self.metrics = ModelMetrics(self.model_name, str(args["model_version"]), self.engine.stats)
 
         # engine_id -> (task, sender): requests whose final response is not sent yet.
         self._inflight: dict[str, tuple[asyncio.Task, Any]] = {}
@@ -88,10 +89,6 @@ class TritonPythonModel:
         self._stopping = threading.Event()
         self._dead: str | None = None  # why the engine died, once it has
         self._responses: queue.Queue = queue.Queue()
-        # Tokens generated, counted on the loop thread and published by the poll: a metric
-        # update is an IPC round trip to Triton, too slow to make once per token.
-        self._tokens_generated = 0
-        self._tokens_published = 0
 
         self.loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self.loop.run_forever, name="engine-loop", daemon=True)
@@ -141,20 +138,22 @@ class TritonPythonModel:
     async def _run(self, request, sender, engine_id: str) -> str:
         """Serve one request to its final response; return its outcome for the metrics."""
         try:
+            started = time.monotonic()
             parsed = protocol.parse_request(_input_getter(request), request.parameters())
             n = self.engine.num_choices(parsed)
             first = True
             last = None
             async for chunk in self.engine.generate(parsed, engine_id):
+                self.engine.stats.chunk(chunk, first, n)  # counted here, published by the poll
                 outputs = protocol.build_outputs(parsed, chunk, n, first)
                 first = False
                 if parsed.stream or chunk.finished:
                     flags = FINAL if chunk.finished else 0
                     self._responses.put((engine_id, sender, _response(outputs), flags))
-                self._tokens_generated += sum(c.num_tokens for c in chunk.choices)
                 last = chunk
             if last is None or not last.finished:
                 raise RuntimeError("the engine stopped without a final output")
+            self.engine.stats.observe(E2E, [time.monotonic() - started])
             return "success"
         except asyncio.CancelledError:
             # The engine aborted its request on the way out (its generator saw the
@@ -226,12 +225,7 @@ class TritonPythonModel:
             for task, sender in inflight:
                 if not task.done() and sender.is_cancelled():
                     self.loop.call_soon_threadsafe(task.cancel)
-            self.metrics.inflight.set(len(inflight))
-            self.metrics.engine_requests.set(self.engine.num_unfinished())
-            generated = self._tokens_generated
-            if generated != self._tokens_published:
-                self.metrics.tokens.increment(generated - self._tokens_published)
-                self._tokens_published = generated
+            self.metrics.publish(self.engine.load())
         except Exception:  # one bad poll must not end the response thread
             logger.warning("%s: cancellation poll failed", self.model_name, exc_info=True)
 

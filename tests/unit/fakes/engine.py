@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from triton_llm.generation.stats import EngineStats, Load
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
 
 
@@ -41,6 +42,7 @@ class FakeEngine:
         self.release_shutdown.set()  # a test clears it to hold `shutdown`
         self.in_shutdown = threading.Event()
         self.death: str | None = None
+        self.stats = EngineStats()
 
     async def start(self) -> None:
         self.started = True
@@ -50,6 +52,9 @@ class FakeEngine:
 
     def num_unfinished(self) -> int:
         return len(self.active)
+
+    def load(self) -> Load:
+        return Load(running=len(self.active))
 
     def dead(self) -> str | None:
         return self.death  # a test sets it: the engine's process is gone

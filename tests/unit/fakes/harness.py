@@ -21,6 +21,7 @@ import pytest
 
 from tests.unit.fakes import pb_utils
 from tests.unit.fakes.engine import FakeEngine
+from triton_llm.generation import stats
 
 
 def install(monkeypatch: pytest.MonkeyPatch, model_dir: Path, module: str) -> ModuleType:
@@ -90,8 +91,13 @@ class Served:
         assert not self.model._loop_thread.is_alive() and not self.model._response_thread.is_alive()
 
     def outcomes(self) -> dict[str, float]:
-        family = pb_utils.MetricFamily.families["llm_requests_total"]
-        return {m.labels["outcome"]: m.value for m in family.metrics}
+        """Ended requests as the metrics count them: a success by its choice's finish reason
+        (`vllm:request_success_total`), others by outcome (`llm_requests_failed_total`)."""
+        counters, _ = self.engine.stats.snapshot()
+        out = {label: value for (name, label), value in counters.items() if name == stats.FAILED}
+        if successes := sum(value for (name, _), value in counters.items() if name == stats.SUCCESS):
+            out["success"] = successes
+        return out
 
 
 def start_generation(monkeypatch: pytest.MonkeyPatch, model_dir: Path, engine: FakeEngine) -> Served:

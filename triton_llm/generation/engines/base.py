@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from triton_llm.errors import InvalidInput
+from triton_llm.generation.stats import EngineStats, Load
 from triton_llm.generation.types import GenerateRequest, GenerationChunk
 
 
@@ -15,7 +16,11 @@ class Engine(Protocol):
     `generate` yields chunks until one has `finished=True`; the runner cancels the
     iterating task to abort a request, and the engine must free its resources then.
     Client mistakes raise `InvalidInput` before the first chunk.
+    `stats` holds what only the engine measures (time to first token, inter-token latency,
+    queue time: `triton_llm.generation.stats`); the runner adds what it counts in chunks.
     """
+
+    stats: EngineStats
 
     max_num_seqs: int
     """Sequences decoded together (known once started): the runner admits twice as many requests (admission)."""
@@ -27,7 +32,11 @@ class Engine(Protocol):
     def generate(self, request: GenerateRequest, request_id: str) -> AsyncIterator[GenerationChunk]: ...
 
     def num_unfinished(self) -> int:
-        """Requests the engine still holds; read from another thread for the metrics."""
+        """Requests the engine still holds; read from another thread."""
+        ...
+
+    def load(self) -> Load:
+        """Running and waiting requests and KV-cache usage, read from the response thread for the metrics."""
         ...
 
     def dead(self) -> str | None:

@@ -71,6 +71,9 @@ class CausalBatcher(Batcher):
         ).logits[:, -1]
         return _pick(logits, [a.seq for a in self.active])
 
+    def cache_tokens(self) -> int:
+        return self._mask.numel()  # the padded cache: rows x positions, what its memory holds
+
     def keep(self, rows: list[int]) -> None:
         super().keep(rows)
         if not rows:

@@ -26,6 +26,7 @@ from triton_llm.generation.engines.hf_batching import CausalBatcher, Seq2SeqBatc
 from triton_llm.generation.engines.hf_sampling import to_hf_sampling
 from triton_llm.generation.engines.hf_scheduler import Sequence
 from triton_llm.generation.engines.limits import check_max_tokens
+from triton_llm.generation.stats import EngineStats, Load
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
 from triton_llm.settings import HfGenerationSettings
 from triton_llm.tasks import Task
@@ -54,6 +55,7 @@ class HuggingFaceEngine:
         self._batcher: CausalBatcher | Seq2SeqBatcher | None = None
         self._eos: list[int] = []
         self._vocab_limit = 0  # the largest token id
+        self.stats = EngineStats()
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
@@ -63,7 +65,7 @@ class HuggingFaceEngine:
         self._tokenizer = hf_loading.load_tokenizer(s)
         batcher = CausalBatcher if self.task == Task.TEXT_GENERATION else Seq2SeqBatcher
         # The batcher's thread loads the model: all torch work stays on that thread.
-        self._batcher = batcher(self._load_model, max_num_seqs=s.max_num_seqs)
+        self._batcher = batcher(self._load_model, max_num_seqs=s.max_num_seqs, stats=self.stats)
         model = self._batcher.wait_loaded()
         config = model.config
         self.max_model_len = int(
@@ -197,6 +199,17 @@ class HuggingFaceEngine:
 
     def num_unfinished(self) -> int:
         return self._batcher.num_unfinished() if self._batcher is not None else 0
+
+    def load(self) -> Load:
+        """KV-cache usage: the token positions the batch holds state for over the most it can
+        hold, `max_num_seqs` rows of `max_model_len` (its cache grows with the batch; vLLM's
+        is a fixed pool of blocks)."""
+        batcher = self._batcher
+        if batcher is None or not self.max_model_len:
+            return Load()
+        running = len(batcher.active)
+        capacity = batcher.max_num_seqs * self.max_model_len
+        return Load(running, max(0, batcher.num_unfinished() - running), min(1.0, batcher.cache_tokens() / capacity))
 
     def dead(self) -> str | None:
         return self._batcher.dead() if self._batcher is not None else None

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 from triton_llm.generation.engines.hf_sampling import HfSampling
+from triton_llm.generation.stats import ITL, QUEUE, TTFT, EngineStats
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ class Active:
     loop: asyncio.AbstractEventLoop
     generated: list[int] = field(default_factory=list)
     encoded: torch.Tensor | None = None  # encoder-decoder: [source_len, hidden]
+    arrived: float = field(default_factory=time.monotonic)  # for the metrics: queue time, TTFT
+    last_token: float = 0.0  # when its last token came, for the inter-token latency
 
 
 class Batcher:
@@ -61,9 +65,10 @@ class Batcher:
     32 and 320.
     """
 
-    def __init__(self, load: Callable[[], Any], *, max_num_seqs: int):
+    def __init__(self, load: Callable[[], Any], *, max_num_seqs: int, stats: EngineStats | None = None):
         self.model: Any = None
         self.max_num_seqs = max_num_seqs
+        self.stats = stats or EngineStats()
         self.active: list[Active] = []  # in batch-row order
         self._incoming: queue.Queue = queue.Queue()
         self._cancelled: set[str] = set()
@@ -98,6 +103,10 @@ class Batcher:
 
     def num_unfinished(self) -> int:
         return self._count
+
+    def cache_tokens(self) -> int:
+        """Token positions the batch holds state for (a KV cache, encoder states), for the metrics."""
+        return sum(len(a.seq.prompt_ids) + len(a.generated) for a in list(self.active))
 
     def dead(self) -> str | None:
         """Why the batching thread ended without being asked to (a step's error keeps it running)."""
@@ -167,6 +176,8 @@ class Batcher:
                 room = self.max_num_seqs - len(self.active)
                 if room > 0 and waiting:
                     joining, waiting = waiting[:room], waiting[room:]
+                    joined = time.monotonic()
+                    self.stats.observe(QUEUE, [joined - a.arrived for a in joining])
                     start = len(self.active)
                     tokens = self.join(joining)
                     if tokens is not None:
@@ -192,8 +203,11 @@ class Batcher:
     def _advance(self, tokens: list[int], first_row: int = 0) -> None:
         """Record one new token per row from `first_row`; finished rows leave the batch."""
         rows = list(range(first_row))
+        now, ttft, itl = time.monotonic(), [], []
         for row, token in enumerate(tokens, start=first_row):
             a = self.active[row]
+            (itl if a.generated else ttft).append(now - (a.last_token if a.generated else a.arrived))
+            a.last_token = now
             a.generated.append(token)
             if token in a.seq.eos_token_ids or len(a.generated) >= a.seq.max_new_tokens:
                 self._finish(a, None)
@@ -201,6 +215,8 @@ class Batcher:
             if a.seq.stream:
                 a.loop.call_soon_threadsafe(a.on_update, list(a.generated), False, None)
             rows.append(row)
+        self.stats.observe(TTFT, ttft)
+        self.stats.observe(ITL, itl)
         if len(rows) < len(self.active):
             self.keep(rows)
 

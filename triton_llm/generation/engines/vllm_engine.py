@@ -10,6 +10,7 @@ from triton_llm.generation.engines.base import check_token_ids, prompt_field, re
 from triton_llm.generation.engines.limits import check_max_tokens
 from triton_llm.generation.engines.vllm_args import engine_args
 from triton_llm.generation.engines.vllm_errors import client_error, describe
+from triton_llm.generation.stats import EngineStats, Load
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
 from triton_llm.settings import VllmSettings
 
@@ -22,6 +23,8 @@ class VllmEngine:
         self._llm = None
         self._tokenizer = None
         self.max_model_len: int | None = None
+        self.stats = EngineStats()
+        self._stat_loggers = None
         self.max_num_seqs = 0
 
     async def start(self) -> None:
@@ -29,8 +32,13 @@ class VllmEngine:
         from vllm.usage.usage_lib import UsageContext
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        from triton_llm.generation.engines.vllm_stats import StatLoggers
+
         args = AsyncEngineArgs(**self.engine_args)
-        self._llm = AsyncLLM.from_engine_args(args, usage_context=UsageContext.OPENAI_API_SERVER)
+        self._stat_loggers = StatLoggers(self.stats)
+        self._llm = AsyncLLM.from_engine_args(
+            args, usage_context=UsageContext.OPENAI_API_SERVER, stat_loggers=[self._stat_loggers]
+        )
         self._tokenizer = self._llm.get_tokenizer()
         self.max_model_len = self._llm.model_config.max_model_len
         self.max_num_seqs = self._llm.vllm_config.scheduler_config.max_num_seqs  # vLLM's default when not given
@@ -122,6 +130,9 @@ class VllmEngine:
 
     def num_unfinished(self) -> int:
         return self._llm.get_num_unfinished_requests() if self._llm is not None else 0
+
+    def load(self) -> Load:
+        return self._stat_loggers.load() if self._stat_loggers is not None else Load()
 
     def dead(self) -> str | None:
         # vLLM's output handler marks the client errored once the engine process is gone.

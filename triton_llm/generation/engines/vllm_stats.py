@@ -1,0 +1,63 @@
+"""vLLM's own statistics into our `EngineStats`, the way vllm_backend takes them: a stat logger.
+
+AsyncLLM calls `record` after each engine step, on its output handler, which runs on the
+runner's event loop; it only aggregates (no Triton call). From vLLM we take what only the
+engine knows: its scheduler's running and waiting requests and KV-cache usage, and its
+time to first token, inter-token latency and queue time, measured in the engine for every
+request, streamed or not. Token and finish-reason counts come from the runner, for every
+engine alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vllm.v1.metrics.loggers import StatLoggerBase
+
+from triton_llm.generation.stats import ITL, QUEUE, TTFT, EngineStats, Load
+
+
+class VllmStatLogger(StatLoggerBase):
+    def __init__(self, stats: EngineStats, vllm_config: Any, engine_index: int = 0):
+        self.stats = stats
+        self.load = Load()  # replaced whole, so that another thread reads one consistent value
+
+    def record(self, scheduler_stats, iteration_stats, mm_cache_stats=None, engine_idx: int = 0) -> None:
+        if scheduler_stats is not None:
+            # vLLM's own gauge counts the requests it defers (skipped) as waiting too.
+            waiting = scheduler_stats.num_waiting_reqs + scheduler_stats.num_skipped_waiting_reqs
+            self.load = Load(scheduler_stats.num_running_reqs, waiting, scheduler_stats.kv_cache_usage)
+        if iteration_stats is None:
+            return
+        if iteration_stats.time_to_first_tokens_iter:
+            self.stats.observe(TTFT, iteration_stats.time_to_first_tokens_iter)
+        if iteration_stats.inter_token_latencies_iter:
+            self.stats.observe(ITL, iteration_stats.inter_token_latencies_iter)
+        if iteration_stats.finished_requests:
+            self.stats.observe(QUEUE, [r.queued_time for r in iteration_stats.finished_requests])
+
+    def log_engine_initialized(self) -> None:
+        pass
+
+
+class StatLoggers:
+    """AsyncLLM's `stat_loggers` entry (a factory it calls once per engine core), and their sum."""
+
+    def __init__(self, stats: EngineStats):
+        self.stats = stats
+        self.loggers: list[VllmStatLogger] = []
+
+    def __call__(self, vllm_config: Any, engine_index: int = 0) -> VllmStatLogger:
+        logger = VllmStatLogger(self.stats, vllm_config, engine_index)
+        self.loggers.append(logger)
+        return logger
+
+    def load(self) -> Load:
+        loads = [logger.load for logger in self.loggers]
+        if not loads:
+            return Load()
+        return Load(
+            sum(x.running for x in loads),
+            sum(x.waiting for x in loads),
+            sum(x.kv_cache_usage for x in loads) / len(loads),
+        )
