@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-import uvicorn
-
+from openai_frontend import server
 from openai_frontend.app import create_app
 from openai_frontend.settings import Settings
 
@@ -26,18 +25,26 @@ def main(argv: list[str] | None = None) -> None:
         "--max-body-bytes", type=int, default=defaults.max_body_bytes,
         help="a larger request body is refused with 413 before it is parsed (default 4 MiB)",
     )  # fmt: skip
+    parser.add_argument(
+        "--drain-timeout", type=float, default=defaults.drain_timeout_s, metavar="S",
+        help="on SIGTERM, requests in flight get this long to finish (env TRITON_LLM_DRAIN_TIMEOUT, default 30)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--header-timeout", type=float, default=defaults.header_timeout_s, metavar="S",
+        help="close a connection whose request headers take longer (env TRITON_LLM_HEADER_TIMEOUT, default 10)",
+    )  # fmt: skip
+    parser.add_argument("--triton-metrics-url", help="Triton's Prometheus page, appended to GET /metrics")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     prefix = args.route_prefix.strip("/")
     settings = Settings(
         triton_url=args.triton_url, host=args.host, port=args.port,
         route_prefix=f"/{prefix}" if prefix else "", api_key=args.api_key, max_body_bytes=args.max_body_bytes,
+        drain_timeout_s=args.drain_timeout, header_timeout_s=args.header_timeout,
+        triton_metrics_url=args.triton_metrics_url,
     )  # fmt: skip
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level,
-        loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=5,
-    )  # fmt: skip
+    server.run(create_app(settings), settings, log_level=args.log_level)
 
 
 if __name__ == "__main__":

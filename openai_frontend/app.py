@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from openai_frontend import errors
 from openai_frontend.backend import ModelServer
 from openai_frontend.metrics import FrontendMetrics, MetricsMiddleware
-from openai_frontend.middleware import BodyLimit, RequestId
+from openai_frontend.middleware import BodyLimit, Drain, DrainGate, RequestId
 from openai_frontend.routers import chat, completions, embeddings, health, models
 from openai_frontend.settings import Settings
 from openai_frontend.triton_client import TritonClient
@@ -25,10 +25,14 @@ def _require_api_key(request: Request) -> None:
     key = request.app.state.settings.api_key
     if key is None:
         return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip(), key):
+    given = request.headers.getlist("authorization")
+    # One header, compared as bytes: compare_digest refuses a str holding non-ASCII (a 500),
+    # and two headers could be read differently by a proxy in front of us.
+    scheme, _, token = given[0].partition(" ") if len(given) == 1 else ("", "", "")
+    token_bytes = token.strip().encode("latin-1")  # the header's own bytes (ASGI decodes latin-1)
+    if scheme.lower() != "bearer" or not secrets.compare_digest(token_bytes, key.encode()):
         raise errors.Unauthorized(
-            "Invalid or missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key"
+            "Invalid or missing API key: send one 'Authorization: Bearer <key>' header", code="invalid_api_key"
         )
 
 
@@ -53,6 +57,7 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
     app.state.settings = settings
     app.state.triton = client
     app.state.metrics = FrontendMetrics()
+    app.state.drain = Drain()  # begun by the server on SIGTERM (server.py)
     errors.install(app)
 
     api = APIRouter(prefix=settings.route_prefix, dependencies=[Depends(_require_api_key)])
@@ -60,8 +65,10 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
-    # The last added runs first: every response, a 413 included, is counted and carries its id.
+    # The last added runs first: every response, a 413 or a drain's 503 included, is counted
+    # and carries its id; a request refused while draining is not read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(DrainGate, drain=app.state.drain)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestId)
     return app

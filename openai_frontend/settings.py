@@ -13,6 +13,15 @@ def _prefix_from_env() -> str:
     return f"/{prefix}" if prefix else ""
 
 
+def env_seconds(name: str, default: float) -> float:
+    """A duration in seconds from the environment (`serve` and the frontend share these names)."""
+    value = os.environ.get(name, "").strip()
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise SystemExit(f"{name}={value!r}: expected a number of seconds") from None
+
+
 @dataclass
 class Settings:
     triton_url: str = "127.0.0.1:8001"
@@ -26,3 +35,9 @@ class Settings:
     # A larger request body is a 413, refused before it is read or parsed: 4 MiB holds a
     # full-context prompt many times over, and 2,048 embedding inputs of ~2 KB each.
     max_body_bytes: int = 4 * 1024 * 1024
+    # On SIGTERM, requests in flight get this long to finish (vLLM's --shutdown-timeout default).
+    drain_timeout_s: float = field(default_factory=lambda: env_seconds("TRITON_LLM_DRAIN_TIMEOUT", 30.0))
+    # A connection whose request headers are not complete by then is closed (slow clients).
+    header_timeout_s: float = field(default_factory=lambda: env_seconds("TRITON_LLM_HEADER_TIMEOUT", 10.0))
+    # Triton's Prometheus page, appended to GET /metrics (None: the frontend's own metrics only).
+    triton_metrics_url: str | None = None

@@ -1,16 +1,19 @@
 """What the frontend does before FastAPI parses a request, and around every answer: the body
 size limit (a 413 in OpenAI's shape, from the declared length or while a body streams in),
-`x-request-id` on every response and the same id given to Triton; and the OpenAPI document
+`x-request-id` on every response and the same id given to Triton, the drain's count of requests
+in flight and its 503, odd `Authorization` headers (a 401, never a 500); and the OpenAPI document
 describing the real request bodies (what a fuzzer and a client generator read)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 from fastapi.testclient import TestClient
 
 from openai_frontend.app import create_app
+from openai_frontend.middleware import DRAIN_RETRY_AFTER_S, Drain, DrainGate
 from openai_frontend.schemas.limits import MAX_LOGPROBS, MAX_N, MAX_PROMPTS, MAX_STOP
 from openai_frontend.settings import Settings
 from tests.unit.fake_triton import FakeTriton, Response, embedding_model, generation_model
@@ -153,3 +156,111 @@ def test_the_openapi_document_describes_every_request_field_and_its_limits():
         {"type": "string", "minLength": 1},
         {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 2048},
     ]
+
+
+# -- the drain's gate ---------------------------------------------------------------------
+
+
+def through_gate(drain: Drain, path: str) -> tuple[list[int], list[dict]]:
+    """Run a request for `path` through DrainGate around a 3-chunk stream: the in-flight count
+    the app saw at its start and before each chunk, and the messages sent."""
+    seen, sent = [], []
+
+    async def stream(scope, receive, send):
+        seen.append(drain.inflight)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for i in range(3):
+            seen.append(drain.inflight)
+            await send({"type": "http.response.body", "body": b"x", "more_body": i < 2})
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    asyncio.run(DrainGate(stream, drain)({"type": "http", "path": path, "headers": []}, receive, send))
+    return seen, sent
+
+
+def test_a_stream_counts_as_in_flight_until_its_last_byte_and_the_probes_not_at_all():
+    drain = Drain()
+    seen, sent = through_gate(drain, "/openai/v1/completions")
+    assert seen == [1, 1, 1, 1] and drain.inflight == 0 and len(sent) == 4
+    for path in ("/health", "/health/live", "/health/ready", "/metrics"):
+        assert through_gate(drain, path)[0] == [0, 0, 0, 0], path
+
+
+def test_while_draining_a_new_request_is_a_503_and_the_probes_pass():
+    drain = Drain()
+    drain.start()
+    seen, sent = through_gate(drain, "/openai/v1/chat/completions")
+    assert seen == [] and drain.inflight == 0  # never reached the app
+    start, body = sent
+    headers = dict(start["headers"])
+    assert start["status"] == 503 and headers[b"retry-after"] == str(DRAIN_RETRY_AFTER_S).encode()
+    assert headers[b"connection"] == b"close" and int(headers[b"content-length"]) == len(body["body"])
+    error = json.loads(body["body"])["error"]
+    assert error["type"] == "service_unavailable" and error["code"] == "server_shutting_down"
+    assert through_gate(drain, "/health/live")[1][0]["status"] == 200
+
+
+def test_the_drain_begins_once():
+    drain = Drain()
+    assert not drain.draining and drain.elapsed() == 0
+    drain.start()
+    since = drain.since
+    drain.start()
+    assert drain.draining and drain.since == since and drain.elapsed() >= 0
+
+
+# -- Authorization headers: a 401, never a 500 --------------------------------------------
+
+
+def keyed(key: str = "sekrit") -> TestClient:
+    triton = FakeTriton(script=lambda m, v: [OK])
+    return TestClient(create_app(Settings(api_key=key), client=triton), raise_server_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"authorization": b"Bearer \xff\xfe"},
+        {"authorization": "Bearer ключ".encode()},
+        {"authorization": b"\xff"},
+        {"authorization": "Bearer"},
+        {"authorization": "Basic c2Vrcml0"},
+        {"authorization": "Bearer " + "k" * 60_000},
+        [("authorization", "Bearer sekrit"), ("authorization", "Bearer sekrit")],
+        [("authorization", "Bearer wrong"), ("authorization", "Bearer sekrit")],
+    ],
+    ids=["none", "bytes-ff", "cyrillic-utf8", "no-scheme", "no-token", "basic", "huge", "twice", "wrong-then-right"],
+)
+def test_an_odd_authorization_header_is_a_401(headers):
+    r = keyed().post("/openai/v1/completions", json=small(), headers=headers)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_the_right_key_passes_ascii_or_not():
+    assert keyed().post("/openai/v1/completions", json=small(), headers={"authorization": "Bearer sekrit"}).is_success
+    r = keyed("ключ").get("/openai/v1/models", headers={"authorization": "bearer  ключ ".encode()})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    ("headers", "content"),
+    [
+        ({"content-type": "text/plain"}, json.dumps(small()).encode()),
+        ({"content-type": "application/json; charset=latin-1"}, json.dumps(small()).encode()),
+        ({"content-type": b"\xff/\xfe"}, json.dumps(small()).encode()),
+        ({"content-type": "multipart/form-data; boundary=x"}, b"--x\r\n\r\n--x--"),
+        ({"content-encoding": "gzip", "content-type": "application/json"}, b"\x1f\x8b not gzip"),
+    ],
+    ids=["text-plain", "latin-1", "bytes", "multipart", "gzip"],
+)
+def test_odd_content_headers_are_never_a_500(headers, content):
+    client, _ = app_with()
+    r = client.post("/openai/v1/completions", content=content, headers=headers)
+    assert r.status_code < 500, r.text

@@ -1,5 +1,6 @@
-"""`serve`'s port check and supervision, without tritonserver: a restart right after a stop is
-not refused, and a child that dies unasked ends the command with a non-zero status."""
+"""`serve`'s port check, supervision and stop, without tritonserver: a restart right after a stop
+is not refused, a child that dies unasked ends the command with a non-zero status, and on SIGTERM
+the frontend drains before Triton is asked to stop, all within the drain plus Triton's unload."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from triton_llm.cli.serve import PortBusy, check_ports_free, ended, exit_code, supervise, wait_ready
+from triton_llm.cli import serve, tritonserver
+from triton_llm.cli.serve import PortBusy, check_ports_free, ended, exit_code, stop_all, supervise, wait_ready
 
 
 def time_wait_port() -> int:
@@ -113,3 +116,58 @@ def test_waiting_for_one_child_stops_when_the_other_dies(capsys):
         for p in (triton, frontend):
             p.kill()
             p.wait()
+
+
+def child(tmp_path, name: str, on_term: str) -> subprocess.Popen:
+    """A process that notes when SIGTERM came, then runs `on_term` (Python) and exits 0."""
+    code = (
+        "import signal, sys, time\n"
+        "def term(*_):\n"
+        f"    open({str(tmp_path / name)!r}, 'a').write(f'{{time.monotonic()}}\\n')\n"
+        f"    {on_term}\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, term)\n"
+        "print('up', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"up\n"
+    return proc
+
+
+def test_the_frontend_drains_before_triton_is_asked_to_stop(tmp_path):
+    frontend = child(tmp_path, "frontend", "time.sleep(1.0)")  # its drain
+    triton = child(tmp_path, "triton", "pass")
+    stop_all(frontend, triton, drain_timeout=5)
+    assert frontend.returncode == 0 and triton.returncode == 0
+    frontend_term = float((tmp_path / "frontend").read_text())
+    triton_term = float((tmp_path / "triton").read_text())
+    assert triton_term - frontend_term >= 1.0  # Triton served the drained requests to their end
+
+
+def test_what_outlives_the_drain_and_the_unload_is_killed(tmp_path, monkeypatch):
+    monkeypatch.setattr(tritonserver, "UNLOAD_S", 1.0)
+    monkeypatch.setattr(serve, "STOP_MARGIN_S", 0.5)
+    frontend = child(tmp_path, "frontend", "time.sleep(60)")  # a drain that never ends
+    triton = child(tmp_path, "triton", "time.sleep(60)")  # an unload that never ends
+    started = time.monotonic()
+    stop_all(frontend, triton, drain_timeout=1.0)
+    elapsed = time.monotonic() - started
+    assert frontend.returncode == -signal.SIGKILL and triton.returncode == -signal.SIGKILL
+    assert 2.0 <= elapsed < 1.0 + 1.0 + 0.5 + 5  # drain + unload + margin, and not much more
+
+
+def test_triton_alone_gets_the_drain_and_the_unload(tmp_path, monkeypatch):
+    monkeypatch.setattr(tritonserver, "UNLOAD_S", 3.0)
+    monkeypatch.setattr(serve, "STOP_MARGIN_S", 1.0)
+    triton = child(tmp_path, "triton", "time.sleep(1.5)")  # finishes within drain + unload
+    stop_all(None, triton, drain_timeout=1.0)
+    assert triton.returncode == 0
+
+
+def test_triton_listens_on_loopback_and_its_exit_timeout_covers_drain_and_unload():
+    cmd = tritonserver.command(Path("/repo"), drain_s=30)
+    assert {"--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1"} <= set(cmd)
+    assert f"--exit-timeout-secs={30 + int(tritonserver.UNLOAD_S)}" in cmd
+    assert "--exit-timeout-secs=13" in tritonserver.command(Path("/repo"), drain_s=0.5 - tritonserver.UNLOAD_S + 12)
+    assert serve.loopback("0.0.0.0") == serve.loopback("::") == "127.0.0.1" and serve.loopback("10.1.2.3") == "10.1.2.3"

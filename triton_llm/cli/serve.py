@@ -1,12 +1,19 @@
 """Start the stack (tritonserver + the OpenAI frontend) and stop all of it on SIGTERM/Ctrl-C.
 
-    triton-llm serve [--model-repository model_repository] [--host 127.0.0.1]
+    triton-llm serve [--model-repository model_repository] [--host 127.0.0.1] [--drain-timeout 30]
     python -m triton_llm.cli.serve ...    # the same
 
+`--host` is the frontend's address only: Triton's HTTP, gRPC and metrics ports stay on
+127.0.0.1 (`--triton-host` to change that), since they take no API key and no size limits
+(nested JSON 256 KB deep crashes Triton 2.51's HTTP parser). The frontend's GET /metrics
+carries Triton's metrics too.
+
 Each child runs in its own process group: Triton with every Python-backend stub and engine
-process it spawns, and the frontend. On SIGTERM or Ctrl-C we stop the frontend, then ask
-Triton to stop (it unloads models, which shuts the engines down); whatever is still alive
-in either group after the grace period is killed: nothing outlives this command.
+process it spawns, and the frontend. On SIGTERM or Ctrl-C the frontend drains (readiness 503,
+new requests 503, the ones in flight get `--drain-timeout` seconds) and exits; then Triton
+stops: it waits for its own clients' requests, if any, and unloads the models within its
+--exit-timeout-secs (the drain plus UNLOAD_S). Whatever is still alive in either group
+`STOP_MARGIN_S` later is killed: nothing outlives this command. A second signal kills at once.
 
 If either child exits unasked (tritonserver crashed or was OOM-killed), the other is stopped
 and this command exits non-zero within a second or so, so that a container restarts rather
@@ -27,10 +34,13 @@ import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
-from openai_frontend.settings import Settings
+from openai_frontend.settings import Settings, env_seconds
 from triton_llm.cli import supervisor, tritonserver
 
 GRACE_S = 25.0
+# Beyond the drain and Triton's exit timeout: a child's own exit (the frontend's app shutdown,
+# tritonserver's), before serve kills what is left.
+STOP_MARGIN_S = 5.0
 
 
 class PortBusy(RuntimeError):
@@ -138,35 +148,65 @@ def supervise(
     return status
 
 
+def loopback(host: str) -> str:
+    """The address to reach a server that listens on `host` (all interfaces: loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def stop_all(frontend: subprocess.Popen | None, triton: subprocess.Popen, drain_timeout: float) -> None:
+    """The frontend drains and exits, then Triton stops; all within drain + UNLOAD_S + margin."""
+    deadline = time.monotonic() + drain_timeout + tritonserver.UNLOAD_S + STOP_MARGIN_S
+    if frontend is not None:
+        stop_group(frontend, grace=drain_timeout + STOP_MARGIN_S)
+    stop_group(triton, grace=max(deadline - time.monotonic(), 1.0))
+
+
+def kill_groups(children: Iterable[subprocess.Popen]) -> None:
+    for child in children:
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-repository", type=Path, default=Path("model_repository"), help="default: %(default)s")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="the OpenAI frontend's address (0.0.0.0: every interface)")
+    parser.add_argument(
+        "--triton-host", default="127.0.0.1",
+        help="Triton's HTTP, gRPC and metrics address. Beyond loopback they are open to anyone who can reach "
+        "them: no API key, no body limit, model control and shared-memory registration (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--frontend-port", type=int, default=9000, help="OpenAI frontend; 0 to run Triton alone")
     parser.add_argument("--ready-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--drain-timeout", type=float, default=env_seconds("TRITON_LLM_DRAIN_TIMEOUT", 30.0), metavar="S",
+        help="on SIGTERM, requests in flight get this long to finish (env TRITON_LLM_DRAIN_TIMEOUT, default 30)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     ports = {"Triton HTTP": args.http_port, "Triton gRPC": args.grpc_port, "Triton metrics": args.metrics_port}
-    if args.frontend_port:
-        ports["OpenAI frontend"] = args.frontend_port
     try:
-        check_ports_free(args.host, ports)
+        check_ports_free(args.triton_host, ports)
+        if args.frontend_port:
+            check_ports_free(args.host, {"OpenAI frontend": args.frontend_port})
     except PortBusy as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
 
     cmd = tritonserver.command(
         args.model_repository.resolve(),
-        host=args.host,
+        host=args.triton_host,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
+        drain_s=args.drain_timeout,
     )
-    # Listening on all interfaces (a container): talk to the children over loopback.
-    local = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    local = loopback(args.triton_host)
     started = time.monotonic()
     supervisor.become_subreaper()  # engine processes orphaned by a dead model come to us
     proc = subprocess.Popen(cmd, env=tritonserver.environment(), start_new_session=True)
@@ -174,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.frontend_port:
         frontend = subprocess.Popen(
             [sys.executable, "-m", "openai_frontend", f"--triton-url={local}:{args.grpc_port}",
-             f"--host={args.host}", f"--port={args.frontend_port}", "--log-level=warning"],
+             f"--host={args.host}", f"--port={args.frontend_port}", f"--drain-timeout={args.drain_timeout}",
+             f"--triton-metrics-url=http://{local}:{args.metrics_port}/metrics", "--log-level=warning"],
             start_new_session=True,
         )  # fmt: skip
 
@@ -184,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal stopping
         if not stopping:
             stopping = True
-            print(f"serve: {signal.Signals(signum).name} received, stopping", file=sys.stderr)
+            name, drain = signal.Signals(signum).name, args.drain_timeout
+            print(f"serve: {name} received: draining the requests in flight (up to {drain:g} s), then stopping; "
+                  "a second signal stops at once", file=sys.stderr, flush=True)  # fmt: skip
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -198,12 +241,13 @@ def main(argv: list[str] | None = None) -> int:
             status = ended(children)
             print("serve: tritonserver did not become ready (see its log above)", file=sys.stderr)
             return status or 1
-        ready_url = f"http://{local}:{args.frontend_port}/health/ready"
+        ready_url = f"http://{loopback(args.host)}:{args.frontend_port}/health/ready"
         if frontend is not None and not wait_ready(frontend, ready_url, 60, also=children.values()):
             status = ended(children)
             print("serve: the OpenAI frontend did not become ready", file=sys.stderr)
             return status or 1
-        urls = f"Triton HTTP {base}, gRPC {args.host}:{args.grpc_port}, metrics http://{args.host}:{args.metrics_port}/metrics"
+        urls = (f"Triton HTTP {base}, gRPC {args.triton_host}:{args.grpc_port}, "
+                f"metrics http://{args.triton_host}:{args.metrics_port}/metrics")  # fmt: skip
         if frontend is not None:
             urls += f", OpenAI http://{args.host}:{args.frontend_port}{Settings().route_prefix}/v1"
         print(f"serve: ready in {time.monotonic() - started:.1f} s: {urls}", flush=True)
@@ -212,11 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if frontend is not None:
-            stop_group(frontend, grace=10)
-        stop_group(proc)
+        # From here on a signal means "now": kill both groups (stop_all's waits then end).
+        signal.signal(signal.SIGINT, lambda *_: kill_groups(children.values()))
+        signal.signal(signal.SIGTERM, lambda *_: kill_groups(children.values()))
+        stop_all(frontend, proc, args.drain_timeout)
         watch.stop_orphans()
         watch.collect_shm()
 

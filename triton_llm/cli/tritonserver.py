@@ -15,6 +15,7 @@ as it is instead.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
@@ -23,6 +24,9 @@ from pathlib import Path
 
 # A system Triton (NVIDIA's container images) to launch instead of the pytriton copy.
 SYSTEM_HOME = os.environ.get("TRITON_HOME")
+# What Triton's exit timeout holds beyond the drain: unloading the models after the requests in
+# flight end (a vLLM engine's shutdown took ~2 s on CPU; a big model's on a GPU, longer).
+UNLOAD_S = 15.0
 
 
 def cache_dir() -> Path:
@@ -94,6 +98,7 @@ def command(
     http_port: int = 8000,
     grpc_port: int = 8001,
     metrics_port: int = 8002,
+    drain_s: float = 30.0,
     home: Path | None = None,
     extra: list[str] | None = None,
 ) -> list[str]:
@@ -112,8 +117,10 @@ def command(
         # unload and reload a model whose process died (cli/supervisor.py).
         "--model-control-mode=explicit",
         "--load-model=*",
-        # In-flight requests get this long to finish on SIGTERM before models unload.
-        "--exit-timeout-secs=10",
+        # On SIGTERM Triton refuses new requests (HTTP connections are refused, gRPC requests
+        # find no model) and lets the ones in flight finish, then unloads the models, all
+        # within this; past it, it exits at once (2.51: by a segfault) without unloading.
+        f"--exit-timeout-secs={math.ceil(drain_s + UNLOAD_S)}",
         *(extra or []),
     ]
 
