@@ -174,6 +174,18 @@ def test_the_runner_publishes_what_its_requests_did(monkeypatch, tmp_path):
     served.check()
 
 
+def test_a_request_shed_at_the_bound_counts_as_rejected(monkeypatch, tmp_path):
+    served = start_generation(monkeypatch, tmp_path, FakeEngine(default=Script(chunks=1, hang=True)))
+    served.model.admission.limit = 1
+    held, refused = served.request("held"), served.request("refused")
+    served.execute(held)
+    assert served.engine.hanging.acquire(timeout=5)
+    served.execute(refused)
+    served.wait(refused)
+    served.check()
+    assert served.outcomes() == {"rejected": 1, "cancelled": 1}  # the held one, at finalize
+
+
 class _Echo(Batcher):
     """Every step gives each row token 7: the scheduler's bookkeeping without a model."""
 

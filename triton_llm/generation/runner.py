@@ -117,6 +117,7 @@ class TritonPythonModel:
             if not self.admission.admit():  # load shedding: refused at once, before any parsing
                 refusal = self.admission.refusal(self.model_name).to_wire()
                 self._send_error(None, sender, refusal, pb_utils.TritonError.UNAVAILABLE)
+                self.metrics.finished("rejected")
                 continue
             request_id = request.request_id() or uuid.uuid4().hex
             # Triton may reuse a client's id; the engine needs ids unique among live requests.

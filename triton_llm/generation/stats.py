@@ -52,7 +52,7 @@ FAILED = "llm_requests_failed_total"
 
 # vLLM's FinishReason values; its server shows every one from the start, at 0.
 FINISH_REASONS = ("stop", "length", "abort", "error", "repetition")
-FAILURES = ("invalid", "cancelled", "error")
+FAILURES = ("invalid", "cancelled", "error", "rejected")  # rejected: over max_concurrent_requests
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,8 @@ FAMILIES = (
     Family(PROMPT_TOKENS, "counter", "Number of prefill tokens processed."),
     Family(GENERATION_TOKENS, "counter", "Number of generation tokens processed."),
     Family(SUCCESS, "counter", "Count of successfully processed requests.", "finished_reason", FINISH_REASONS),
-    Family(FAILED, "counter", "Requests that ended without a finish reason: invalid, cancelled, error.", "outcome",
-           FAILURES),
+    Family(FAILED, "counter", "Requests that ended without a finish reason: invalid, cancelled, error, rejected.",
+           "outcome", FAILURES),
     Family(TTFT, "histogram", "Histogram of time to first token in seconds.", buckets=TIME_TO_FIRST_TOKEN_BUCKETS),
     Family(ITL, "histogram", "Histogram of inter-token latency in seconds.", buckets=INTER_TOKEN_LATENCY_BUCKETS),
     Family(E2E, "histogram", "Histogram of e2e request latency in seconds.", buckets=REQUEST_LATENCY_BUCKETS),
