@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,7 @@ def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, tmp_path_factory) 
     overrides = ["--dtype", HF_OVERRIDES["dtype"], "--max-num-seqs", str(HF_OVERRIDES["max_num_seqs"])]
     t5 = ["--model_dir", str(t5_dir), "--model_name", "t5-tiny", "--repository", str(repository), *overrides]
     assert make_repo.main(t5) == 0
-    return make_repository(
+    make_repository(
         repository,
         {
             "smollm2": {"model": str(model_dir), **TEST_ENGINE_OVERRIDES},
@@ -94,8 +95,13 @@ def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, tmp_path_factory) 
                 "tensor_input_names": ["input_ids", "attention_mask"],
             },
             "bert-seq-cls": {"like": "minilm", "model": str(bert_dirs["sequence_classification"]), "dtype": "float32"},
+            "minilm-bounded": {"like": "minilm", "model": str(minilm_dir)},
         },
     )
+    # Load shedding of an encoder at small cost (test_overload): a queue of 2 requests.
+    bounded = repository / "minilm-bounded" / "config.pbtxt"
+    bounded.write_text(re.sub(r"max_queue_size: \d+", "max_queue_size: 2", bounded.read_text()))
+    return repository
 
 
 @pytest.fixture(scope="session")
