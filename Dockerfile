@@ -1,5 +1,6 @@
-# triton-llm on NVIDIA's Triton image with vLLM and the Python backend: tritonserver
-# (HTTP :8000, gRPC :8001, metrics :8002) and the OpenAI frontend (:9000, /openai/v1).
+# triton-llm on NVIDIA's Triton image with vLLM and the Python backend: the OpenAI frontend
+# (:9000, /openai/v1; its /metrics carries Triton's metrics too) in front of tritonserver
+# (HTTP :8000, gRPC :8001, metrics :8002, on the container's loopback only).
 #
 # Build (needs access to nvcr.io; TRITON_TAG picks the NGC release, 24.10 = Triton 2.51):
 #   docker build -t triton-llm .
@@ -10,9 +11,14 @@
 #
 # Serve a model repository from the host, mounted at /models (read-only is fine):
 #   docker run --rm --gpus all --shm-size=1g -p 9000:9000 -v $PWD/my_repo:/models triton-llm
-# add -p 8000:8000 -p 8001:8001 -p 8002:8002 for Triton's own HTTP, gRPC and metrics ports,
-# -e TRITON_LLM_API_KEY=... to require a bearer key on /openai/v1, and --stop-timeout 40
-# so that `docker stop` leaves `triton-llm serve` time to unload the models (up to ~35 s).
+# add -e TRITON_LLM_API_KEY=... to require a bearer key on /openai/v1, and --stop-timeout 60:
+# on SIGTERM the requests in flight get 30 s to finish (-e TRITON_LLM_DRAIN_TIMEOUT=<s>), then
+# the models unload (up to 15 s more); Docker's default of 10 s would kill the container
+# mid-drain (`docker stop -t 60` for one stop).
+# Triton's own ports stay on the container's loopback: they take no API key and no size limit,
+# and let anyone who reaches them load or unload models and register shared memory (and, in
+# Triton 2.51, crash it with a deeply nested JSON body). To publish them anyway, append
+# `--triton-host 0.0.0.0` to the command and add -p 8000:8000 -p 8001:8001 -p 8002:8002.
 #
 # Or write the repository entry for a hub model in the container and serve it at once
 # (`triton-llm make-repo` takes KServe's Hugging Face runtime arguments: --model_id,
@@ -75,9 +81,9 @@ RUN (id -u triton-server > /dev/null 2>&1 || useradd --uid 1000 --user-group --n
     && mkdir -p "${HF_HOME}" \
     && chown -R 1000:1000 "${HOME}"
 
-# 8000 Triton HTTP/REST (KServe v2, /v2/health/ready), 8001 Triton gRPC,
-# 8002 Triton metrics (Prometheus), 9000 OpenAI frontend (routes under /openai/v1).
-EXPOSE 8000 8001 8002 9000
+# The OpenAI frontend (routes under /openai/v1, probes /health/live and /health/ready,
+# Prometheus /metrics with Triton's). Triton's 8000-8002 listen on 127.0.0.1 (see above).
+EXPOSE 9000
 
 # Numeric, so that Kubernetes' runAsNonRoot can check it.
 USER 1000:1000
@@ -91,7 +97,9 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=10m --retries=3 \
 # tini as PID 1 reaps zombies and, with -g, signals the whole foreground process group;
 # NVIDIA's entrypoint still runs (driver and CUDA compatibility checks) and execs the
 # command. `triton-llm serve` starts tritonserver and the frontend in their own process
-# groups, and on SIGTERM stops the frontend, then Triton (unloading the models), then kills
-# whatever is left.
+# groups. On SIGTERM the frontend drains (readiness 503, new requests 503 with Retry-After,
+# the ones in flight finish), then Triton stops (unloading the models), then whatever is
+# left is killed: 30 + 15 + 5 s at most with the defaults. `--host 0.0.0.0` is the
+# frontend's address only.
 ENTRYPOINT ["/usr/bin/tini", "-g", "--", "/opt/nvidia/nvidia_entrypoint.sh"]
 CMD ["triton-llm", "serve", "--model-repository", "/models", "--host", "0.0.0.0"]

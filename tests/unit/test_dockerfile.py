@@ -125,9 +125,18 @@ def test_runs_as_a_non_root_user(steps):
     assert keywords.index("CMD") > max(i for i, kw in enumerate(keywords) if kw == "USER")
 
 
-def test_exposes_triton_and_frontend_ports(steps):
+def test_exposes_the_frontend_only(steps):
     ports = {port.split("/")[0] for args in args_of(steps, "EXPOSE") for port in args.split()}
-    assert ports == {"8000", "8001", "8002", "9000"}
+    assert ports == {"9000"}  # Triton's ports listen on loopback (serve --triton-host to change it)
+
+
+def test_the_documented_stop_timeout_covers_the_drain_and_the_unload():
+    from openai_frontend.settings import Settings
+    from triton_llm.cli import serve, tritonserver
+
+    (timeout,) = re.findall(r"--stop-timeout (\d+)", DOCKERFILE.read_text())
+    needed = Settings().drain_timeout_s + tritonserver.UNLOAD_S + serve.STOP_MARGIN_S
+    assert int(timeout) >= needed, f"docker stop would kill serve mid-stop: {timeout} s < {needed} s"
 
 
 def test_environment(steps):

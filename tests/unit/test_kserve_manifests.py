@@ -183,12 +183,35 @@ def test_ports_probes_and_metrics_agree_with_the_container(docs, runtime, contai
     startup, readiness = container["startupProbe"], container["readinessProbe"]
     assert startup["initialDelaySeconds"] + startup["failureThreshold"] * startup["periodSeconds"] >= 600
     assert readiness["failureThreshold"] * readiness["periodSeconds"] >= 60
+    # One port leaves the pod: the frontend's, whose /metrics carries Triton's (on loopback).
     annotations = runtime["spec"]["annotations"]
-    assert annotations["prometheus.kserve.io/port"] == str(parsed.metrics_port)
-    assert annotations["prometheus.kserve.io/path"] == "/metrics"
+    assert annotations["prometheus.kserve.io/port"] == str(parsed.frontend_port)
+    assert annotations["prometheus.kserve.io/path"] == "/metrics" and "/metrics" in health
     dockerfile = (ROOT / "Dockerfile").read_text()
     exposed = {int(p) for line in dockerfile.splitlines() if line.startswith("EXPOSE") for p in line.split()[1:]}
-    assert {parsed.frontend_port, parsed.metrics_port} <= exposed
+    assert exposed == {parsed.frontend_port}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in runtime["spec"]["volumes"]}
     assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory", "Triton's Python backend needs /dev/shm"
+
+
+def test_the_grace_period_covers_the_drain_and_the_unload(docs, container):
+    """Past terminationGracePeriodSeconds the kubelet kills the pod: it must cover the frontend's
+    drain (the runtime's TRITON_LLM_DRAIN_TIMEOUT), the models' unload and serve's margin."""
+    from triton_llm.cli import serve, tritonserver
+
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    drain = float(env["TRITON_LLM_DRAIN_TIMEOUT"])
+    needed = drain + tritonserver.UNLOAD_S + serve.STOP_MARGIN_S
+    for isvc in of_kind(docs, "InferenceService"):
+        predictor = isvc["spec"]["predictor"]
+        overridden = {e["name"]: e.get("value") for e in predictor["model"].get("env", [])}
+        own = float(overridden.get("TRITON_LLM_DRAIN_TIMEOUT", drain))
+        grace = predictor.get("terminationGracePeriodSeconds", 30)
+        assert grace >= own + needed - drain, f"{isvc['metadata']['name']}: {grace} s < {own + needed - drain} s"
+
+
+def test_tritons_ports_stay_in_the_pod(docs, container):
+    for isvc in of_kind(docs, "InferenceService"):
+        args = make_repo_args(container, isvc)
+        assert not [a for a in args if a.startswith(("--triton-host", "--http-port", "--grpc-port"))], args
