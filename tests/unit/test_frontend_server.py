@@ -265,3 +265,15 @@ def test_a_header_that_never_ends_is_cut_at_the_limit_not_at_the_timeout(running
             pass
         assert time.monotonic() - started < 5
         assert answer == b"" or answer.startswith(b"HTTP/1.1 431"), answer
+
+
+def test_the_timeouts_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TRITON_LLM_DRAIN_TIMEOUT", "7.5")
+    monkeypatch.setenv("TRITON_LLM_HEADER_TIMEOUT", "3")
+    assert (Settings().drain_timeout_s, Settings().header_timeout_s) == (7.5, 3.0)
+    monkeypatch.setenv("TRITON_LLM_DRAIN_TIMEOUT", "soon")
+    with pytest.raises(SystemExit, match="TRITON_LLM_DRAIN_TIMEOUT='soon': expected a number of seconds"):
+        Settings()
+    monkeypatch.delenv("TRITON_LLM_DRAIN_TIMEOUT")
+    monkeypatch.delenv("TRITON_LLM_HEADER_TIMEOUT")
+    assert (Settings().drain_timeout_s, Settings().header_timeout_s) == (30.0, 10.0)

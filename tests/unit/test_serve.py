@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from triton_llm.cli import serve, tritonserver
@@ -171,3 +172,26 @@ def test_triton_listens_on_loopback_and_its_exit_timeout_covers_drain_and_unload
     assert f"--exit-timeout-secs={30 + int(tritonserver.UNLOAD_S)}" in cmd
     assert "--exit-timeout-secs=13" in tritonserver.command(Path("/repo"), drain_s=0.5 - tritonserver.UNLOAD_S + 12)
     assert serve.loopback("0.0.0.0") == serve.loopback("::") == "127.0.0.1" and serve.loopback("10.1.2.3") == "10.1.2.3"
+
+
+def test_a_second_signal_kills_both_groups_at_once():
+    """Each child's whole group: tritonserver's stubs and engine processes with it."""
+    spawner = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    triton = subprocess.Popen([sys.executable, "-c", spawner], start_new_session=True, stdout=subprocess.PIPE)
+    frontend = sleeper()
+    engine = psutil.Process(int(triton.stdout.readline()))
+    try:
+        serve.kill_groups([triton, frontend])
+        assert triton.wait(timeout=5) == -signal.SIGKILL and frontend.wait(timeout=5) == -signal.SIGKILL
+        _, alive = psutil.wait_procs([engine], timeout=5)
+        assert all(p.status() == psutil.STATUS_ZOMBIE for p in alive)  # killed with its group
+        serve.kill_groups([triton])  # gone already: nothing to do, no error
+    finally:
+        for p in (triton, frontend):
+            p.kill()
+            p.wait()
