@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             status = ended(children)
             print("serve: tritonserver did not become ready (see its log above)", file=sys.stderr)
             return status or 1
+        watch.poll()  # the models' processes, noted before any client can reach them
         ready_url = f"http://{loopback(args.host)}:{args.frontend_port}/health/ready"
         if frontend is not None and not wait_ready(frontend, ready_url, 60, also=children.values()):
             status = ended(children)

@@ -55,6 +55,7 @@ class Supervisor:
         self._http = http_base
         self._children = set(children)
         self._stubs: dict[int, str] = {}  # stub pid -> model name
+        self._gone: set[str] = set()  # models whose stub vanished, not judged yet
         self._reloading: set[str] = set()
         self._failed: str | None = None
         self._orphans: dict[int, float] = {}  # pid -> when it was sent SIGTERM
@@ -76,23 +77,27 @@ class Supervisor:
             current = {p.pid: model for p in psutil.Process(self._triton_pid).children() if (model := _stub_model(p))}
         except psutil.Error:
             return  # tritonserver is gone: serve's own check ends the stack
-        for pid, model in self._stubs.items():
-            if pid in current or model in current.values() or model in self._reloading:
+        self._gone |= {m for pid, m in self._stubs.items() if pid not in current and m not in current.values()}
+        self._stubs = current
+        for model in list(self._gone - self._reloading):
+            state = self._state(model)
+            if state is None:
+                say(f"the process of model '{model}' is gone and Triton did not say why; asking again")
                 continue
-            if self._state(model) == "READY":  # gone without an unload: it died
-                say(f"the process of model '{model}' (pid {pid}) died; reloading the model")
+            self._gone.discard(model)
+            if state == "READY":  # gone without an unload: it died
+                say(f"the process of model '{model}' died; reloading the model")
                 self._reloading.add(model)
                 threading.Thread(target=self._reload, args=(model,), name=f"reload-{model}", daemon=True).start()
-        self._stubs = current
 
     def _reload(self, model: str) -> None:
         started = time.monotonic()
         try:
+            # Not READY from here on. No need to wait for the unload to finish: a request the
+            # dead process held never ends, which would hold it forever.
             self._post(f"/v2/repository/models/{model}/unload", timeout=60)
-            while self._state(model) == "UNLOADING" and time.monotonic() - started < 60:
-                time.sleep(0.2)
-            self.collect_shm()  # the dead process's regions
             self._post(f"/v2/repository/models/{model}/load", timeout=1800)
+            self.collect_shm()  # what the dead process alone mapped
             say(f"model '{model}' reloaded in {time.monotonic() - started:.1f} s")
         except OSError as exc:
             self._failed = f"model '{model}' could not be reloaded: {exc}"
