@@ -1,0 +1,56 @@
+"""serve's supervisor, the parts that need no Triton: which /dev/shm files our processes map,
+and that only the unused ones are removed."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from triton_llm.cli import supervisor
+
+
+def _shm_file() -> Path:
+    path = Path("/dev/shm") / f"triton-llm-test-{uuid.uuid4().hex}"
+    path.write_bytes(b"\0" * 4096)
+    return path
+
+
+def test_a_shared_memory_file_a_child_maps_is_noted_and_removed_only_once_unused():
+    path = _shm_file()
+    # A child that maps the file and waits: our tree's process, as a stub would be.
+    code = ("import mmap, sys; f = open(sys.argv[1], 'r+b'); m = mmap.mmap(f.fileno(), 0); "
+            "print('mapped', flush=True); sys.stdin.read()")  # fmt: skip
+    child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline().strip() == b"mapped"
+        watch = supervisor.Supervisor(triton_pid=os.getpid(), http_base="http://127.0.0.1:9", children=[child.pid])
+        watch._note_shm()
+        assert str(path) in watch._shm
+        watch.collect_shm()
+        assert path.exists()  # still mapped
+    finally:
+        child.communicate(b"")
+    watch.collect_shm()
+    assert not path.exists()
+
+
+def test_a_file_we_never_mapped_is_left_alone():
+    path = _shm_file()
+    try:
+        with open(path, "r+b") as f, mmap.mmap(f.fileno(), 0):  # mapped by this process, not a child
+            watch = supervisor.Supervisor(triton_pid=os.getpid(), http_base="http://127.0.0.1:9", children=[])
+            watch._note_shm()
+        watch.collect_shm()
+        assert path.exists()
+    finally:
+        path.unlink()
+
+
+def test_a_stub_is_named_by_its_model_folder_and_other_processes_are_not_stubs():
+    import psutil
+
+    assert supervisor._stub_model(psutil.Process()) is None
