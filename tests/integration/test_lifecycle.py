@@ -248,7 +248,9 @@ def test_only_the_frontend_listens_beyond_loopback(exposed):
 
 def test_the_frontends_metrics_carry_tritons(exposed):
     requests.get(f"{exposed.url}/health/ready", timeout=10)
+    started = time.monotonic()
     text = requests.get(f"{exposed.url}/metrics", timeout=10).text
+    print(f"GET /metrics with Triton's page: {len(text)} bytes in {1000 * (time.monotonic() - started):.0f} ms")
     assert "openai_requests_total{" in text  # the frontend's own
     assert f'nv_inference_count{{model="{MODEL}"' in text  # Triton's, from its loopback-only port
 
