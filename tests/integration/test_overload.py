@@ -12,6 +12,7 @@ import json
 import time
 
 import httpx
+import pytest
 import requests
 
 from tests.conftest import HF_OVERRIDES
@@ -114,3 +115,15 @@ def test_an_encoders_full_queue_is_a_429(frontend):
     assert "queue is full" in statuses[429][0].json()["error"]["message"]
     assert all(len(r.json()["data"]) == 64 for r in statuses.get(200, []))
     assert max(health) < 1.0, health
+
+
+@pytest.mark.parametrize("model", ["smollm2", "smollm2-hf"])
+def test_a_chat_of_4_mb_is_refused_before_it_is_tokenized(frontend, model):
+    """As vLLM, both engines refuse a text longer than the context can hold by its length in
+    characters: tokenizing 4 MB took seconds of the engine's loop and kept 400 MB in the stub."""
+    messages = [{"role": "user", "content": "lorem ipsum dolor sit amet " * 74}] * 2048
+    r = requests.post(f"{frontend.url}/openai/v1/chat/completions", json={"model": model, "messages": messages},
+                      timeout=60)  # fmt: skip
+    error = r.json()["error"]
+    assert r.status_code == 400 and error["param"] == "messages", error
+    assert "characters" in error["message"] and "maximum context length" in error["message"], error
