@@ -83,6 +83,19 @@ def test_model_errors_map_to_statuses():
     assert _map_error(InferenceServerException("engine died")).status == 500
 
 
+def test_load_shedding_refusals_are_429_with_retry_after():
+    from triton_llm.errors import Unavailable
+
+    overloaded = Unavailable("m is serving its limit of 8 requests", kind="overloaded", retry_after=2).to_wire()
+    error = _map_error(InferenceServerException(overloaded, status="StatusCode.UNAVAILABLE"))
+    assert (error.status, error.headers(), error.type) == (429, {"Retry-After": "2"}, "rate_limit_error")
+    assert error.message == "m is serving its limit of 8 requests"
+    # An encoder's full queue: Triton's own words (dynamic_batching's max_queue_size).
+    full = "[request id: 7] Exceeds maximum queue size"
+    error = _map_error(InferenceServerException(full, status="StatusCode.UNAVAILABLE"))
+    assert (error.status, error.headers()) == (429, {"Retry-After": "1"}) and "queue is full" in error.message
+
+
 def test_validation_errors_name_the_field_not_the_union_member():
     from fastapi.testclient import TestClient
 
