@@ -53,6 +53,8 @@ BAD = [
     (ModelSettings, {"dtype": "bf16"}, "dtype", "dtype must be one of 'auto', "),
     (EncoderSettings, {"matryoshka_dimensions": [64, "x"]}, "matryoshka_dimensions", "valid integer"),
     (VllmSettings, {"max_num_sqs": 4}, "max_num_sqs", "not a vLLM engine argument"),
+    (VllmSettings, {"max_concurrent_requests": 0}, "max_concurrent_requests", "greater than 0"),
+    (HfGenerationSettings, {"max_concurrent_requests": "8"}, "max_concurrent_requests", "valid integer"),
 ]
 
 
@@ -89,8 +91,9 @@ def test_keys_a_family_does_not_read_are_logged_once(caplog):
 def test_vllm_args_drop_our_keys_and_add_cpu_defaults_unless_given(monkeypatch):
     monkeypatch.setattr(hf_loading, "has_gpu", lambda: False)
     raw = {"model": "m", "backend": "vllm", "task": "text_generation", "enforce_eager": False}
-    args = engine_args(parse_settings(VllmSettings, raw))
+    args = engine_args(parse_settings(VllmSettings, {**raw, "max_concurrent_requests": 8}))
     assert args["enforce_eager"] is False and "backend" not in args and "task" not in args
+    assert "max_concurrent_requests" not in args  # the runner's bound, not vLLM's
     assert args["dtype"] == hf_loading.cpu_dtype()
 
 
