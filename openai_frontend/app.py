@@ -21,7 +21,7 @@ from openai_frontend.settings import Settings
 from openai_frontend.triton_client import TritonClient
 
 
-def _require_api_key(request: Request) -> None:
+async def _require_api_key(request: Request) -> None:  # async: no thread-pool hop per request (backend.get_triton)
     key = request.app.state.settings.api_key
     if key is None:
         return

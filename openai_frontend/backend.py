@@ -77,7 +77,9 @@ async def require_model(server: ModelServer, name: str, endpoint: str) -> ModelI
     return info
 
 
-def get_triton(request: Request) -> ModelServer:
+async def get_triton(request: Request) -> ModelServer:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, one hop per request
+    # behind a limit of 40 threads, so a burst queued /health behind every request's hop.
     return request.app.state.triton
 
 
