@@ -21,7 +21,7 @@ MODEL = "smollm2-hf"
 BOUND = 2 * HF_OVERRIDES["max_num_seqs"]  # the default: one batch running, one waiting
 BURST = 2 * BOUND
 PROMPT = "The capital of France is"
-GREEDY = {"max_tokens": 8, "temperature": 0.0}
+GREEDY = {"max_tokens": 4, "temperature": 0.0}
 
 
 async def _burst(url: str, bodies: list[dict], health_url: str) -> tuple[list[httpx.Response], list[float]]:
