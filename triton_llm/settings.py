@@ -77,6 +77,19 @@ class GenerationSettings(ModelSettings):
 
     max_concurrent_requests: int | None = setting(gt=0)
     """Requests admitted at once, running plus waiting (as TGI names it); more get 429; default: 2 × `max_num_seqs`."""
+    # Chat: vLLM's server arguments (not engine arguments) under their names; read by triton_llm.generation.chat.
+    chat_template: str | None = setting()
+    """The chat template for `messages`: a Jinja file (relative to model.json's folder) or the template itself;
+    default: the tokenizer's."""
+    default_chat_template_kwargs: dict[str, Any] | None = setting()
+    """Template variables every request gets unless it sets them (`{"enable_thinking": false}`)."""
+    tool_call_parser: str | None = setting()
+    """vLLM's tool-call parser that finds calls in the output for `tool_choice: auto` (`hermes`, `llama3_json`,
+    `mistral`, `pythonic`, ...: docs/tools.md)."""
+    enable_auto_tool_choice: bool = setting(False)
+    """Accept `tool_choice: auto` (needs `tool_call_parser`); `required` and a named tool work without it."""
+    reasoning_parser: str | None = setting()
+    """vLLM's reasoning parser (`qwen3`, `deepseek_r1`, ...) that moves the thinking to `reasoning_content`."""
 
 
 class VllmSettings(GenerationSettings):
@@ -202,8 +215,10 @@ def load_model_json(model_dir: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(settings, dict) or "model" not in settings:
         raise ValueError(f"{path} must be a JSON object with at least a 'model' key")
-    for key in ("model", "tokenizer"):
+    for key in ("model", "tokenizer", "chat_template"):
         value = settings.get(key)
+        if key == "chat_template" and isinstance(value, str) and ("{{" in value or "{%" in value):
+            continue  # the template itself
         if isinstance(value, str) and not value.startswith("hf://"):
             local = Path(model_dir) / value  # an absolute value stays as it is
             if value.startswith((".", "/")) or local.exists():

@@ -103,7 +103,8 @@ def test_render_prompt_decodes_ids_and_passes_the_template_variables():
     variables = {"add_generation_prompt": False, "enable_thinking": False}
     request = GenerateRequest(messages=CHAT, chat_template_kwargs=variables)
     assert render_prompt(tokenizer, request) == "rendered"
-    assert tokenizer.calls[-1] == {"add_generation_prompt": False, "enable_thinking": False, "tokenize": False}
+    expected = {"add_generation_prompt": False, "enable_thinking": False, "tokenize": False}
+    assert tokenizer.calls[-1] == {"tools": None, "chat_template": None, **expected}
 
 
 def test_truncation_keeps_the_last_tokens_as_vllm():

@@ -23,8 +23,18 @@ _ROLES = {"system", "user", "assistant", "tool", "developer"}
 # apply_chat_template's own arguments, which we set: a template variable may not replace them
 # (vLLM refuses `chat_template` and `tokenize`; the others would break the call or its result).
 RESERVED_TEMPLATE_KWARGS = frozenset(
-    {"conversation", "messages", "chat_template", "tokenize", "return_dict", "return_tensors", "tokenizer_kwargs"}
+    {
+        "conversation",
+        "messages",
+        "chat_template",
+        "tokenize",
+        "return_dict",
+        "return_tensors",
+        "tokenizer_kwargs",
+        "tools",
+    }
 )
+_TOOL_CHOICES = ("none", "auto", "required")
 
 
 def scalar(value: np.ndarray | None) -> Any:
@@ -67,6 +77,9 @@ class Prompt:
     messages: list[dict[str, Any]] | None = None
     ids: list[int] | None = None
     chat_template_kwargs: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
 
 def parse_prompt(get: Getter) -> Prompt:
@@ -91,7 +104,59 @@ def parse_prompt(get: Getter) -> Prompt:
         if reserved := sorted(RESERVED_TEMPLATE_KWARGS & kwargs.keys()):
             raise InvalidInput("chat_template_kwargs", f"may not set {', '.join(reserved)}")
     messages = parse_messages(raw_messages) if raw_messages is not None else None
-    return Prompt(text=prompt, messages=messages, ids=ids, chat_template_kwargs=kwargs)
+    tools, choice = parse_tools(get)
+    parallel = flag(get, "parallel_tool_calls")
+    for name, value in (("tools", tools), ("tool_choice", choice), ("parallel_tool_calls", parallel)):
+        if value is not None and messages is None:
+            raise InvalidInput(name, "applies to messages only (the chat template renders the tools)")
+    return Prompt(prompt, messages, ids, kwargs, tools, choice, parallel)
+
+
+def parse_tools(get: Getter) -> tuple[list[dict[str, Any]] | None, str | dict[str, Any] | None]:
+    """`tools` and `tool_choice` as OpenAI defines them, with vLLM's rules: `tool_choice`
+    needs `tools` (unless "none"), and defaults to "auto" when they are given."""
+    raw = text(get, "tools")
+    tools = None if raw in (None, "") else _json(raw, "tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise InvalidInput("tools", "must be a JSON list of tools")
+        for i, tool in enumerate(tools):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if (
+                not isinstance(tool, dict)
+                or tool.get("type", "function") != "function"
+                or not isinstance(function, dict)
+            ):
+                raise InvalidInput(f"tools[{i}]", 'must be {"type": "function", "function": {...}}')
+            if not isinstance(function.get("name"), str) or not function["name"]:
+                raise InvalidInput(f"tools[{i}].function.name", "must be a non-empty string")
+            if not isinstance(function.get("parameters", {}), (dict, type(None))):
+                raise InvalidInput(f"tools[{i}].function.parameters", "must be a JSON Schema object")
+    raw = text(get, "tool_choice")
+    choice = None if raw in (None, "") else _json(raw, "tool_choice")
+    if choice is None:
+        return tools, ("auto" if tools else None)
+    if isinstance(choice, str):
+        if choice not in _TOOL_CHOICES:
+            raise InvalidInput("tool_choice", f"must be one of {list(_TOOL_CHOICES)} or a named tool, got {choice!r}")
+    else:
+        name = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+        if not isinstance(choice.get("function") if isinstance(choice, dict) else None, dict) or not isinstance(
+            name, str
+        ):
+            raise InvalidInput("tool_choice", 'a named tool choice is {"type": "function", "function": {"name": ...}}')
+        if name not in {t["function"]["name"] for t in tools or []}:
+            raise InvalidInput("tool_choice", f"the tool {name!r} is not in tools")
+    if choice != "none" and not tools:
+        raise InvalidInput("tool_choice", "When using `tool_choice`, `tools` must be set.")
+    return tools, choice
+
+
+def _json(raw: str, field: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(field, f"is not valid JSON: {exc.msg}") from None
 
 
 def token_ids(get: Getter) -> list[int] | None:
@@ -138,8 +203,30 @@ def parse_messages(raw: str) -> list[dict[str, Any]]:
             content = ""
         if not isinstance(content, str):
             raise InvalidInput(f"{where}.content", "must be a string or a list of text parts")
-        out.append({**message, "content": content})
+        message = {**message, "content": content}
+        if role == "assistant" and message.get("tool_calls") is not None:
+            message["tool_calls"] = _tool_calls_for_template(message["tool_calls"], f"{where}.tool_calls")
+        if role == "tool" and not isinstance(message.get("tool_call_id", ""), str):
+            raise InvalidInput(f"{where}.tool_call_id", "must be a string")
+        out.append(message)
     return out
+
+
+def _tool_calls_for_template(calls: Any, where: str) -> list[dict[str, Any]] | None:
+    """An assistant's earlier calls as chat templates take them: `arguments` decoded from
+    OpenAI's JSON string into an object (transformers' convention, as vLLM renders them)."""
+    if not isinstance(calls, list):
+        raise InvalidInput(where, "must be a list of tool calls")
+    out = []
+    for j, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise InvalidInput(f"{where}[{j}]", 'must be {"id", "type": "function", "function": {"name", "arguments"}}')
+        arguments = function.get("arguments") or "{}"
+        if isinstance(arguments, str):
+            arguments = _json(arguments, f"{where}[{j}].function.arguments")
+        out.append({**call, "function": {**function, "arguments": arguments}})
+    return out or None
 
 
 def truncate_prompt_tokens(sampling: dict[str, Any]) -> int | None:

@@ -31,6 +31,10 @@ INPUTS: list[dict[str, Any]] = [
     # Ours: the prompt as token ids, and extra variables for the chat template (JSON).
     {"name": "input_ids", "data_type": "TYPE_INT64", "dims": [-1], "optional": True},
     {"name": "chat_template_kwargs", "data_type": "TYPE_STRING", "dims": [1], "optional": True},
+    # Ours, vLLM's/OpenAI's fields: tool calling with `messages` (JSON; parallel_tool_calls a bool).
+    {"name": "tools", "data_type": "TYPE_STRING", "dims": [1], "optional": True},
+    {"name": "tool_choice", "data_type": "TYPE_STRING", "dims": [1], "optional": True},
+    {"name": "parallel_tool_calls", "data_type": "TYPE_BOOL", "dims": [1], "optional": True},
     {"name": "stream", "data_type": "TYPE_BOOL", "dims": [1], "optional": True},
     {"name": "sampling_parameters", "data_type": "TYPE_STRING", "dims": [1], "optional": True},
     {"name": "exclude_input_in_output", "data_type": "TYPE_BOOL", "dims": [1], "optional": True},
@@ -57,6 +61,9 @@ OUTPUTS: list[dict[str, Any]] = [
     {"name": "prompt_logprobs", "data_type": "TYPE_STRING", "dims": [1]},
     {"name": "prompt_token_ids", "data_type": "TYPE_INT64", "dims": [-1]},
     {"name": "token_ids", "data_type": "TYPE_STRING", "dims": [-1]},
+    # Ours: what the model.json parsers found in a `messages` request's output (docs/tools.md).
+    {"name": "tool_calls", "data_type": "TYPE_STRING", "dims": [-1]},
+    {"name": "reasoning_output", "data_type": "TYPE_STRING", "dims": [-1]},
 ]
 
 
@@ -91,6 +98,9 @@ def parse_request(get: Callable[[str], np.ndarray | None], parameters_json: str 
         messages=prompt.messages,
         prompt_ids=prompt.ids,
         chat_template_kwargs=prompt.chat_template_kwargs,
+        tools=prompt.tools,
+        tool_choice=prompt.tool_choice,
+        parallel_tool_calls=prompt.parallel_tool_calls,
         truncate_prompt_tokens=truncate_prompt_tokens(sampling),
         stream=stream,
         prepend_input=prepend,
@@ -138,4 +148,8 @@ def build_outputs(request: GenerateRequest, chunk: GenerationChunk, n: int, firs
         if first:
             outputs["prompt_token_ids"] = np.array(chunk.prompt_token_ids or [], dtype=np.int64)
         outputs["token_ids"] = _strings([json.dumps(c.token_ids or []) for c in choices])
+    if request.returns_tool_calls:
+        outputs["tool_calls"] = _strings([json.dumps(c.tool_calls or [], ensure_ascii=False) for c in choices])
+    if request.returns_reasoning:
+        outputs["reasoning_output"] = _strings([c.reasoning or "" for c in choices])
     return outputs

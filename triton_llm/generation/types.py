@@ -30,6 +30,15 @@ class GenerateRequest:
     messages: list[dict[str, Any]] | None = None
     prompt_ids: list[int] | None = None  # `input_ids`: the prompt as token ids, used as they are
     chat_template_kwargs: dict[str, Any] | None = None  # extra variables for the chat template
+    # Tool calling (with `messages` only): OpenAI's tool objects, and the choice as sent.
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    # Set by the chat layer (triton_llm.generation.chat), not by the wire: model.json's template,
+    # and which parsed outputs the responses carry.
+    chat_template: str | None = None
+    returns_tool_calls: bool = False
+    returns_reasoning: bool = False
     # vLLM's rule: keep the last N prompt tokens (-1: as many as the context leaves room for).
     truncate_prompt_tokens: int | None = None
     stream: bool = False
@@ -53,6 +62,10 @@ class ChoiceDelta:
     # One dict per new token: {token_id: {"logprob", "rank", "decoded_token"}}.
     logprobs: list[dict[int, dict[str, Any]]] | None = None
     token_ids: list[int] | None = None  # the new token ids
+    # With a parser (triton_llm.generation.chat): `text` is then the answer's content only.
+    reasoning: str | None = None
+    # OpenAI tool calls: whole calls when not streamed, this step's deltas when streamed.
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 @dataclass

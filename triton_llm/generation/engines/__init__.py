@@ -1,4 +1,5 @@
-"""Generation engines behind one interface (`base.Engine`), chosen by model.json's `backend`.
+"""Generation engines behind one interface (`base.Engine`), chosen by model.json's `backend`, each
+wrapped in the chat layer (`triton_llm.generation.chat`).
 
 `auto` (the default) serves a model with vLLM when vLLM implements its architecture and
 the task is text generation, with transformers otherwise (`triton_llm.tasks`).
@@ -27,10 +28,14 @@ def create_engine(raw: dict[str, Any], args: dict[str, Any] | None = None) -> En
         "%s: task %s, backend %s (asked: %s, architectures %s)",
         common.model, task, backend, common.backend, config.architectures,
     )  # fmt: skip
+    from triton_llm.generation.chat import ChatEngine
+
     if backend == "vllm":
         from triton_llm.generation.engines.vllm_engine import VllmEngine
 
-        return VllmEngine(parse_settings(VllmSettings, raw))
+        settings = parse_settings(VllmSettings, raw)
+        return ChatEngine(VllmEngine(settings), settings)
     from triton_llm.generation.engines.hf_engine import HuggingFaceEngine
 
-    return HuggingFaceEngine(parse_settings(HfGenerationSettings, raw), task, hf_loading.device(args))
+    hf_settings = parse_settings(HfGenerationSettings, raw)
+    return ChatEngine(HuggingFaceEngine(hf_settings, task, hf_loading.device(args)), hf_settings)

@@ -62,12 +62,20 @@ def render_prompt(tokenizer: Any, request: GenerateRequest) -> str:
     if request.messages is None:
         assert request.prompt is not None
         return request.prompt
-    if getattr(tokenizer, "chat_template", None) is None:
+    if request.chat_template is None and getattr(tokenizer, "chat_template", None) is None:
         raise InvalidInput("messages", "this model has no chat template; send text_input")
     # The request's variables may replace add_generation_prompt (as in vLLM), not `tokenize`.
     kwargs = {"add_generation_prompt": True, **(request.chat_template_kwargs or {}), "tokenize": False}
+    if kwargs["add_generation_prompt"] and kwargs.get("continue_final_message"):
+        raise InvalidInput(
+            "chat_template_kwargs", "Cannot set both `continue_final_message` and `add_generation_prompt` to True."
+        )
+    if kwargs.get("continue_final_message") and request.messages[-1]["role"] != "assistant":
+        raise InvalidInput("messages", "continue_final_message needs a final assistant message to continue")
     try:
-        return tokenizer.apply_chat_template(request.messages, **kwargs)
+        return tokenizer.apply_chat_template(
+            request.messages, tools=request.tools, chat_template=request.chat_template, **kwargs
+        )
     except Exception as exc:  # jinja errors from the template itself
         field = "chat_template_kwargs" if request.chat_template_kwargs else "messages"
         raise InvalidInput(field, f"the chat template rejected them: {exc}") from None

@@ -1,0 +1,5 @@
+"""Chat on top of any generation engine: templates, tool calling and reasoning (docs/tools.md)."""
+
+from triton_llm.generation.chat.engine import ChatEngine
+
+__all__ = ["ChatEngine"]
