@@ -100,3 +100,65 @@ def test_sparse_outputs_send_counts_and_reasons_only_where_they_change():
     # One non-streamed response carries everything, as without the flag.
     req.stream = False
     assert "num_input_tokens" in build_outputs(req, chunk("stop"), n=1, first=False)
+
+
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+USER = [{"role": "user", "content": "Weather?"}]
+
+
+def test_tools_default_to_auto_and_bare_choices_are_taken():
+    req = parse_request(inputs(messages=USER, tools=[TOOL]))
+    assert req.tools == [TOOL] and req.tool_choice == "auto" and req.parallel_tool_calls is None
+    assert parse_request(inputs(messages=USER, tools=[TOOL], tool_choice="required")).tool_choice == "required"
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    req = parse_request(inputs(messages=USER, tools=[TOOL], tool_choice=named, parallel_tool_calls=False))
+    assert req.tool_choice == named and req.parallel_tool_calls is False
+
+
+def test_earlier_calls_reach_the_template_with_decoded_arguments():
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+    messages = [*USER, {"role": "assistant", "content": None, "tool_calls": [call]}]
+    messages.append({"role": "tool", "tool_call_id": "c1", "content": "sunny"})
+    req = parse_request(inputs(messages=messages, tools=[TOOL]))
+    assert req.messages[1]["tool_calls"][0]["function"]["arguments"] == {"city": "Oslo"}
+    assert req.messages[1]["content"] == "" and req.messages[2]["tool_call_id"] == "c1"
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"text_input": "a", "tools": [TOOL]}, "tools"),
+        ({"messages": USER, "tools": {"a": 1}}, "tools"),
+        ({"messages": USER, "tools": [{"type": "function", "function": {}}]}, "tools[0].function.name"),
+        ({"messages": USER, "tools": [{"type": "code"}]}, "tools[0]"),
+        ({"messages": USER, "tool_choice": "required"}, "tool_choice"),
+        ({"messages": USER, "tools": [TOOL], "tool_choice": "sometimes"}, "tool_choice"),
+        (
+            {"messages": USER, "tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "x"}}},
+            "tool_choice",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": "{"}}]}
+                ]
+            },
+            "messages[0].tool_calls[0].function.arguments",
+        ),
+    ],
+)
+def test_bad_tool_inputs_name_their_field(values, field):
+    with pytest.raises(InvalidInput) as info:
+        parse_request(inputs(**values))
+    assert info.value.field == field
+
+
+def test_parsed_outputs_are_sent_only_when_the_chat_layer_asks():
+    req = GenerateRequest(messages=USER, prepend_input=False)
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    chunk = GenerationChunk("", 3, [ChoiceDelta(0, "", 2, "tool_calls", reasoning="hmm", tool_calls=[call])], True)
+    assert "tool_calls" not in build_outputs(req, chunk, 1, True)
+    req.returns_tool_calls = req.returns_reasoning = True
+    out = build_outputs(req, chunk, 2, True)
+    assert [json.loads(v) for v in out["tool_calls"]] == [[call], []]
+    assert list(out["reasoning_output"]) == [b"hmm", b""]

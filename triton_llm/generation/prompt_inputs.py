@@ -133,7 +133,8 @@ def parse_tools(get: Getter) -> tuple[list[dict[str, Any]] | None, str | dict[st
             if not isinstance(function.get("parameters", {}), (dict, type(None))):
                 raise InvalidInput(f"tools[{i}].function.parameters", "must be a JSON Schema object")
     raw = text(get, "tool_choice")
-    choice = None if raw in (None, "") else _json(raw, "tool_choice")
+    # A JSON value; the bare words are taken too (what a generate-endpoint client writes).
+    choice = raw if raw in _TOOL_CHOICES else None if raw in (None, "") else _json(raw, "tool_choice")
     if choice is None:
         return tools, ("auto" if tools else None)
     if isinstance(choice, str):
