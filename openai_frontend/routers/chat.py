@@ -27,7 +27,7 @@ from openai_frontend.schemas.chat import (
 )
 from openai_frontend.schemas.common import Usage
 from openai_frontend.serving import tensors
-from openai_frontend.serving.accumulate import Accumulator, Positions
+from openai_frontend.serving.accumulate import Accumulator, Choice, Delta, Positions
 from openai_frontend.serving.disconnect import cancel_on_disconnect
 from openai_frontend.sse import stream_response
 
@@ -42,9 +42,12 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     sampling = body.sampling()
     values = tensors.model_inputs(
         messages=messages, sampling=sampling, stream=body.stream, sparse=info.sparse_outputs,
-        chat_template_kwargs=body.chat_template_kwargs, return_token_ids=bool(body.return_token_ids),
+        chat_template_kwargs=body.template_kwargs(), tool_inputs=body.tool_inputs(),
+        return_token_ids=bool(body.return_token_ids),
     )  # fmt: skip
-    tensors.check_declared(info, values)
+    # Template variables sent only for vLLM's own fields: the 400 of a model without them names one.
+    asked_by = {} if body.chat_template_kwargs is not None else {"chat_template_kwargs": _template_field(body)}
+    tensors.check_declared(info, values, asked_by)
     # The model names `max_tokens`; this client may have called it `max_completion_tokens`. Its
     # `structured_outputs` is the client's own unless response_format gave it.
     sent = {"max_tokens": "max_completion_tokens"} if body.max_completion_tokens is not None else {}
@@ -59,7 +62,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     choices = [
         ChatChoice(
             index=c.index,
-            message=ChatMessage(content=c.text),
+            message=_message(c),
             finish_reason=c.finish_reason,
             logprobs=_logprobs(c.logprobs, body.top_logprobs or 0) if body.logprobs else None,
             token_ids=c.token_ids if body.return_token_ids else None,
@@ -97,13 +100,13 @@ async def _chunks(body: ChatCompletionRequest, acc: Accumulator, steps) -> Async
         choices = [
             ChatChunkChoice(
                 index=d.index,
-                delta=DeltaMessage(content=d.text),
+                delta=_delta(d),
                 finish_reason=d.finish_reason,
                 logprobs=_logprobs(d.logprobs, body.top_logprobs or 0) if body.logprobs else None,
                 token_ids=(d.token_ids or []) if body.return_token_ids else None,
             )
             for d in deltas
-            if d.text or d.finish_reason or (body.return_token_ids and d.token_ids)
+            if d.text or d.finish_reason or d.tool_calls or d.reasoning or (body.return_token_ids and d.token_ids)
         ]
         if body.continuous_usage:  # vLLM's: one choice per chunk, each with its usage so far
             for c in choices:
@@ -112,6 +115,27 @@ async def _chunks(body: ChatCompletionRequest, acc: Accumulator, steps) -> Async
             yield {**base, "choices": [_dump(c) for c in choices]}
     if body.include_usage:
         yield {**base, "choices": [], "usage": acc.usage().model_dump()}
+
+
+def _template_field(body: ChatCompletionRequest) -> str:
+    return "continue_final_message" if body.continue_final_message else "add_generation_prompt"
+
+
+def _message(choice: Choice) -> ChatMessage:
+    # Content is null when the parsers left no text of an answer that called tools or reasoned (vLLM).
+    calls, reasoning = choice.tool_calls or None, choice.reasoning or None
+    content = choice.text if choice.text or not (calls or reasoning) else None
+    return ChatMessage(content=content, tool_calls=calls, reasoning_content=reasoning, reasoning=reasoning)
+
+
+def _delta(delta: Delta) -> DeltaMessage:
+    # With the parsers at work a step may bring only calls or reasoning: content only when
+    # there is some. Without them, every choice's chunk has content, as before.
+    content = delta.text if delta.text or not delta.parsed else None
+    reasoning = delta.reasoning or None
+    return DeltaMessage(
+        content=content, tool_calls=delta.tool_calls or None, reasoning_content=reasoning, reasoning=reasoning
+    )
 
 
 def _dump(choice: ChatChunkChoice) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Annotated, Any, Literal
@@ -17,7 +18,8 @@ from openai_frontend.schemas.common import (
     StrictModel,
     Usage,
 )
-from openai_frontend.schemas.limits import MAX_CONTENT_PARTS, MAX_LOGPROBS, MAX_MESSAGES
+from openai_frontend.schemas.limits import MAX_CONTENT_PARTS, MAX_LOGPROBS, MAX_MESSAGES, MAX_TOOL_CALLS, MAX_TOOLS
+from openai_frontend.schemas.tools import DeltaToolCall, Tool, ToolCall, ToolChoice, check_tool_usage
 
 
 class TextPart(StrictModel):
@@ -26,15 +28,27 @@ class TextPart(StrictModel):
 
 
 class Message(BaseModel):
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | Annotated[list[TextPart], Field(max_length=MAX_CONTENT_PARTS)] | None = None
     name: str | None = None
+    # An assistant's: the calls it made (its content may then be null).
+    tool_calls: Annotated[list[ToolCall], Field(max_length=MAX_TOOL_CALLS)] | None = None
+    # A tool's: the call it answers.
+    tool_call_id: str | None = None
 
     def for_template(self) -> dict[str, Any]:
+        """The message as the model takes it (docs/protocol.md): content a string."""
         content = self.content
         if isinstance(content, list):
             content = "".join(part.text for part in content)
-        return {"role": self.role, "content": content or ""}
+        out: dict[str, Any] = {"role": self.role, "content": content or ""}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.tool_calls is not None:
+            out["tool_calls"] = [call.model_dump() for call in self.tool_calls]
+        if self.role == "tool":
+            out["tool_call_id"] = self.tool_call_id
+        return out
 
 
 class JsonSchema(BaseModel):
@@ -70,8 +84,16 @@ class ChatCompletionRequest(SamplingFields):
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
-    # vLLM's: extra variables for the model's chat template (`{"enable_thinking": false}`).
+    tools: Annotated[list[Tool], Field(max_length=MAX_TOOLS)] | None = None
+    tool_choice: ToolChoice | None = Field(None, description='Default: "auto" with tools, else "none".')
+    parallel_tool_calls: bool | None = Field(None, description="Default: true; false: at most one call.")
+    # vLLM's: extra variables for the model's chat template (`{"enable_thinking": false}`),
+    # and two of them as fields of their own, which win over the same variables in it.
     chat_template_kwargs: dict[str, Any] | None = None
+    add_generation_prompt: bool = Field(True, description="End the prompt with the assistant's turn header.")
+    continue_final_message: bool = Field(
+        False, description="Continue the final (assistant) message; needs add_generation_prompt false."
+    )
 
     @model_validator(mode="after")
     def _top_logprobs_need_logprobs(self):
@@ -87,6 +109,59 @@ class ChatCompletionRequest(SamplingFields):
             raise FieldValueError("structured_outputs", "give a constraint in this or in response_format, not both")
         return self
 
+    @model_validator(mode="after")
+    def _messages(self):
+        for i, message in enumerate(self.messages):
+            if message.tool_calls is not None and message.role != "assistant":
+                raise FieldValueError(f"messages.{i}.tool_calls", "only an assistant message has tool calls")
+            if message.role == "tool" and message.tool_call_id is None:
+                raise FieldValueError(f"messages.{i}.tool_call_id", "is required in a message of role 'tool'")
+        return self
+
+    @model_validator(mode="after")
+    def _tools(self):
+        so = self.structured_outputs
+        constrained = so is not None and any(so.constraint(name) is not None for name in ("json", "regex", "choice"))
+        check_tool_usage(self.tools, self.tool_choice, constrained)
+        return self
+
+    @model_validator(mode="after")
+    def _generation_prompt(self):
+        # vLLM's rule, in its words, on the variables the template gets (the model's default
+        # for add_generation_prompt is true, as vLLM's).
+        kwargs = self.template_kwargs() or {}
+        if kwargs.get("continue_final_message") and kwargs.get("add_generation_prompt", True):
+            top_level = "continue_final_message" in self.model_fields_set
+            raise FieldValueError(
+                "continue_final_message" if top_level else "chat_template_kwargs",
+                "Cannot set both `continue_final_message` and `add_generation_prompt` to True.",
+            )
+        return self
+
+    def template_kwargs(self) -> dict[str, Any] | None:
+        """The `chat_template_kwargs` to send: the client's, with add_generation_prompt and
+        continue_final_message where they were given (as in vLLM, they win); None: nothing to
+        send (a field given at its default value, alone, changes nothing)."""
+        kwargs = dict(self.chat_template_kwargs or {})
+        for name, default in (("add_generation_prompt", True), ("continue_final_message", False)):
+            value = getattr(self, name)
+            if name in self.model_fields_set and (value != default or name in kwargs):
+                kwargs[name] = value
+        return kwargs if kwargs or self.chat_template_kwargs is not None else None
+
+    def tool_inputs(self) -> dict[str, Any]:
+        """The model's `tools`, `tool_choice` and `parallel_tool_calls`, those given; none
+        without tools (vLLM ignores the others then). `tool_choice` is JSON (a string too)."""
+        if not self.tools:
+            return {}
+        values: dict[str, Any] = {"tools": [tool.model_dump(exclude_none=True) for tool in self.tools]}
+        if self.tool_choice is not None:
+            choice = self.tool_choice if isinstance(self.tool_choice, str) else self.tool_choice.model_dump()
+            values["tool_choice"] = json.dumps(choice)
+        if self.parallel_tool_calls is not None:
+            values["parallel_tool_calls"] = self.parallel_tool_calls
+        return values
+
     def sampling(self) -> dict[str, Any]:
         params = self.sampling_parameters(self.max_completion_tokens or self.max_tokens)
         if self.logprobs:
@@ -98,12 +173,21 @@ class ChatCompletionRequest(SamplingFields):
 
 class ChatMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str | None = None
+    content: str | None = None  # null when the model only called tools, or only reasoned
+    tool_calls: list[ToolCall] | None = OMITTED_IF_NONE  # left out when none, as vLLM does
+    # vLLM's, with a reasoning parser: the thinking, under both of its names.
+    reasoning_content: str | None = OMITTED_IF_NONE
+    reasoning: str | None = OMITTED_IF_NONE
 
 
 class DeltaMessage(BaseModel):
+    """A chunk's delta carries only what it has (routers.chat dumps it without its nulls)."""
+
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
 
 
 class TopLogprob(BaseModel):

@@ -164,7 +164,8 @@ FinishReason = Literal["stop", "length", "content_filter", "tool_calls"] | None
 
 
 def finish_reason(raw: str | None) -> FinishReason:
-    """vLLM's reasons onto OpenAI's ("abort" never reaches a client that is still there)."""
+    """vLLM's reasons onto OpenAI's ("abort" never reaches a client that is still there;
+    "tool_calls" is the model's, for an answer that called tools)."""
     if raw in (None, "None", ""):
         return None
-    return "length" if raw == "length" else "stop"
+    return raw if raw in ("length", "tool_calls") else "stop"

@@ -39,6 +39,14 @@ MAX_EMBEDDING_INPUTS = 2048
 # Chat messages: OpenAI's API refuses more than 2048 ("array too long"); vLLM has no limit.
 MAX_MESSAGES = 2048
 
+# Tools in one chat request: OpenAI's documented limit ("A max of 128 functions are
+# supported"); vLLM has none. Every tool is rendered into the prompt.
+MAX_TOOLS = 128
+
+# Calls in one assistant message of a request. OpenAI and vLLM state none; as many as the
+# tools one answer may call.
+MAX_TOOL_CALLS = 128
+
 # Content parts in one message. OpenAI and vLLM state none; the text parts are joined into
 # one string, so more parts only add per-part work: 256 is more than any client sends.
 MAX_CONTENT_PARTS = 256

@@ -27,6 +27,15 @@ class Delta:
     finish_reason: FinishReason
     logprobs: Positions | None
     token_ids: list[int] | None = None  # when the request asked for them
+    # With the model's parsers at work (docs/protocol.md), else None: this step's tool-call
+    # deltas (streamed) or calls (not), and its reasoning text.
+    tool_calls: list[dict[str, Any]] | None = None
+    reasoning: str | None = None
+
+    @property
+    def parsed(self) -> bool:
+        """The text is what the parsers left of the output, and may be "" with news elsewhere."""
+        return self.tool_calls is not None or self.reasoning is not None
 
 
 @dataclass
@@ -39,6 +48,9 @@ class Choice:
     logprobs: Positions = field(default_factory=list)
     token_ids: list[int] = field(default_factory=list)
     num_tokens: int = 0
+    # Not streamed, the whole calls (one response brings them); streamed, the deltas as sent.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    reasoning: str = ""
 
 
 class Accumulator:
@@ -72,7 +84,11 @@ class Accumulator:
             choice.token_ids.extend(ids or [])
             choice.num_tokens += step.num_output_tokens[c]
             self.completion_tokens += step.num_output_tokens[c]
-            deltas.append(Delta(choice.index, text, reason, step.logprobs[c], ids))
+            calls = step.tool_calls[c] if c < len(step.tool_calls) else None
+            reasoning = step.reasoning[c] if c < len(step.reasoning) else None
+            choice.tool_calls.extend(calls or [])
+            choice.reasoning += reasoning or ""
+            deltas.append(Delta(choice.index, text, reason, step.logprobs[c], ids, calls, reasoning))
         return deltas
 
     async def add_all(self, steps: AsyncIterator[tuple[int, Step]]) -> None:

@@ -32,6 +32,10 @@ class Step:
     token_ids: list[list[int] | None] = field(default_factory=list)  # per choice, when asked
     prompt_token_ids: list[int] | None = None  # the first response's, when asked
     prompt_logprobs: list[dict[str, dict[str, Any]]] | None = None  # ditto
+    # Per choice, None where the model sent no such output: the calls (not streamed: whole;
+    # streamed: this step's deltas, OpenAI's shapes) and the reasoning text (docs/protocol.md).
+    tool_calls: list[list[dict[str, Any]] | None] = field(default_factory=list)
+    reasoning: list[str | None] = field(default_factory=list)
 
 
 # Optional model inputs of ours -> the OpenAI field that needs each (backend.ModelInfo.require).
@@ -40,6 +44,9 @@ EXTENSIONS = {
     "chat_template_kwargs": "chat_template_kwargs",
     "return_prompt_logprobs": "prompt_logprobs",
     "return_token_ids": "return_token_ids",
+    "tools": "tools",
+    "tool_choice": "tool_choice",
+    "parallel_tool_calls": "parallel_tool_calls",
 }
 
 
@@ -52,6 +59,7 @@ def model_inputs(
     echo: bool = False,
     sparse: bool = False,
     chat_template_kwargs: dict[str, Any] | None = None,
+    tool_inputs: dict[str, Any] | None = None,
     return_token_ids: bool = False,
 ) -> dict[str, Any]:
     """The tensors of one model request; the optional ones of ours only when used."""
@@ -64,6 +72,7 @@ def model_inputs(
         values = {"input_ids": np.array(prompt, dtype=np.int64)}
     if chat_template_kwargs is not None:
         values["chat_template_kwargs"] = chat_template_kwargs
+    values.update(tool_inputs or {})  # `tools`, `tool_choice`, `parallel_tool_calls`: those given
     values.update(
         stream=stream,
         sampling_parameters=sampling,
@@ -109,6 +118,8 @@ def decode(outputs: Outputs) -> Step:
     token_ids = [json.loads(s) for s in _strings(outputs.get("token_ids"))]
     prompt_ids = outputs.get("prompt_token_ids")
     prompt_logprobs = _strings(outputs.get("prompt_logprobs"))
+    tool_calls = [json.loads(s) for s in _strings(outputs.get("tool_calls"))]
+    reasoning = _strings(outputs.get("reasoning_output"))
     return Step(
         texts=texts,
         finish_reasons=reasons,
@@ -118,6 +129,8 @@ def decode(outputs: Outputs) -> Step:
         token_ids=token_ids or [None] * len(texts),
         prompt_token_ids=[int(i) for i in prompt_ids.reshape(-1)] if prompt_ids is not None else None,
         prompt_logprobs=json.loads(prompt_logprobs[0]) if prompt_logprobs else None,
+        tool_calls=tool_calls or [None] * len(texts),
+        reasoning=reasoning or [None] * len(texts),
     )
 
 
