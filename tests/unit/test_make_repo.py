@@ -97,6 +97,51 @@ def test_a_model_inside_the_repository_is_named_relative_to_the_entry(capsys, tm
     assert load_model_json(tmp_path / "mini" / "1")["model"] == str(weights.resolve())
 
 
+TEMPLATE = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}<|assistant|>"
+
+
+def test_vllms_chat_arguments_go_to_model_json_with_the_template_beside_it(capsys, tmp_path, model_dir):
+    from triton_llm.settings import VllmSettings, load_model_json, parse_settings
+
+    template = tmp_path / "tools.jinja"
+    template.write_text(TEMPLATE)
+    kwargs = '{"enable_thinking": false}'
+    rc, _, err = run(capsys, "--model_dir", model_dir, "--model_name", "smol", "--repository", tmp_path / "repo",
+                     "--tool-call-parser", "hermes", "--enable-auto-tool-choice", "--reasoning-parser", "qwen3",
+                     "--chat-template", template, "--default-chat-template-kwargs", kwargs)  # fmt: skip
+    assert rc == 0, err
+    version = tmp_path / "repo" / "smol" / "1"
+    assert json.loads((version / "model.json").read_text()) == {
+        "model": str(model_dir), "tool_call_parser": "hermes", "reasoning_parser": "qwen3",
+        "enable_auto_tool_choice": True, "chat_template": "chat_template.jinja",
+        "default_chat_template_kwargs": {"enable_thinking": False},
+    }  # fmt: skip
+    assert (version / "chat_template.jinja").read_text() == TEMPLATE
+    # Read back as the model reads it: the template's path next to model.json.
+    settings = parse_settings(VllmSettings, load_model_json(version))
+    assert settings.chat_template == str((version / "chat_template.jinja").resolve())
+    assert settings.enable_auto_tool_choice and settings.default_chat_template_kwargs == {"enable_thinking": False}
+
+
+@pytest.mark.parametrize(
+    ("flag", "written"),
+    [("--chat_template", TEMPLATE), ("--chat-template", "template_chatml.jinja")],  # inline; vLLM's built-in
+    ids=["inline", "builtin"],
+)
+def test_a_template_given_inline_or_by_vllms_name_is_written_beside_model_json(capsys, tmp_path, model_dir, flag,
+                                                                               written):  # fmt: skip
+    args = ["--model_dir", model_dir, "--model_name", "smol", "--repository", tmp_path, "--tool_call_parser", "hermes"]
+    rc, _, err = run(capsys, *args, flag, written)
+    assert rc == 0, err
+    settings = json.loads((tmp_path / "smol" / "1" / "model.json").read_text())
+    assert settings["chat_template"] == "chat_template.jinja" and settings["tool_call_parser"] == "hermes"
+    text = (tmp_path / "smol" / "1" / "chat_template.jinja").read_text()
+    assert (text == TEMPLATE) if written == TEMPLATE else ("<|im_start|>" in text)
+    # Replaced without one, the entry keeps no stale template.
+    assert run(capsys, *args, "--force")[0] == 0
+    assert not (tmp_path / "smol" / "1" / "chat_template.jinja").exists()
+
+
 BAD = [
     # (model fixture, extra arguments, argument named in the error)
     ("model_dir", ["--task", "text2text_generation"], "--task"),
@@ -112,6 +157,13 @@ BAD = [
     ("model_dir", ["--max-concurrent-requests", "0"], "--max-concurrent-requests"),
     ("model_dir", ["--model_name", "a/b"], "--model_name"),
     ("model_dir", ["--model_revision", "v1"], "--model_revision"),
+    ("model_dir", ["--enable-auto-tool-choice"], "--enable-auto-tool-choice"),  # vLLM's: needs a parser
+    ("model_dir", ["--tool-call-parser", "nope"], "--tool-call-parser"),
+    ("model_dir", ["--reasoning_parser", "nope"], "--reasoning-parser"),
+    ("model_dir", ["--chat-template", "absent.jinja"], "--chat-template"),
+    ("model_dir", ["--default-chat-template-kwargs", "{"], "--default-chat-template-kwargs"),
+    ("model_dir", ["--default-chat-template-kwargs", "[1]"], "--default-chat-template-kwargs"),
+    ("minilm_dir", ["--reasoning-parser", "qwen3"], "--reasoning-parser"),
 ]
 
 

@@ -8,9 +8,11 @@ The arguments keep the names and meanings of KServe's huggingfaceserver (`--mode
 `--model_dir`, `--model_revision`, `--tokenizer_revision`, `--dtype`, `--task`, `--backend`,
 `--max_length`, `--trust_remote_code` and the encoder options); vLLM's engine arguments
 (`--max-num-seqs 32`, `--gpu-memory-utilization 0.8`, ...) pass through to model.json as
-they do there. The entry is `<repository>/<model_name>/{config.pbtxt, 1/model.json, 1/model.py}`
-for the runner the task needs; `--max-concurrent-requests` bounds its load (more get 429): a
-generation model's admitted requests (model.json), an encoder's Triton queue (config.pbtxt).
+they do there, and so do its chat server arguments (`--tool-call-parser`, `--reasoning-parser`,
+`--chat-template`, ...: triton_llm.cli.chat_args). The entry is
+`<repository>/<model_name>/{config.pbtxt, 1/model.json, 1/model.py}` for the runner the task
+needs; `--max-concurrent-requests` bounds its load (more get 429): a generation model's
+admitted requests (model.json), an encoder's Triton queue (config.pbtxt).
 Task and backend are resolved by the same code that loads the model (triton_llm.tasks), so
 an invalid combination fails here, naming its argument, before anything is written.
 
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from openai_frontend.schemas.limits import MAX_EMBEDDING_INPUTS
+from triton_llm.cli import chat_args
 from triton_llm.cli.model_source import ArgumentError, fetch, model_path, read_config
 from triton_llm.cli.repo_entry import ENCODER_CONFIG, GENERATION_CONFIG, Entry, write
 from triton_llm.errors import SettingError
@@ -88,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
             kserve.add_argument(f"--{option}", action="store_true", help=doc)
         else:
             kserve.add_argument(f"--{option}", metavar="A,B", help=doc)
+    chat_args.add_arguments(p)
     ours = p.add_argument_group("where to write, and what then")
     ours.add_argument("--repository", type=Path, default=Path("model_repository"), help="default: %(default)s")
     ours.add_argument("--download_dir", type=Path, help="download --model_id into this folder, not the hub cache")
@@ -197,6 +201,7 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
         raise ArgumentError(f"--{exc.key}", exc.message) from None
 
     vllm_args: dict[str, Any] = {}
+    files: dict[str, str] = {}
     if task in ENCODER_TASKS:
         if args.max_model_len:
             settings["max_length"] = args.max_model_len
@@ -205,6 +210,8 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
                 settings[option] = True if option in ENCODER_FLAGS else getattr(args, option).split(",")
         if extra:
             raise ArgumentError(extra[0], f"vLLM engine arguments do not apply to the {task} task")
+        if flag := chat_args.given(args):
+            raise ArgumentError(flag, f"a chat option; this model's task is {task}")
         runner = "triton_llm.encoders.runner"
         config_pbtxt = ENCODER_CONFIG.format(
             description=_describe(args, task, backend),
@@ -226,6 +233,8 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
         settings.update(vllm_args)
         if args.max_concurrent_requests:
             settings["max_concurrent_requests"] = args.max_concurrent_requests
+        chat, files = chat_args.chat_settings(args)
+        settings.update(chat)
         runner = "triton_llm.generation.runner"
         config_pbtxt = GENERATION_CONFIG.format(description=_describe(args, task, backend), kind=args.instance_kind)
     family = EncoderSettings if task in ENCODER_TASKS else VllmSettings if backend == "vllm" else HfGenerationSettings
@@ -234,7 +243,7 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
     except SettingError as exc:
         flag = exc.key.replace("_", "-") if exc.key in vllm_args else exc.key  # vLLM's flags have dashes
         raise ArgumentError(f"--{flag}", exc.message) from None
-    return Entry(args.model_name, task, backend, settings, runner, config_pbtxt, notes)
+    return Entry(args.model_name, task, backend, settings, runner, config_pbtxt, notes, files)
 
 
 def encoder_queue_size(max_batch_size: int) -> int:

@@ -1,4 +1,5 @@
-"""A Triton model repository entry as make_repo writes it: `config.pbtxt`, `1/model.json`, `1/model.py`.
+"""A Triton model repository entry as make_repo writes it: `config.pbtxt`, `1/model.json`, `1/model.py`
+(and `1/chat_template.jinja` when it was given one).
 
 The templates are the demo entries' own (tests/unit/test_make_repo.py keeps them equal):
 `model.py` only imports the runner the task needs, `config.pbtxt` holds the few directives
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from triton_llm.tasks import ENCODER_TASKS, Task
+
+# A chat template given to make_repo, next to model.json, which names it relative to itself.
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
 
 MODEL_PY = """\
 # {what}; everything lives in the triton_llm package (docs/protocol.md).
@@ -57,10 +61,11 @@ class Entry:
     runner: str
     config_pbtxt: str
     notes: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # more files next to model.json: name -> text
 
 
 def write(entry: Entry, repository: Path) -> Path:
-    """Write the entry's three files (over an existing entry's)."""
+    """Write the entry's files (over an existing entry's: a template it no longer has goes)."""
     root = repository / entry.name
     version = root / "1"
     version.mkdir(parents=True, exist_ok=True)
@@ -68,4 +73,8 @@ def write(entry: Entry, repository: Path) -> Path:
     (version / "model.json").write_text(json.dumps(entry.settings, indent=2) + "\n")
     what = "An embedding / encoder-task model" if entry.task in ENCODER_TASKS else "A generation model"
     (version / "model.py").write_text(MODEL_PY.format(what=what, runner=entry.runner))
+    for name, text in entry.files.items():
+        (version / name).write_text(text, encoding="utf-8")
+    if CHAT_TEMPLATE_FILE not in entry.files:
+        (version / CHAT_TEMPLATE_FILE).unlink(missing_ok=True)
     return root
