@@ -22,7 +22,6 @@ def test_fields_and_string_numbers_are_read():
         ({"logprobs": 0}, "logprobs"),
         ({"presence_penalty": 0.5}, "presence_penalty"),
         ({"repetition_penalty": 1.2}, "repetition_penalty"),
-        ({"structured_outputs": {"json": {}}}, "structured_outputs"),
         ({"bogus": 1}, "bogus"),
         ({"temperature": "hot"}, "temperature"),
         ({"temperature": -1}, "temperature"),

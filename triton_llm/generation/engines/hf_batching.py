@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from triton_llm.generation.engines import hf_structured
 from triton_llm.generation.engines.hf_scheduler import Active, Batcher, Sequence
 
 
@@ -151,9 +152,11 @@ def _left_pad_to(t: torch.Tensor, width: int) -> torch.Tensor:
 
 def _pick(logits: torch.Tensor, seqs: list[Sequence]) -> list[int]:
     """The next token of each row: greedy, or sampled with temperature, top-k and top-p as
-    transformers' warpers apply them. Rows are handled together where they can be."""
+    transformers' warpers apply them, among the tokens its grammar allows (structured outputs).
+    Rows are handled together where they can be."""
     from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
+    logits = hf_structured.mask(logits, [seq.grammar for seq in seqs])
     tokens = logits.argmax(dim=-1).tolist()
     sampled = [i for i, seq in enumerate(seqs) if not seq.sampling.greedy]
     if not sampled:

@@ -4,7 +4,8 @@ For the models vLLM does not implement (T5 and other encoder-decoders, new or cu
 architectures) or when model.json asks for `"backend": "huggingface"`. Batching is
 continuous (`hf_batching`); this module turns requests into sequences and token ids back
 into text deltas, stop strings and finish reasons, with vLLM's semantics so that clients
-cannot tell the engines apart.
+cannot tell the engines apart. Structured outputs are compiled here, off the event loop,
+and enforced per sequence by the batcher (`hf_structured`).
 
 Its model.json keys are `HfGenerationSettings` (docs/settings.md).
 """
@@ -25,6 +26,7 @@ from triton_llm.generation.engines.detokenizer import IncrementalDetokenizer, St
 from triton_llm.generation.engines.hf_batching import CausalBatcher, Seq2SeqBatcher
 from triton_llm.generation.engines.hf_sampling import to_hf_sampling
 from triton_llm.generation.engines.hf_scheduler import Sequence
+from triton_llm.generation.engines.hf_structured import Grammars, RowGrammar
 from triton_llm.generation.engines.limits import check_max_tokens
 from triton_llm.generation.stats import EngineStats, Load
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
@@ -55,6 +57,7 @@ class HuggingFaceEngine:
         self._batcher: CausalBatcher | Seq2SeqBatcher | None = None
         self._eos: list[int] = []
         self._vocab_limit = 0  # the largest token id
+        self._grammars: Grammars | None = None
         self.stats = EngineStats()
 
     async def start(self) -> None:
@@ -76,6 +79,7 @@ class HuggingFaceEngine:
             or min(self._tokenizer.model_max_length, 512)
         )
         self._vocab_limit = max(len(self._tokenizer), getattr(config, "vocab_size", 0) or 0) - 1
+        self._grammars = Grammars(self._tokenizer, vocab_size=self._vocab_limit + 1)
         self._max_chars_per_token = max(len(token) for token in self._tokenizer.get_vocab())  # vLLM's bound
         eos = {self._tokenizer.eos_token_id, *_ids(model.generation_config.eos_token_id)}
         self._eos = sorted(t for t in eos if t is not None)
@@ -145,6 +149,14 @@ class HuggingFaceEngine:
         room = self.max_model_len - len(prompt_ids) if causal else self.max_model_len
         max_new = min(sampling.max_tokens or room, room)
         eos = [*([] if sampling.ignore_eos else self._eos), *sampling.stop_token_ids]
+        compiled, grammar_stops = None, []
+        if sampling.structured_outputs is not None:
+            assert self._grammars is not None
+            # 5-100 ms of compiling (cached per constraint), off the loop; the batch step goes on meanwhile.
+            compiled = await asyncio.to_thread(self._grammars.compile, sampling.structured_outputs)
+            # vLLM's: the grammar ends with any EOS id (ignore_eos or not) or stop token id.
+            grammar_stops = sorted({*self._eos, *sampling.stop_token_ids})
+            eos = sorted({*eos, *grammar_stops})  # ending the grammar is a stop, the token not part of the text
         # Decoder-only text continues the prompt: its tail is the context for the first token.
         context = prompt_ids if causal else []
         choices = [
@@ -162,6 +174,7 @@ class HuggingFaceEngine:
             seq = Sequence(
                 choice.seq_id, prompt_ids, max_new, eos, sampling,
                 stream=request.stream or bool(sampling.stop),  # stop strings are checked token by token
+                grammar=RowGrammar(compiled, grammar_stops) if compiled is not None else None,
             )  # fmt: skip
             self._batcher.submit(seq, lambda ids, done, err, i=i: updates.put_nowait((i, ids, done, err)))
         pending = len(choices)

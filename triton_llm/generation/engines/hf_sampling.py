@@ -2,7 +2,8 @@
 
 The fields and defaults are vLLM's `SamplingParams` (one protocol for both engines). What
 transformers' continuous batching can do per request is temperature, top-k, top-p, the
-token budget and the stop tokens; stop strings are ours (text level). A field that would
+token budget and the stop tokens; stop strings are ours (text level), and so are structured
+outputs (xgrammar, `hf_structured`, which checks them off the event loop). A field that would
 change the output but that we cannot honour per request is refused, never ignored; its
 neutral value (e.g. `presence_penalty: 0`) is accepted.
 """
@@ -30,7 +31,6 @@ _NEUTRAL: dict[str, Any] = {
     "logit_bias": None,
     "allowed_token_ids": None,
     "bad_words": None,
-    "structured_outputs": None,
     "lora_name": None,
 }
 # Accepted and without effect here, as in vLLM for a plain text model.
@@ -49,6 +49,7 @@ class HfSampling:
     ignore_eos: bool = False
     skip_special_tokens: bool = True
     include_stop_str_in_output: bool = False
+    structured_outputs: Any = None  # as sent; `hf_structured.Grammars.compile` checks it
 
     @property
     def greedy(self) -> bool:
@@ -109,6 +110,8 @@ def to_hf_sampling(params: dict[str, Any]) -> HfSampling:
                 "must be a string or a list of strings",
             )
             s.stop = [x for x in stops if x]
+        elif name == "structured_outputs":
+            s.structured_outputs = value
         elif name == "stop_token_ids":
             _check(name, isinstance(value, list), "must be a list of token ids")
             s.stop_token_ids = [_number(name, x, int) for x in value]

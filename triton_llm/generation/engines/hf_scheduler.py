@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from triton_llm.generation.engines.hf_sampling import HfSampling
+from triton_llm.generation.engines.hf_structured import RowGrammar
 from triton_llm.generation.stats import ITL, QUEUE, TTFT, EngineStats
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Sequence:
     eos_token_ids: list[int]
     sampling: HfSampling
     stream: bool = True  # False: only the final update is wanted
+    grammar: RowGrammar | None = None  # structured outputs: masks this row's logits, ends it when complete
 
 
 @dataclass
@@ -209,7 +211,12 @@ class Batcher:
             (itl if a.generated else ttft).append(now - (a.last_token if a.generated else a.arrived))
             a.last_token = now
             a.generated.append(token)
-            if token in a.seq.eos_token_ids or len(a.generated) >= a.seq.max_new_tokens:
+            try:
+                ended = token in a.seq.eos_token_ids or (a.seq.grammar is not None and a.seq.grammar.accept(token))
+            except RuntimeError as exc:  # fail this sequence, not the batch
+                self._finish(a, str(exc))
+                continue
+            if ended or len(a.generated) >= a.seq.max_new_tokens:
                 self._finish(a, None)
                 continue
             if a.seq.stream:
