@@ -14,6 +14,9 @@ from tests.servers import ROOT, make_repository, start_triton
 # part of its prefill, which changes the arithmetic (and can flip a close bf16 argmax).
 TEST_ENGINE_OVERRIDES = {"enable_prefix_caching": False}
 HF_OVERRIDES = {"dtype": "float32", "max_num_seqs": 16}
+# Reasoning output (test_tools): Qwen3's parser, thinking off unless a request turns it on, so
+# that the other tests' chats read as before. The demo's template and hermes tool parser stay.
+REASONING = {"reasoning_parser": "qwen3", "default_chat_template_kwargs": {"enable_thinking": False}}
 
 GREEDY = {"temperature": 0.0, "max_tokens": 40}
 PROMPTS = [
@@ -72,10 +75,10 @@ def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, tmp_path_factory) 
     make_repository(
         repository,
         {
-            "smollm2": {"model": str(model_dir), **TEST_ENGINE_OVERRIDES},
+            "smollm2": {"model": str(model_dir), **TEST_ENGINE_OVERRIDES, **REASONING},
             # float32: greedy output must equal transformers' `generate` token for token,
             # and in bfloat16 a batch's arithmetic differs from a lone request's.
-            "smollm2-hf": {"model": str(model_dir), **HF_OVERRIDES},
+            "smollm2-hf": {"model": str(model_dir), **HF_OVERRIDES, **REASONING},
             "minilm": {"model": str(minilm_dir)},
             # MiniLM was not trained for truncation; this entry only lets `dimensions` through.
             "minilm-matryoshka": {"like": "minilm", "model": str(minilm_dir), "is_matryoshka": True},

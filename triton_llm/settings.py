@@ -88,6 +88,9 @@ class GenerationSettings(ModelSettings):
     `mistral`, `pythonic`, ...: docs/tools.md)."""
     enable_auto_tool_choice: bool = setting(False)
     """Accept `tool_choice: auto` (needs `tool_call_parser`); `required` and a named tool work without it."""
+    tool_strict_level: Literal["auto", "function", "parameter"] = setting("parameter")
+    """vLLM's `--tool-strict-level` for parsers whose format has a structural tag (`hermes`, ...): `parameter`
+    makes every call's arguments match its tool's schema; vLLM's default `auto` only for tools with `strict: true`."""
     reasoning_parser: str | None = setting()
     """vLLM's reasoning parser (`qwen3`, `deepseek_r1`, ...) that moves the thinking to `reasoning_content`."""
 

@@ -172,3 +172,15 @@ def test_bad_settings_name_their_key(tokenizer):
     with pytest.raises(SettingError) as err:
         chat(tokenizer, "", reasoning_parser="deepseek_r1")  # SmolLM2 has no <think> token
     assert err.value.key == "reasoning_parser"
+
+
+def test_with_a_parser_forced_calls_take_its_format_with_the_schema_pinned(tokenizer):
+    # vLLM's structural tag for hermes; tool_strict_level "parameter" (our default) pins the arguments' schema.
+    chat_engine, engine = chat(tokenizer, CALL, **HERMES)
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    (chunk,) = run(chat_engine, tools=[WEATHER], tool_choice=named, sampling={})
+    tag = json.loads(engine.seen[-1].sampling["structured_outputs"]["structural_tag"])
+    assert tag["format"]["tags"][0]["content"]["json_schema"] == WEATHER["function"]["parameters"]
+    (call,) = chunk.choices[0].tool_calls
+    assert call["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    assert chunk.choices[0].finish_reason == "stop" and chunk.choices[0].text == ""

@@ -40,6 +40,7 @@ def parser_class(settings: GenerationSettings, tokenizer: Any) -> type:
             tool_parser_name=settings.tool_call_parser,
             reasoning_parser_name=settings.reasoning_parser,
             enable_auto_tools=True,
+            tool_strict_level=settings.tool_strict_level,
             tokenizer=tokenizer,
         )
     except TypeError as exc:  # the parsers need tokens this tokenizer lacks
