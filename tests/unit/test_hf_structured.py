@@ -72,7 +72,7 @@ def test_without_a_stop_token_the_grammar_ends_where_it_can(grammars, tokenizer)
 
 def test_a_token_the_mask_forbids_is_a_server_error_of_that_row(grammars, tokenizer):
     grammar = RowGrammar(grammars.compile({"regex": "a"}), [EOS])
-    with pytest.raises(RuntimeError, match="rejected token"):
+    with pytest.raises(RuntimeError, match="cannot continue with token"):
         grammar.accept(tokenizer.convert_tokens_to_ids("b"))
 
 
@@ -134,6 +134,7 @@ def test_choice_becomes_the_grammar_vllm_makes(grammars, checks):
         ({"json_object": False}, FIELD),
         ({"regex": "a\x00"}, FIELD),
         ({"structural_tag": "not json"}, FIELD),
+        ({"grammar": "start: start"}, FIELD),  # compiles, and allows nothing
         ({"regexp": "a"}, f"{FIELD}.regexp"),
         ("[1, 2]", FIELD),
         ("{not json", FIELD),
@@ -242,3 +243,31 @@ def test_a_bad_constraint_fails_the_request_and_the_engine_keeps_serving(engine)
         run(engine, {"temperature": 0, "max_tokens": 4, "structured_outputs": {"regex": "("}})
     [[(_, tokens, _)]] = run(engine, {"temperature": 0, "max_tokens": 3})
     assert tokens == 3
+
+
+def test_a_constrained_row_joining_a_running_batch_and_a_stop_string_and_a_cancel(engine):
+    from triton_llm.generation.types import GenerateRequest
+
+    hf, loop = engine
+    messages = [{"role": "user", "content": "Write a story."}]
+
+    async def scenario():
+        free = GenerateRequest(messages=messages, stream=True, sampling={"temperature": 0, "max_tokens": 30})
+        running = hf.generate(free, "free")
+        await running.__anext__()
+        await running.__anext__()  # generating: the constrained requests join its batch
+        digits = {"regex": "[0-9]{3}-[0-9]{3}"}
+        stop = {"temperature": 0, "max_tokens": 20, "stop": ["-"], "structured_outputs": digits}
+        stopped = GenerateRequest(messages=messages, sampling=stop)
+        letters = {"max_tokens": 200, "structured_outputs": {"regex": "[a-z]{300}"}}
+        cancelled = hf.generate(GenerateRequest(messages=messages, stream=True, sampling=letters), "cancelled")
+        await cancelled.__anext__()
+        await cancelled.aclose()  # as the runner cancels: the engine drops the row
+        [out] = [chunk async for chunk in hf.generate(stopped, "stopped")][-1].choices
+        rest = [chunk async for chunk in running]
+        return out, rest[-1].choices[0].finish_reason
+
+    out, free_finish = loop.run_until_complete(scenario())
+    assert re.fullmatch("[0-9]{3}", out.text) and out.finish_reason == "stop"
+    assert free_finish == "length"
+    assert hf.num_unfinished() == 0

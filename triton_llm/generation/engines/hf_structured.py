@@ -64,8 +64,8 @@ class RowGrammar:
 
     def accept(self, token: int) -> bool:
         """Advance with the chosen token; True once the grammar has ended (a stop token was accepted)."""
-        if not self.matcher.accept_token(token):  # the mask allowed it: a bug, not the client's
-            raise RuntimeError(f"the grammar rejected token {token}, which its mask allowed")
+        if not self.matcher.accept_token(token):  # the grammar allowed no token here, or a bug
+            raise RuntimeError(f"the grammar cannot continue with token {token}: it allows no token after this output")
         return self.matcher.is_terminated()
 
 
@@ -111,6 +111,8 @@ class Grammars:
             compiled = _compile(self._compiler_for_tokenizer(), constraint)
         except (RuntimeError, ValueError, TypeError) as exc:  # xgrammar's native errors are RuntimeErrors
             raise InvalidInput(FIELD, f"cannot be compiled: {_NATIVE_PREFIX.sub('', str(exc)).strip()}") from None
+        if not _allows_a_first_token(compiled, self._vocab_size):  # e.g. Lark's `start: start`
+            raise InvalidInput(FIELD, "allows no output: no token can start it")
         with self._lock:
             self._cache[constraint] = compiled
             if len(self._cache) > _CACHE_SIZE:
@@ -127,6 +129,14 @@ class Grammars:
                 threads = max(1, min((os.cpu_count() or 1) // 2, 8))
                 self._compiler = xgr.GrammarCompiler(info, max_threads=threads, cache_enabled=False)
             return self._compiler
+
+
+def _allows_a_first_token(compiled: Any, vocab_size: int) -> bool:
+    import xgrammar as xgr
+
+    bitmask = xgr.allocate_token_bitmask(1, vocab_size)
+    xgr.GrammarMatcher(compiled).fill_next_token_bitmask(bitmask, 0)
+    return bool(bitmask.any())
 
 
 def _compile(compiler: Any, c: Constraint) -> Any:
