@@ -72,11 +72,11 @@ def test_without_a_stop_token_the_grammar_ends_where_it_can(grammars, tokenizer)
 
 def test_a_token_the_mask_forbids_is_a_server_error_of_that_row(grammars, tokenizer):
     grammar = RowGrammar(grammars.compile({"regex": "a"}), [EOS])
-    with pytest.raises(RuntimeError, match="cannot continue with token"):
+    with pytest.raises(RuntimeError, match="the grammar cannot go on"):
         grammar.accept(tokenizer.convert_tokens_to_ids("b"))
 
 
-def test_only_constrained_rows_are_masked_and_the_logits_wider_than_the_tokenizer_are_cut(grammars):
+def test_only_constrained_rows_are_masked_in_float32_whatever_the_logits_width(grammars):
     logits = torch.zeros(3, VOCAB, dtype=torch.bfloat16)
     grammar = RowGrammar(grammars.compile({"choice": ["yes", "no"]}), [EOS])
     out = mask(logits, [None, grammar, None])
@@ -84,6 +84,8 @@ def test_only_constrained_rows_are_masked_and_the_logits_wider_than_the_tokenize
     assert (out[0] == 0).all() and (out[2] == 0).all()
     assert 0 < int((out[1] == 0).sum()) < 10
     assert mask(logits, [None, None, None]) is logits  # nothing to do: untouched
+    narrow = mask(torch.zeros(1, 1000), [grammar])  # logits narrower than the vocabulary: cut
+    assert narrow.shape == (1, 1000) and bool((narrow[0] == 0).any()) == any(t < 1000 for t in allowed(grammar))
 
 
 @pytest.mark.parametrize(
@@ -97,8 +99,12 @@ def test_only_constrained_rows_are_masked_and_the_logits_wider_than_the_tokenize
         ({"grammar": 'root ::= "x" | "y"'}, "grammar"),
         ({"grammar": 'start: "x" | "y"'}, "grammar"),  # Lark, as vLLM detects it
         ({"regex": "a", "disable_any_whitespace": True, "whitespace_pattern": None}, "regex"),
+        ({"structural_tag": json.dumps({"type": "structural_tag", "format": {"type": "const_string", "value": "hi"}})},
+         "structural_tag"),
+        ({"structural_tag": json.dumps({"structures": [{"begin": "<f>", "schema": {"type": "object"}, "end": "</f>"}],
+                                        "triggers": ["<f>"]})}, "structural_tag"),  # vLLM's older form
     ],
-)
+)  # fmt: skip
 def test_each_constraint_compiles(grammars, checks, value, kind):
     assert hf_structured.parse(value, None if checks != "vllm" else grammars._tokenizer).kind == kind
     assert grammars.compile(value) is not None
@@ -134,6 +140,7 @@ def test_choice_becomes_the_grammar_vllm_makes(grammars, checks):
         ({"json_object": False}, FIELD),
         ({"regex": "a\x00"}, FIELD),
         ({"structural_tag": "not json"}, FIELD),
+        ({"structural_tag": '{"structures": [{"begin": "<f>"}], "triggers": ["<f>"]}'}, FIELD),
         ({"grammar": "start: start"}, FIELD),  # compiles, and allows nothing
         ({"regexp": "a"}, f"{FIELD}.regexp"),
         ("[1, 2]", FIELD),

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import re
 import threading
@@ -32,8 +31,6 @@ from typing import Any
 import torch
 
 from triton_llm.errors import InvalidInput, json_object
-
-logger = logging.getLogger(__name__)
 
 FIELD = "sampling_parameters.structured_outputs"
 CONSTRAINTS = ("json", "regex", "choice", "grammar", "json_object", "structural_tag")
@@ -57,15 +54,21 @@ class RowGrammar:
     def __init__(self, compiled: Any, stop_token_ids: list[int]):
         import xgrammar as xgr
 
-        # Without any stop token the grammar ends where it first can.
+        # Without any stop token the grammar ends where it first can; no rollback (vLLM's, without speculation).
         self.matcher = xgr.GrammarMatcher(
-            compiled, override_stop_tokens=stop_token_ids or None, terminate_without_stop_token=not stop_token_ids
+            compiled,
+            override_stop_tokens=stop_token_ids or None,
+            terminate_without_stop_token=not stop_token_ids,
+            max_rollback_tokens=0,
         )
+        self.vocab_size = compiled.tokenizer_info.vocab_size  # its bitmask's width
 
     def accept(self, token: int) -> bool:
         """Advance with the chosen token; True once the grammar has ended (a stop token was accepted)."""
-        if not self.matcher.accept_token(token):  # the grammar allowed no token here, or a bug
-            raise RuntimeError(f"the grammar cannot continue with token {token}: it allows no token after this output")
+        if not self.matcher.accept_token(token):  # the mask allowed no token (`token` is then 0), or a bug
+            raise RuntimeError(
+                f"the grammar cannot go on: no token of this model's vocabulary continues it (got {token})"
+            )
         return self.matcher.is_terminated()
 
 
@@ -76,7 +79,8 @@ def mask(logits: torch.Tensor, grammars: list[RowGrammar | None]) -> torch.Tenso
         return logits
     import xgrammar as xgr
 
-    bitmask = xgr.allocate_token_bitmask(len(grammars), logits.shape[-1])
+    # The matchers write their whole vocabulary; the logits may be narrower (ids they cannot produce).
+    bitmask = xgr.allocate_token_bitmask(len(grammars), max(logits.shape[-1], *(grammars[i].vocab_size for i in rows)))
     for i in rows:
         grammars[i].matcher.fill_next_token_bitmask(bitmask, i)
     logits = logits.float()
@@ -109,10 +113,10 @@ class Grammars:
                 return compiled
         try:
             compiled = _compile(self._compiler_for_tokenizer(), constraint)
-        except (RuntimeError, ValueError, TypeError) as exc:  # xgrammar's native errors are RuntimeErrors
+        except (RuntimeError, ValueError, TypeError, KeyError) as exc:  # xgrammar's native errors are RuntimeErrors
             raise InvalidInput(FIELD, f"cannot be compiled: {_NATIVE_PREFIX.sub('', str(exc)).strip()}") from None
         if not _allows_a_first_token(compiled, self._vocab_size):  # e.g. Lark's `start: start`
-            raise InvalidInput(FIELD, "allows no output: no token can start it")
+            raise InvalidInput(FIELD, "allows no output: no token of this model's vocabulary can start it")
         with self._lock:
             self._cache[constraint] = compiled
             if len(self._cache) > _CACHE_SIZE:
