@@ -108,12 +108,13 @@ def test_vllms_chat_arguments_go_to_model_json_with_the_template_beside_it(capsy
     kwargs = '{"enable_thinking": false}'
     rc, _, err = run(capsys, "--model_dir", model_dir, "--model_name", "smol", "--repository", tmp_path / "repo",
                      "--tool-call-parser", "hermes", "--enable-auto-tool-choice", "--reasoning-parser", "qwen3",
-                     "--chat-template", template, "--default-chat-template-kwargs", kwargs)  # fmt: skip
+                     "--tool-strict-level", "function", "--chat-template", template,
+                     "--default-chat-template-kwargs", kwargs)  # fmt: skip
     assert rc == 0, err
     version = tmp_path / "repo" / "smol" / "1"
     assert json.loads((version / "model.json").read_text()) == {
         "model": str(model_dir), "tool_call_parser": "hermes", "reasoning_parser": "qwen3",
-        "enable_auto_tool_choice": True, "chat_template": "chat_template.jinja",
+        "enable_auto_tool_choice": True, "tool_strict_level": "function", "chat_template": "chat_template.jinja",
         "default_chat_template_kwargs": {"enable_thinking": False},
     }  # fmt: skip
     assert (version / "chat_template.jinja").read_text() == TEMPLATE

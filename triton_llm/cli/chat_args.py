@@ -1,7 +1,7 @@
 """make_repo's chat arguments: `vllm serve`'s tool-calling, reasoning and chat-template flags.
 
-`--tool-call-parser`, `--reasoning-parser`, `--enable-auto-tool-choice`, `--chat-template` and
-`--default-chat-template-kwargs` are vLLM's server arguments (not engine arguments), which
+`--tool-call-parser`, `--reasoning-parser`, `--enable-auto-tool-choice`, `--tool-strict-level`,
+`--chat-template` and `--default-chat-template-kwargs` are vLLM's server arguments (not engine arguments), which
 KServe's runtime passes on as vLLM's; each is spelt with dashes or underscores. They become
 the model.json keys of the same names (triton_llm.settings.GenerationSettings), read by the
 model's chat layer whichever its engine. They are checked here as vLLM checks them at startup:
@@ -22,6 +22,10 @@ from triton_llm.cli.repo_entry import CHAT_TEMPLATE_FILE
 _OPTIONS: dict[str, tuple[dict[str, Any], str]] = {
     "tool_call_parser": ({"metavar": "NAME"}, "vLLM's parser of the model's tool calls (hermes, llama3_json, ...)"),
     "enable_auto_tool_choice": ({"action": "store_true"}, 'accept tool_choice "auto" (needs --tool-call-parser)'),
+    "tool_strict_level": (
+        {"choices": ["auto", "function", "parameter"]},
+        "how strictly structured output holds the calls of a parser with a structural tag (default here: parameter)",
+    ),
     "reasoning_parser": ({"metavar": "NAME"}, "vLLM's parser of the model's reasoning (qwen3, deepseek_r1, ...)"),
     "chat_template": (
         {"metavar": "FILE_OR_TEMPLATE"},
@@ -62,6 +66,8 @@ def chat_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, s
             settings[key] = name
     if args.enable_auto_tool_choice:
         settings["enable_auto_tool_choice"] = True
+    if args.tool_strict_level is not None:
+        settings["tool_strict_level"] = args.tool_strict_level
     if args.chat_template is not None:
         files[CHAT_TEMPLATE_FILE] = _template(args.chat_template)
         settings["chat_template"] = CHAT_TEMPLATE_FILE  # relative to model.json: the entry moves as one
