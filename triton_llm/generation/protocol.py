@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from triton_llm.errors import json_object
+from triton_llm.errors import InvalidInput, json_object
 from triton_llm.generation.prompt_inputs import flag, parse_prompt, text, truncate_prompt_tokens
 from triton_llm.generation.types import RETURN_FLAGS, ChoiceDelta, GenerateRequest, GenerationChunk
 
@@ -48,6 +48,11 @@ INPUTS: list[dict[str, Any]] = [
     # Ours: streamed responses carry num_input_tokens and finish_reason only where they say
     # something (first response; a choice finishing). Two tensors fewer per token.
     {"name": "sparse_outputs", "data_type": "TYPE_BOOL", "dims": [1], "optional": True},
+    # Ours, vLLM's /tokenize and /detokenize: the prompt's token ids (or the text of `input_ids`)
+    # at once, no generation; with vLLM's two options of a tokenize request.
+    {"name": "tokenize_only", "data_type": "TYPE_BOOL", "dims": [1], "optional": True},
+    {"name": "add_special_tokens", "data_type": "TYPE_BOOL", "dims": [1], "optional": True},
+    {"name": "return_token_strs", "data_type": "TYPE_BOOL", "dims": [1], "optional": True},
 ]
 
 OUTPUTS: list[dict[str, Any]] = [
@@ -64,6 +69,9 @@ OUTPUTS: list[dict[str, Any]] = [
     # Ours: what the model.json parsers found in a `messages` request's output (docs/tools.md).
     {"name": "tool_calls", "data_type": "TYPE_STRING", "dims": [-1]},
     {"name": "reasoning_output", "data_type": "TYPE_STRING", "dims": [-1]},
+    # Ours, a `tokenize_only` answer's (with prompt_token_ids and num_input_tokens).
+    {"name": "max_model_len", "data_type": "TYPE_UINT32", "dims": [1]},
+    {"name": "token_strs", "data_type": "TYPE_STRING", "dims": [-1]},
 ]
 
 
@@ -93,6 +101,13 @@ def parse_request(get: Callable[[str], np.ndarray | None], parameters_json: str 
             sampling.pop(key, None)
 
     returns = {name: bool(flag(get, name)) for name in RETURN_FLAGS}
+    tokenize_only = bool(flag(get, "tokenize_only"))
+    add_special, token_strs = flag(get, "add_special_tokens"), flag(get, "return_token_strs")
+    for name, value in (("add_special_tokens", add_special), ("return_token_strs", token_strs)):
+        if value is not None and not tokenize_only:
+            raise InvalidInput(name, "applies to tokenize_only requests only")
+    if token_strs and prompt.ids is not None:
+        raise InvalidInput("return_token_strs", "applies to a text or messages (input_ids are decoded)")
     return GenerateRequest(
         prompt=prompt.text,
         messages=prompt.messages,
@@ -107,6 +122,9 @@ def parse_request(get: Callable[[str], np.ndarray | None], parameters_json: str 
         sampling=sampling,
         returns=returns,
         sparse_outputs=bool(flag(get, "sparse_outputs")),
+        tokenize_only=tokenize_only,
+        add_special_tokens=add_special,
+        return_token_strs=bool(token_strs),
     )
 
 
@@ -120,6 +138,8 @@ def build_outputs(request: GenerateRequest, chunk: GenerationChunk, n: int, firs
     Choices without news in this chunk get empty text and zero tokens, so positions stay
     stable while `n > 1` choices advance at different paces.
     """
+    if request.tokenize_only:
+        return _tokenized(request, chunk)
     by_index = {c.index: c for c in chunk.choices}
     empty = ChoiceDelta(index=-1)
     choices = [by_index.get(i, empty) for i in range(n)]
@@ -152,4 +172,19 @@ def build_outputs(request: GenerateRequest, chunk: GenerationChunk, n: int, firs
         outputs["tool_calls"] = _strings([json.dumps(c.tool_calls or [], ensure_ascii=False) for c in choices])
     if request.returns_reasoning:
         outputs["reasoning_output"] = _strings([c.reasoning or "" for c in choices])
+    return outputs
+
+
+def _tokenized(request: GenerateRequest, chunk: GenerationChunk) -> dict[str, np.ndarray]:
+    """A `tokenize_only` answer: `input_ids` decoded, or the prompt's token ids, their count
+    and the context length (vLLM's TokenizeResponse); the return_* flags do not apply."""
+    if request.prompt_ids is not None:
+        return {"text_output": _strings([chunk.prompt])}
+    outputs = {
+        "prompt_token_ids": np.array(chunk.prompt_token_ids or [], dtype=np.int64),
+        "num_input_tokens": np.array([chunk.num_input_tokens], dtype=np.uint32),
+        "max_model_len": np.array([chunk.max_model_len or 0], dtype=np.uint32),
+    }
+    if request.return_token_strs:
+        outputs["token_strs"] = _strings(chunk.token_strs or [])
     return outputs

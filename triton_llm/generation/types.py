@@ -48,6 +48,13 @@ class GenerateRequest:
     sampling: dict[str, Any] = field(default_factory=dict)
     returns: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(RETURN_FLAGS, False))
     sparse_outputs: bool = False
+    # `tokenize_only` (vLLM's /tokenize and /detokenize): the chat layer answers at once, with
+    # the prompt's ids (`input_ids`: their text); no engine work. vLLM's two fields with it:
+    # special tokens added (None: vLLM's default, true for a text, false for `messages`), and
+    # the tokens' strings.
+    tokenize_only: bool = False
+    add_special_tokens: bool | None = None
+    return_token_strs: bool = False
 
 
 @dataclass
@@ -79,3 +86,6 @@ class GenerationChunk:
     prompt_token_ids: list[int] | None = None
     # One dict per prompt token, as `ChoiceDelta.logprobs`; the first token's has logprob None.
     prompt_logprobs: list[dict[int, dict[str, Any]]] | None = None
+    # A `tokenize_only` answer's: the engine's context length, and the prompt's token strings when asked.
+    max_model_len: int | None = None
+    token_strs: list[str] | None = None

@@ -5,7 +5,8 @@ defaults, tool calling and reasoning output (docs/tools.md).
 engine it gets the template, the default template variables and, for `tool_choice:
 required` or a named tool, the structured output that makes the model answer with calls;
 the chunks coming back are parsed by vLLM's parsers (`outputs`). Requests without
-`messages` pass through untouched.
+`messages` pass through untouched. `tokenize_only` requests are answered here (`tokenize`),
+with the same template and defaults, and never reach the engine.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from triton_llm import hf_loading
 from triton_llm.errors import InvalidInput, SettingError
+from triton_llm.generation.chat import tokenize
 from triton_llm.generation.chat.outputs import ParsedOutputs
 from triton_llm.generation.chat.parsers import parser_class, structured_outputs_dict, vllm_request
 from triton_llm.generation.engines.base import Engine
@@ -36,6 +38,7 @@ class ChatEngine:
         self.chat_template = read_chat_template(settings.chat_template)
         self._parser_cls: type | None = None
         self._tokenizer: Any = None
+        self._vocab_limit = 0  # the largest token id (tokenize_only's check of input_ids)
         self._missing_vllm: str | None = None  # why tools cannot be served here
 
     # -- the Engine interface, delegated ----------------------------------------------
@@ -49,7 +52,8 @@ class ChatEngine:
         return self.engine.max_num_seqs
 
     def num_choices(self, request: GenerateRequest) -> int:
-        return self.engine.num_choices(request)
+        # A tokenize_only answer has no choices: the runner counts no prompt or generated tokens.
+        return 0 if request.tokenize_only else self.engine.num_choices(request)
 
     def num_unfinished(self) -> int:
         return self.engine.num_unfinished()
@@ -65,6 +69,10 @@ class ChatEngine:
 
     async def start(self) -> None:
         await self.engine.start()
+        # The parsers and tokenize_only requests read the model's own tokenizer (special
+        # tokens such as <tool_call>).
+        self._tokenizer = await asyncio.to_thread(hf_loading.load_tokenizer, self.settings)
+        self._vocab_limit = await asyncio.to_thread(tokenize.vocab_limit, self._tokenizer, self.settings)
         try:
             import vllm.parser  # noqa: F401
         except ImportError as exc:
@@ -73,8 +81,6 @@ class ChatEngine:
                 raise SettingError(key, f"{key} needs vLLM's parsers, and vLLM is not installed") from None
             self._missing_vllm = f"tool calling needs vLLM's parsers, which are not installed ({exc})"
             return
-        # The parsers read the model's own tokenizer (special tokens such as <tool_call>).
-        self._tokenizer = await asyncio.to_thread(hf_loading.load_tokenizer, self.settings)
         self._parser_cls = parser_class(self.settings, self._tokenizer)
         logger.info(
             "chat: template %s, tool_call_parser %s (auto tool choice %s), reasoning_parser %s",
@@ -85,6 +91,11 @@ class ChatEngine:
     # -- requests ---------------------------------------------------------------------
 
     async def generate(self, request: GenerateRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
+        if request.tokenize_only:
+            self.apply_template_settings(request)
+            max_model_len = getattr(self.engine, "max_model_len", None)  # both engines know it once started
+            yield await tokenize.answer(self._tokenizer, request, max_model_len, self._vocab_limit)
+            return
         parsed = self.prepare(request)
         async with aclosing(self.engine.generate(request, request_id)) as chunks:
             async for chunk in chunks:
@@ -97,9 +108,7 @@ class ChatEngine:
         be parsed, what the parsers need (the structured output of forced calls); else None."""
         if request.messages is None:
             return None
-        request.chat_template = self.chat_template
-        if defaults := self.settings.default_chat_template_kwargs:
-            request.chat_template_kwargs = {**defaults, **(request.chat_template_kwargs or {})}
+        self.apply_template_settings(request)
         tools = bool(request.tools) and request.tool_choice != "none"
         reasoning = self.settings.reasoning_parser is not None
         if not (tools or reasoning):
@@ -128,6 +137,14 @@ class ChatEngine:
             request.sampling["skip_special_tokens"] = False
         request.returns_tool_calls, request.returns_reasoning = tools, reasoning
         return parsed
+
+    def apply_template_settings(self, request: GenerateRequest) -> None:
+        """model.json's chat template and default template variables, under the request's own."""
+        if request.messages is None:
+            return
+        request.chat_template = self.chat_template
+        if defaults := self.settings.default_chat_template_kwargs:
+            request.chat_template_kwargs = {**defaults, **(request.chat_template_kwargs or {})}
 
 
 def read_chat_template(value: str | None) -> str | None:
