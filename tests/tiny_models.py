@@ -80,12 +80,14 @@ BERT_HEADS = {
     "fill_mask": "BertForMaskedLM",
     "token_classification": "BertForTokenClassification",
     "sequence_classification": "BertForSequenceClassification",
+    "cross_encoder": "BertForSequenceClassification",  # with one label (num_labels 1)
 }
 
 
 def build_tiny_bert(dest: Path, source_tokenizer, task: str) -> Path:
     """A 2-layer BERT with random weights for one encoder task, with a WordPiece tokenizer
-    over plain words (uncased, as bert-base-uncased) and named labels for the classifiers."""
+    over plain words (uncased, as bert-base-uncased) and named labels for the classifiers
+    (one for a cross-encoder, as ms-marco-MiniLM's)."""
     import torch
     import transformers
     from transformers import BertConfig, BertTokenizerFast
@@ -95,7 +97,9 @@ def build_tiny_bert(dest: Path, source_tokenizer, task: str) -> Path:
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab = {t: i for i, t in enumerate(specials + plain_words(source_tokenizer))}
     tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True)
-    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"] if task == "token_classification" else ["neg", "neu", "pos"]
+    labels = {"token_classification": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"], "cross_encoder": ["LABEL_0"]}.get(
+        task, ["neg", "neu", "pos"]
+    )
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,

@@ -29,13 +29,22 @@ class Task(str, Enum):
     FILL_MASK = "fill_mask"
     TOKEN_CLASSIFICATION = "token_classification"
     SEQUENCE_CLASSIFICATION = "sequence_classification"
+    # A sequence classifier with one label scoring (query, document) pairs: vLLM's and
+    # sentence-transformers' cross-encoder, served by /v1/rerank and /v1/score.
+    CROSS_ENCODER = "cross_encoder"
 
     def __str__(self) -> str:
         return self.value
 
 
 GENERATION_TASKS = (Task.TEXT_GENERATION, Task.TEXT2TEXT_GENERATION)
-ENCODER_TASKS = (Task.TEXT_EMBEDDING, Task.FILL_MASK, Task.TOKEN_CLASSIFICATION, Task.SEQUENCE_CLASSIFICATION)
+ENCODER_TASKS = (
+    Task.TEXT_EMBEDDING,
+    Task.FILL_MASK,
+    Task.TOKEN_CLASSIFICATION,
+    Task.SEQUENCE_CLASSIFICATION,
+    Task.CROSS_ENCODER,
+)
 
 # Architecture name suffix -> task, as in KServe's huggingfaceserver.
 _SUFFIX_TASKS = (
@@ -44,15 +53,17 @@ _SUFFIX_TASKS = (
     ("ForMaskedLM", Task.FILL_MASK),
     ("ForTokenClassification", Task.TOKEN_CLASSIFICATION),
     ("ForSequenceClassification", Task.SEQUENCE_CLASSIFICATION),
+    ("ForSequenceClassification", Task.CROSS_ENCODER),
 )
-_HEAD_TASKS = (Task.FILL_MASK, Task.TOKEN_CLASSIFICATION, Task.SEQUENCE_CLASSIFICATION)
+_HEAD_TASKS = (Task.FILL_MASK, Task.TOKEN_CLASSIFICATION, Task.SEQUENCE_CLASSIFICATION, Task.CROSS_ENCODER)
 
 
 def infer_task(config: Any, sentence_transformers: bool = False) -> Task:
     """The task a transformers config describes, or SettingError.
 
     A sentence-transformers folder (one with modules.json) is an embedding model whatever
-    its architecture (all-MiniLM-L6-v2 says `BertModel`).
+    its architecture (all-MiniLM-L6-v2 says `BertModel`). A sequence classifier with one
+    label is a cross-encoder, as vLLM reads it (its score API needs `num_labels == 1`).
     """
     if sentence_transformers:
         return Task.TEXT_EMBEDDING
@@ -61,7 +72,8 @@ def infer_task(config: Any, sentence_transformers: bool = False) -> Task:
     for arch in getattr(config, "architectures", None) or []:
         for suffix, task in _SUFFIX_TASKS:
             if arch.endswith(suffix):
-                return task
+                one_label = task == Task.SEQUENCE_CLASSIFICATION and getattr(config, "num_labels", 0) == 1
+                return Task.CROSS_ENCODER if one_label else task
     archs = getattr(config, "architectures", None)
     raise SettingError("task", f"cannot tell the task of architectures {archs}; set `task` in model.json")
 
@@ -83,6 +95,10 @@ def resolve_task(
         # Loading would put a randomly initialised head on the model: answers would be noise.
         archs = getattr(config, "architectures", None)
         raise SettingError("task", f"task '{task}' needs a model trained with that head; this one is {archs}")
+    labels = getattr(config, "num_labels", None)
+    if task == Task.CROSS_ENCODER and labels != 1:
+        # vLLM's rule: one relevance logit per pair; a classifier's several are not a score.
+        raise SettingError("task", f"task '{task}' needs a model with one label (num_labels 1); this one has {labels}")
     return task
 
 

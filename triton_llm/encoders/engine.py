@@ -82,8 +82,9 @@ class Encoder:
         spans: list[range] = []  # each request's texts in `features`
         for request in requests:
             try:
+                self.head.check_pairs(request)
                 self.head.check(request)
-                mine = self._tokenize(request.texts, request.truncate_prompt_tokens)
+                mine = self._tokenize(request.texts, request.truncate_prompt_tokens, request.text_pairs)
             except InvalidInput as exc:
                 results.append(exc)
                 mine = []
@@ -102,12 +103,15 @@ class Encoder:
                 results[i] = self._assemble(request, features[span.start : span.stop], outputs[span.start : span.stop])
         return results
 
-    def _tokenize(self, texts: list[str], truncate: int | None) -> list[Features]:
+    def _tokenize(self, texts: list[str], truncate: int | None, pairs: list[str] | None = None) -> list[Features]:
+        """Each text (with its pair: one sequence, the tokenizer's pair template; truncation
+        takes from the longer of the two first) as features, or InvalidInput naming its row."""
         if not texts:
             return []
         limit = None if truncate is None else self.max_length if truncate == -1 else min(truncate, self.max_length)
         encoded = self.tokenizer(
             texts,
+            pairs,
             add_special_tokens=not self.settings.disable_special_tokens,
             truncation=limit is not None,
             max_length=limit,

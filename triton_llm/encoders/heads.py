@@ -13,6 +13,8 @@ Outputs as KServe's Hugging Face runtime gives them:
   - sequence_classification: `output-0` class id [n, 1], `label` its name;
   - token_classification: `output-0` class id per token [n, tokens] (-1 past a text's end);
   - fill_mask: `output-0` the predicted token(s) of each text's mask(s) [n, 1];
+  - cross_encoder (ours, vLLM's semantics): `score` [n, 1] of each (text_input, text_pair)
+    row, the logit through the model's activation (`triton_llm.encoders.activation`);
   - with `return_probabilities`, also `probabilities`: softmax over the classes (or the
     vocabulary, per mask) in the shape of `output-0` plus one axis.
 """
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 
 from triton_llm.encoders import protocol
+from triton_llm.encoders.activation import cross_encoder_activation
 from triton_llm.encoders.pooling import SentencePooling
 from triton_llm.encoders.protocol import EncodeRequest
 from triton_llm.errors import InvalidInput
@@ -53,6 +56,8 @@ class EncoderTask:
     task: ClassVar[Task]
     auto_class: ClassVar[str]  # the transformers class that loads the model with this task's head
     outputs: ClassVar[list[dict[str, Any]]]  # the output tensors (config.pbtxt specs)
+    inputs: ClassVar[list[dict[str, Any]]] = protocol.INPUTS
+    pairs: ClassVar[bool] = False  # reads `text_pair` and `use_activation` (cross-encoders)
 
     def __init__(self, parts: Parts):
         self.parts = parts
@@ -64,6 +69,15 @@ class EncoderTask:
     def describe(self) -> str:
         """What the "encoder ready" log line adds for this task."""
         return ""
+
+    def check_pairs(self, request: EncodeRequest) -> None:
+        """InvalidInput for a cross-encoder's input or parameter sent to another task."""
+        if self.pairs:
+            return
+        if request.text_pairs is not None:
+            raise InvalidInput("text_pair", f"only cross-encoder models take it; this one does {self.task}")
+        if request.use_activation is not None:
+            raise InvalidInput("use_activation", f"only cross-encoder models take it; this one does {self.task}")
 
     def check(self, request: EncodeRequest) -> None:
         """InvalidInput for a request parameter this task does not take."""
@@ -159,6 +173,29 @@ class SequenceClassification(_Logits):
         return out
 
 
+class CrossEncoder(EncoderTask):
+    task = Task.CROSS_ENCODER
+    auto_class = "AutoModelForSequenceClassification"
+    outputs = protocol.CROSS_ENCODER_OUTPUTS
+    inputs = protocol.CROSS_ENCODER_INPUTS
+    pairs = True
+
+    def __init__(self, parts: Parts):
+        super().__init__(parts)
+        self.activation, self.activation_name = cross_encoder_activation(parts.config)
+
+    def describe(self) -> str:
+        return f", activation {self.activation_name}"
+
+    def run(self, output: Any, mask: torch.Tensor, batch: list[Features]) -> list[torch.Tensor]:
+        return list(output.logits.float())
+
+    def assemble(self, request: EncodeRequest, results: list[torch.Tensor]) -> dict[str, np.ndarray]:
+        logits = torch.stack(results)
+        scores = logits if request.use_activation is False else self.activation(logits)
+        return {"score": scores.cpu().numpy().astype(np.float32).reshape(len(results), 1)}
+
+
 class TokenClassification(_Logits):
     task = Task.TOKEN_CLASSIFICATION
     auto_class = "AutoModelForTokenClassification"
@@ -214,6 +251,7 @@ TASKS: dict[Task, type[EncoderTask]] = {
     Task.SEQUENCE_CLASSIFICATION: SequenceClassification,
     Task.TOKEN_CLASSIFICATION: TokenClassification,
     Task.FILL_MASK: FillMask,
+    Task.CROSS_ENCODER: CrossEncoder,
 }
 
 

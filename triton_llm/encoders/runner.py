@@ -3,8 +3,9 @@
 Not decoupled: one response per request. Batching is Triton's: with `dynamic_batching` in
 config.pbtxt, `execute` receives every request queued while the previous batch ran, and
 the encoder runs all their texts in shared forward passes. Each request's texts travel as
-the batch dimension of `text_input` (shape [n, 1]); its options as request parameters
-(`truncate_prompt_tokens`, `dimensions`). The inputs and outputs of the model's task are
+the batch dimension of `text_input` (shape [n, 1]), a cross-encoder's second texts as
+`text_pair`; its options as request parameters (`truncate_prompt_tokens`, `dimensions`,
+`use_activation`). The inputs and outputs of the model's task are
 filled into the config at load (`triton_llm.encoders.protocol`, docs/protocol.md); the
 work is `triton_llm.encoders.engine`'s.
 """
@@ -26,7 +27,7 @@ os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists inside the stub)
 
 from triton_llm.encoders.engine import Encoder, resolve_encoder_task  # noqa: E402
-from triton_llm.encoders.protocol import INPUTS, EncodeRequest, parse_request  # noqa: E402
+from triton_llm.encoders.protocol import EncodeRequest, parse_request  # noqa: E402
 from triton_llm.errors import InvalidInput  # noqa: E402
 from triton_llm.hf_loading import device  # noqa: E402
 from triton_llm.settings import EncoderSettings, load_model_json, parse_settings  # noqa: E402
@@ -41,7 +42,7 @@ class TritonPythonModel:
         task_class, _, _ = resolve_encoder_task(_settings())
         config = auto_complete_model_config.as_dict()
         have = {t["name"] for t in config["input"]} | {t["name"] for t in config["output"]}
-        for spec in INPUTS:
+        for spec in task_class.inputs:
             if spec["name"] not in have:
                 auto_complete_model_config.add_input(spec)
         for spec in task_class.outputs:
@@ -91,4 +92,5 @@ def _settings() -> EncoderSettings:
 
 def _parse(request) -> EncodeRequest:
     text_input = pb_utils.get_input_tensor_by_name(request, "text_input").as_numpy()
-    return parse_request(text_input, request.parameters())
+    text_pair = pb_utils.get_input_tensor_by_name(request, "text_pair")  # None unless sent
+    return parse_request(text_input, request.parameters(), None if text_pair is None else text_pair.as_numpy())
