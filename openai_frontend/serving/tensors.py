@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from openai_frontend.backend import ModelInfo, ModelServer, Outputs
-from openai_frontend.errors import InvalidField
+from openai_frontend.errors import BadRequest, InvalidField
 from openai_frontend.schemas.limits import MAX_PROMPTS_IN_FLIGHT
 from openai_frontend.serving.fields import for_endpoint
 
@@ -47,6 +47,8 @@ EXTENSIONS = {
     "tools": "tools",
     "tool_choice": "tool_choice",
     "parallel_tool_calls": "parallel_tool_calls",
+    "add_special_tokens": "add_special_tokens",
+    "return_token_strs": "return_token_strs",
 }
 
 
@@ -63,13 +65,7 @@ def model_inputs(
     return_token_ids: bool = False,
 ) -> dict[str, Any]:
     """The tensors of one model request; the optional ones of ours only when used."""
-    values: dict[str, Any]
-    if messages is not None:
-        values = {"messages": messages}
-    elif isinstance(prompt, str):
-        values = {"text_input": prompt}
-    else:
-        values = {"input_ids": np.array(prompt, dtype=np.int64)}
+    values = _prompt(prompt, messages)
     if chat_template_kwargs is not None:
         values["chat_template_kwargs"] = chat_template_kwargs
     values.update(tool_inputs or {})  # `tools`, `tool_choice`, `parallel_tool_calls`: those given
@@ -94,6 +90,14 @@ def model_inputs(
         # across stub, Triton and frontend (docs/benchmarks.md).
         values["sparse_outputs"] = True
     return values
+
+
+def _prompt(prompt: str | list[int] | None, messages: list[dict[str, Any]] | None) -> dict[str, Any]:
+    if messages is not None:
+        return {"messages": messages}
+    if isinstance(prompt, str):
+        return {"text_input": prompt}
+    return {"input_ids": np.array(prompt, dtype=np.int64)}
 
 
 def check_declared(info: ModelInfo, values: dict[str, Any], asked_by: dict[str, str] | None = None) -> None:
@@ -208,3 +212,67 @@ def prompt_logprobs(positions: list[dict[str, dict[str, Any]]] | None) -> list[d
     if positions is None:
         return None
     return [None if i == 0 else position for i, position in enumerate(positions)]
+
+
+# -- /tokenize and /detokenize: one `tokenize_only` request, answered by the model's tokenizer --
+
+
+@dataclass
+class Tokenized:
+    """A `tokenize_only` answer, decoded: a prompt's token ids (with their strings when asked),
+    or the text of token ids."""
+
+    tokens: list[int]
+    token_strs: list[str] | None
+    max_model_len: int
+    text: str
+
+
+def tokenize_inputs(
+    *,
+    prompt: str | list[int] | None = None,
+    messages: list[dict[str, Any]] | None = None,
+    chat_template_kwargs: dict[str, Any] | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    add_special_tokens: bool | None = None,
+    return_token_strs: bool = False,
+) -> dict[str, Any]:
+    """The tensors of a `tokenize_only` request: a text or messages to tokenize, or ids to decode."""
+    values = {**_prompt(prompt, messages), "tokenize_only": True}
+    if chat_template_kwargs is not None:
+        values["chat_template_kwargs"] = chat_template_kwargs
+    if tools:
+        values["tools"] = tools
+    if add_special_tokens is not None:
+        values["add_special_tokens"] = add_special_tokens
+    if return_token_strs:
+        values["return_token_strs"] = True
+    return values
+
+
+def check_tokenize(info: ModelInfo, values: dict[str, Any]) -> None:
+    """The model answers `tokenize_only` (and the other inputs of `values`), or a 400 naming it."""
+    if "tokenize_only" not in info.inputs:
+        raise BadRequest(f"The model '{info.name}' cannot tokenize: it declares no tokenize_only input", param="model")
+    check_declared(info, values)
+
+
+async def tokenized(
+    client: ModelServer, model: str, values: dict[str, Any], fields: Mapping[str, str], request_id: str = ""
+) -> Tokenized:
+    """The answer of one `tokenize_only` request; a refused input is named as the client's
+    field (`fields`: model input -> request field, e.g. `input_ids` -> `tokens`)."""
+    outputs: Outputs = {}
+    try:
+        async for response in client.generate(model, values, request_id):
+            outputs.update(response)
+    except InvalidField as exc:
+        param = fields.get(exc.field or "", exc.field)
+        raise (BadRequest(f"{param}: {exc.problem}", param=param) if param else exc) from None
+    ids, length = outputs.get("prompt_token_ids"), outputs.get("max_model_len")
+    return Tokenized(
+        tokens=[int(i) for i in ids.reshape(-1)] if ids is not None else [],
+        token_strs=_strings(outputs["token_strs"]) if "token_strs" in outputs else None,
+        max_model_len=int(length.reshape(-1)[0]) if length is not None else 0,
+        text="".join(_strings(outputs.get("text_output"))),
+    )
