@@ -28,6 +28,7 @@ class ModelInfo:
     chat: bool  # also takes `messages` (server-side chat template)
     embed: bool  # an embedding model (text_input -> embedding)
     created: int
+    cross_encoder: bool = False  # scores pairs (text_input + text_pair -> score): rerank and score
     max_batch_size: int = 0  # texts per request to an embedding model
     sparse_outputs: bool = False  # takes `sparse_outputs` (ours; not vllm_backend)
     # The tensors its config declares: a request may only use the optional ones it lists.
@@ -35,7 +36,9 @@ class ModelInfo:
     outputs: frozenset[str] = frozenset()
 
     def serves(self, endpoint: str) -> bool:
-        return {"completions": self.generate, "chat": self.chat, "embeddings": self.embed}[endpoint]
+        # rerank and score: a cross-encoder's pairs, or cosine similarity of embeddings (as vLLM)
+        scores = self.cross_encoder or self.embed
+        return {"completions": self.generate, "chat": self.chat, "embeddings": self.embed, "score": scores}[endpoint]
 
     def require(self, tensors: dict[str, str]) -> None:
         """Each of `tensors` ({model tensor: the OpenAI field that needs it}) is declared, or a
@@ -60,8 +63,17 @@ class ModelServer(Protocol):
         """The responses of one generation request; leaving early cancels it."""
         ...
 
-    async def embed(self, model: str, texts: list[str], parameters: dict[str, Any], request_id: str = "") -> Outputs:
-        """One request to an embedding model: its texts as the batch dimension."""
+    async def embed(
+        self,
+        model: str,
+        texts: list[str],
+        parameters: dict[str, Any],
+        request_id: str = "",
+        *,
+        pairs: list[str] | None = None,
+    ) -> Outputs:
+        """One request to an encoder model: its texts as the batch dimension (with `pairs`, a
+        cross-encoder's: each row's second text, `text_pair`)."""
         ...
 
 

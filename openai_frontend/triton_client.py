@@ -126,6 +126,7 @@ class TritonClient:
                 chat=generate and "messages" in inputs,
                 embed="text_input" in inputs and "embedding" in outputs,
                 created=int(time.time()),
+                cross_encoder="text_pair" in inputs and "score" in outputs,
                 max_batch_size=int(config.get("max_batch_size", 0)),
                 sparse_outputs="sparse_outputs" in inputs,
                 inputs=frozenset(inputs),
@@ -175,12 +176,20 @@ class TritonClient:
             if not done:
                 stream.cancel()
 
-    async def embed(self, model: str, texts: list[str], parameters: dict[str, Any], request_id: str = "") -> Outputs:
-        """One request to an embedding model: its texts as the batch dimension."""
-        tensor = InferInput("text_input", [len(texts), 1], "BYTES")
-        tensor.set_data_from_numpy(np.array([[t.encode("utf-8")] for t in texts], dtype=np.object_))
+    async def embed(
+        self,
+        model: str,
+        texts: list[str],
+        parameters: dict[str, Any],
+        request_id: str = "",
+        *,
+        pairs: list[str] | None = None,
+    ) -> Outputs:
+        """One request to an encoder model: its texts as the batch dimension (with `pairs`, a
+        cross-encoder's second text of each row, `text_pair`)."""
+        tensors = [_texts("text_input", texts)] + ([] if pairs is None else [_texts("text_pair", pairs)])
         call = asyncio.ensure_future(
-            self._client.infer(model, [tensor], request_id=request_id, parameters=parameters or None)
+            self._client.infer(model, tensors, request_id=request_id, parameters=parameters or None)
         )
         inflight = self._track(model, call.cancel)
         try:
@@ -195,6 +204,12 @@ class TritonClient:
         finally:
             self._untrack(inflight)
         return {o.name: result.as_numpy(o.name) for o in result.get_response().outputs}
+
+
+def _texts(name: str, texts: list[str]) -> InferInput:
+    tensor = InferInput(name, [len(texts), 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[t.encode("utf-8")] for t in texts], dtype=np.object_))
+    return tensor
 
 
 def _inputs(values: dict[str, Any]) -> list[InferInput]:

@@ -58,3 +58,9 @@ MAX_LOGIT_BIAS = 1024
 # structured_outputs `choice` strings. vLLM states none; each one is a branch of the grammar
 # the engine compiles for the request before its first token.
 MAX_CHOICES = 1024
+
+# Documents of one rerank request, and texts on either side of a score request. vLLM states
+# none; Cohere's rerank API recommends at most 1,000 documents. Each is one row of the model
+# (a cross-encoder runs the query with every document), so this bounds one request's work
+# as MAX_EMBEDDING_INPUTS bounds an embeddings request's.
+MAX_SCORE_TEXTS = 1000

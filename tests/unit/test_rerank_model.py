@@ -122,18 +122,23 @@ def bert_config(**fields):
     return BertConfig(architectures=["BertForSequenceClassification"], **fields)
 
 
+ST_IDENTITY = {"sentence_transformers": {"activation_fn": "torch.nn.modules.linear.Identity"}}
+ST_SIGMOID = {"sentence_transformers": {"activation_fn": "torch.nn.modules.activation.Sigmoid"}}
+OLD_TANH = {"sbert_ce_default_activation_function": "torch.nn.modules.activation.Tanh"}
+
+
 @pytest.mark.parametrize(
     "fields, logit, expected",
     [
-        ({"num_labels": 1}, 2.0, torch.sigmoid(torch.tensor(2.0)).item()),
-        ({"num_labels": 1, "problem_type": "regression"}, 2.0, 2.0),
-        ({"num_labels": 1, "sentence_transformers": {"activation_fn": "torch.nn.modules.linear.Identity"}}, 2.0, 2.0),
-        ({"num_labels": 1, "sbert_ce_default_activation_function": "torch.nn.modules.activation.Tanh"}, 2.0, 0.9640),
-        ({"num_labels": 1, "sentence_transformers": {"activation_fn": "torch.nn.modules.activation.Sigmoid"}}, 0.0, 0.5),
+        ({}, 2.0, torch.sigmoid(torch.tensor(2.0)).item()),
+        ({"problem_type": "regression"}, 2.0, 2.0),
+        (ST_IDENTITY, 2.0, 2.0),
+        (OLD_TANH, 2.0, 0.9640),
+        (ST_SIGMOID, 0.0, 0.5),
     ],
 )
 def test_activation_follows_vllm(fields, logit, expected):
-    activation, _ = cross_encoder_activation(bert_config(**fields))
+    activation, _ = cross_encoder_activation(bert_config(num_labels=1, **fields))
     assert activation(torch.tensor([logit])).item() == pytest.approx(expected, abs=1e-4)
 
 
