@@ -16,7 +16,7 @@ from openai_frontend import errors
 from openai_frontend.backend import ModelServer
 from openai_frontend.metrics import FrontendMetrics, MetricsMiddleware
 from openai_frontend.middleware import BodyLimit, Drain, DrainGate, RequestId
-from openai_frontend.routers import chat, completions, embeddings, health, models, rerank
+from openai_frontend.routers import chat, completions, embeddings, health, models, rerank, tokenize
 from openai_frontend.settings import Settings
 from openai_frontend.triton_client import TritonClient
 
@@ -61,7 +61,8 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
     errors.install(app)
 
     api = APIRouter(prefix=settings.route_prefix, dependencies=[Depends(_require_api_key)])
-    for router in (completions.router, chat.router, embeddings.router, rerank.router, models.router):
+    routers = (completions.router, chat.router, embeddings.router, rerank.router, models.router, tokenize.router)
+    for router in routers:
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
