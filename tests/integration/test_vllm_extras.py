@@ -95,9 +95,6 @@ def test_chat_template_kwargs_reach_the_template(frontend, model):
     ("path", "fields", "param"),
     [
         ("completions", {"prompt_logprobs": 1}, "prompt_logprobs"),
-        ("completions", {"structured_outputs": {"choice": ["a", "b"]}}, "structured_outputs"),
-        ("chat/completions", {"structured_outputs": {"regex": "a+"}}, "structured_outputs"),
-        ("chat/completions", {"response_format": {"type": "json_object"}}, "response_format"),
     ],
 )
 def test_what_transformers_cannot_honour_is_a_400_naming_field_and_engine(frontend, path, fields, param):
