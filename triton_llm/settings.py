@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from triton_llm.errors import SettingError
 from triton_llm.tasks import Task
@@ -95,6 +95,20 @@ class GenerationSettings(ModelSettings):
     """vLLM's reasoning parser (`qwen3`, `deepseek_r1`, ...) that moves the thinking to `reasoning_content`."""
 
 
+class LoraModule(BaseModel):
+    """One LoRA adapter: vLLM's `LoRAModulePath` (`name=path` on its command line)."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    path: str = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_equals_path(cls, value: Any) -> Any:
+        return _split_lora(value)
+
+
 class VllmSettings(GenerationSettings):
     """The keys of every model, and any of vLLM's `AsyncEngineArgs` (`max_num_seqs`, `gpu_memory_utilization`,
     `enforce_eager`, ...), passed to vLLM as they are; a key that is not one of them stops the load.
@@ -103,6 +117,11 @@ class VllmSettings(GenerationSettings):
     """
 
     family: ClassVar[str] = "vLLM engine"
+
+    lora_modules: list[LoraModule] | None = setting()
+    """LoRA adapters a request may name (`lora_name`), as vLLM's `--lora-modules`: `{"name": ..., "path": ...}`
+    objects or `name=path` strings, a relative path resolved against model.json's folder; needs `enable_lora: true`.
+    vllm_backend's `multi_lora.json` beside model.json (`{"name": "path"}`) adds to them when `enable_lora` is on."""
 
     @classmethod
     def check_extras(cls, extras: Mapping[str, Any], where: str) -> None:
@@ -119,6 +138,12 @@ class HfGenerationSettings(_Family, GenerationSettings):
     key; other vLLM keys are logged as without effect."""
 
     family: ClassVar[str] = "transformers generation engine"
+
+    @classmethod
+    def check_extras(cls, extras: Mapping[str, Any], where: str) -> None:
+        if "lora_modules" in extras:
+            raise SettingError("lora_modules", "LoRA adapters need the vLLM engine (backend: vllm)", where)
+        super().check_extras(extras, where)
 
     max_model_len: int | None = setting(vllm=True, gt=0)
     """Longest prompt + output, in tokens (KServe's `--max_length`); default: the model's positions (T5: 512)."""
@@ -226,4 +251,40 @@ def load_model_json(model_dir: str | os.PathLike) -> dict[str, Any]:
             local = Path(model_dir) / value  # an absolute value stays as it is
             if value.startswith((".", "/")) or local.exists():
                 settings[key] = str(local.resolve())
+    _add_lora_modules(settings, Path(model_dir))
     return settings
+
+
+MULTI_LORA_JSON = "multi_lora.json"
+
+
+def _split_lora(value: Any) -> Any:
+    """vLLM's `name=path` string as an object; anything else as it is."""
+    if isinstance(value, str) and "=" in value:
+        name, path = value.split("=", 1)
+        return {"name": name, "path": path}
+    return value
+
+
+def _add_lora_modules(settings: dict[str, Any], model_dir: Path) -> None:
+    """`lora_modules` with local paths resolved like `model`, plus vllm_backend's multi_lora.json
+    ({name: path}) when `enable_lora` is on (vllm_backend reads it only then; it sends "true" as a string)."""
+    modules = settings.get("lora_modules")
+    if not isinstance(modules, (list, type(None))):
+        return  # not a list: VllmSettings says so, naming the key
+    modules = list(map(_split_lora, modules or []))
+    extra = model_dir / MULTI_LORA_JSON
+    if settings.get("enable_lora") in (True, "true") and extra.is_file():
+        try:
+            named = json.loads(extra.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{extra} is not valid JSON: {exc}") from None
+        if not isinstance(named, dict):
+            raise ValueError(f"{extra} must be a JSON object of adapter names to paths")
+        modules += [{"name": name, "path": path} for name, path in named.items()]
+    for module in modules:
+        path = module.get("path") if isinstance(module, dict) else None
+        if isinstance(path, str) and (path.startswith(".") or (model_dir / path).exists()):
+            module["path"] = str((model_dir / path).resolve())
+    if modules:
+        settings["lora_modules"] = modules

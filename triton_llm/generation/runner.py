@@ -42,7 +42,7 @@ import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists insid
 
 from triton_llm.errors import InvalidInput, Unavailable  # noqa: E402
 from triton_llm.generation import admission, protocol  # noqa: E402
-from triton_llm.generation.engines import create_engine  # noqa: E402
+from triton_llm.generation.engines import create_engine, vllm_lora  # noqa: E402
 from triton_llm.generation.stats import E2E  # noqa: E402
 from triton_llm.metrics import ModelMetrics  # noqa: E402
 from triton_llm.settings import load_model_json  # noqa: E402
@@ -66,6 +66,9 @@ class TritonPythonModel:
         for spec in protocol.OUTPUTS:
             if spec["name"] not in have_out:
                 auto_complete_model_config.add_output(spec)
+        for spec in vllm_lora.advertised_inputs(pb_utils.get_model_dir()):
+            if spec["name"] not in have_in:
+                auto_complete_model_config.add_input(spec)
         # Decoupled: many responses per request. The engine batches, not Triton.
         auto_complete_model_config.set_model_transaction_policy(dict(decoupled=True))
         auto_complete_model_config.set_max_batch_size(0)

@@ -10,6 +10,7 @@ from triton_llm.generation.engines.base import check_token_ids, prompt_field, re
 from triton_llm.generation.engines.limits import check_max_tokens
 from triton_llm.generation.engines.vllm_args import engine_args
 from triton_llm.generation.engines.vllm_errors import client_error, describe
+from triton_llm.generation.engines.vllm_lora import Adapters
 from triton_llm.generation.stats import EngineStats, Load
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
 from triton_llm.settings import VllmSettings
@@ -18,8 +19,11 @@ logger = logging.getLogger(__name__)
 
 
 class VllmEngine:
+    adapters = Adapters()  # none until __init__ reads model.json's
+
     def __init__(self, settings: VllmSettings):
         self.engine_args = engine_args(settings)
+        self.adapters = Adapters(settings.lora_modules or (), self.engine_args.get("enable_lora"))
         self._llm = None
         self._tokenizer = None
         self.max_model_len: int | None = None
@@ -42,6 +46,9 @@ class VllmEngine:
         self._tokenizer = self._llm.get_tokenizer()
         self.max_model_len = self._llm.model_config.max_model_len
         self.max_num_seqs = self._llm.vllm_config.scheduler_config.max_num_seqs  # vLLM's default when not given
+        for adapter in self.adapters.requests():
+            # Loaded now, as vLLM's server does: a bad adapter stops the load, not a request.
+            await self._llm.add_lora(adapter)
         logger.info("vLLM engine ready: %s", self.engine_args)
 
     def num_choices(self, request: GenerateRequest) -> int:
@@ -50,7 +57,9 @@ class VllmEngine:
     async def generate(self, request: GenerateRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         from triton_llm.generation.engines.vllm_sampling import to_sampling_params
 
-        params = to_sampling_params(request.sampling, request.stream)
+        sampling = dict(request.sampling)
+        lora = self.adapters.request(sampling.pop("lora_name", None))
+        params = to_sampling_params(sampling, request.stream)
         if request.prompt_ids is not None:
             check_token_ids(request.prompt_ids, self._vocab_limit())
         prompt = render_prompt(self._tokenizer, request)
@@ -65,7 +74,7 @@ class VllmEngine:
         check_max_tokens(params.max_tokens, num_input, self.max_model_len, "messages" if chat else "prompt")
         started = finished = False
         try:
-            async for output in self._llm.generate(engine_input, params, request_id):
+            async for output in self._llm.generate(engine_input, params, request_id, lora_request=lora):
                 started, finished = True, output.finished
                 if prompt_logprobs is None and output.prompt_logprobs:
                     prompt_logprobs = self._prompt_logprobs(prompt_ids, output.prompt_logprobs)

@@ -163,7 +163,8 @@ def to_sampling_params(params: dict[str, Any], stream: bool) -> SamplingParams:
     kwargs: dict[str, Any] = {}
     for name, value in params.items():
         if name == "lora_name":
-            raise InvalidInput("sampling_parameters.lora_name", "LoRA adapters are not enabled for this model")
+            # Not a SamplingParams field: VllmEngine takes it out first (vllm_lora).
+            raise InvalidInput("sampling_parameters.lora_name", "LoRA adapters are chosen by the engine, not here")
         if name not in _HINTS or name.startswith("_") or name in _PRIVATE:
             raise InvalidInput(f"sampling_parameters.{name}", "unknown field")
         if name == "structured_outputs":
