@@ -3,7 +3,8 @@
 Run as a script (vLLM's engine processes re-import `__main__`):
     python tests/vllm_reference.py MODEL_JSON_SETTINGS REQUESTS_JSON  ->  JSON on stdout
 Each request is generated on its own, as the tests send them one at a time, so both sides
-compute with the same batch shapes.
+compute with the same batch shapes. A request's optional "lora" ({"name", "path"}) applies that
+LoRA adapter (the settings then need `enable_lora`).
 """
 
 import json
@@ -15,6 +16,7 @@ def main() -> None:
     requests = json.loads(sys.argv[2])
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
+    from vllm.lora.request import LoRARequest
 
     from triton_llm.generation.engines.vllm_args import engine_args
     from triton_llm.settings import VllmSettings, parse_settings
@@ -22,7 +24,12 @@ def main() -> None:
     llm = LLM(**engine_args(parse_settings(VllmSettings, settings)))
     tokenizer = llm.get_tokenizer()
     results = []
+    adapters: dict[str, LoRARequest] = {}  # one int id per adapter, as the served engine keeps
     for req in requests:
+        lora = None
+        if "lora" in req:
+            name = req["lora"]["name"]
+            lora = adapters.setdefault(name, LoRARequest(name, len(adapters) + 1, req["lora"]["path"]))
         params = SamplingParams(**req["sampling"])
         if "messages" in req:
             ids = tokenizer.apply_chat_template(req["messages"], add_generation_prompt=True, tokenize=True)
@@ -30,7 +37,7 @@ def main() -> None:
             prompt = TokensPrompt(prompt_token_ids=ids)
         else:
             prompt = req["prompt"]
-        out = llm.generate([prompt], params, use_tqdm=False)[0]
+        out = llm.generate([prompt], params, use_tqdm=False, lora_request=lora)[0]
         results.append(
             {
                 "text": out.outputs[0].text,

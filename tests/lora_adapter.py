@@ -1,0 +1,29 @@
+"""A LoRA adapter for the demo model, made at test time with peft (none small is available offline).
+
+LoRA's B matrices start at zero (the adapter changes nothing); random ones from a fixed seed
+make the adapter's greedy output differ from the base model's, reproducibly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ADAPTER = "smollm2-lora"
+# model.json keys of the test model that serves it: vLLM's own LoRA arguments, kept small.
+LORA_SETTINGS = {"enable_lora": True, "max_loras": 1, "max_lora_rank": 8}
+
+
+def build_adapter(model_dir: Path, dest: Path) -> Path:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, weight in peft_model.named_parameters():
+            if "lora_B" in name:
+                weight.copy_(torch.randn(weight.shape, generator=generator) * 0.05)
+    peft_model.save_pretrained(dest)
+    return dest
