@@ -98,6 +98,8 @@ def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, tmp_path_factory) 
                 "tensor_input_names": ["input_ids", "attention_mask"],
             },
             "bert-seq-cls": {"like": "minilm", "model": str(bert_dirs["sequence_classification"]), "dtype": "float32"},
+            # One label: resolved to the cross_encoder task (rerank and score, test_rerank).
+            "bert-cross-encoder": {"like": "minilm", "model": str(bert_dirs["cross_encoder"]), "dtype": "float32"},
             "minilm-bounded": {"like": "minilm", "model": str(minilm_dir)},
         },
     )
