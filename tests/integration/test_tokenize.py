@@ -4,6 +4,9 @@ prompt (usage.prompt_tokens); Triton's generate endpoint takes `tokenize_only` a
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import requests
 
@@ -111,3 +114,19 @@ def test_tritons_generate_endpoint_takes_tokenize_only(triton, tokenizer):
     assert out["prompt_token_ids"] == ids and out["num_input_tokens"] == len(ids) and out["max_model_len"] == 8192
     back = requests.post(url, json={"input_ids": ids, "tokenize_only": True}, timeout=60).json()
     assert back["text_output"] == PROMPTS[0]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_tokenize_answers_while_the_engine_generates(frontend, tokenizer, model):
+    """Concurrent tokenize requests (the tokenizer off the engine's loop) beside a streamed
+    chat whose parsers use the same tokenizer: all exact, none waiting for the generation."""
+    chat = {"model": model, "messages": CHAT, "tools": [WEATHER], "stream": True, "max_tokens": 64}
+    texts = [f"{PROMPTS[i % 3]} {i}" for i in range(32)]
+    with ThreadPoolExecutor(16) as pool:
+        streaming = pool.submit(lambda: requests.post(f"{frontend.url}/openai/v1/chat/completions", json=chat).text)
+        started = time.monotonic()
+        answers = list(pool.map(lambda t: ok(post(frontend, "tokenize", {"model": model, "prompt": t})), texts))
+        elapsed = time.monotonic() - started
+        assert "[DONE]" in streaming.result(timeout=120)
+    assert [a["tokens"] for a in answers] == [tokenizer(t).input_ids for t in texts]
+    print(f"{model}: 32 tokenize requests beside a generation in {elapsed:.2f} s")
