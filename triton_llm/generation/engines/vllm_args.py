@@ -3,8 +3,8 @@
 Keys are vLLM's own (`VllmSettings` checks each is an AsyncEngineArgs field), so an entry
 from Triton's vllm_backend moves over as it is. On a machine with no GPU, unless model.json
 says otherwise: `dtype` from what the CPU computes fast, `enforce_eager`, and a 2 GiB KV
-cache (VLLM_CPU_KVCACHE_SPACE). On a GPU nothing is added: the model's dtype and vLLM's own
-defaults stand.
+cache (VLLM_CPU_KVCACHE_SPACE); with LoRA adapters, a spare LoRA slot (vllm_lora). On a GPU
+nothing is added: the model's dtype and vLLM's own defaults stand.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from triton_llm import hf_loading
+from triton_llm.generation.engines.vllm_lora import keep_a_cpu_slot_empty
 from triton_llm.settings import VllmSettings, keys
 
 
@@ -27,4 +28,6 @@ def engine_args(s: VllmSettings) -> dict[str, Any]:
         # CUDA graphs do not exist on CPU; compiling takes ~60 s more for no gain.
         args.setdefault("enforce_eager", True)
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+        if s.lora_modules and args.get("enable_lora"):
+            keep_a_cpu_slot_empty(args, len(s.lora_modules))
     return args

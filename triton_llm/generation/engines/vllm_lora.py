@@ -8,12 +8,14 @@ as in vllm_backend), which is how vLLM's engine tells adapters apart in its batc
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from triton_llm.errors import InvalidInput, SettingError
 from triton_llm.settings import LoraModule
 
+logger = logging.getLogger(__name__)
 FIELD = "sampling_parameters.lora_name"
 
 
@@ -73,3 +75,20 @@ def advertised_inputs(model_dir: str) -> list[dict[str, Any]]:
         return []
     names = [m["name"] for m in modules if isinstance(m, dict) and isinstance(m.get("name"), str)]
     return [{"name": ADVERTISED + n, "data_type": "TYPE_BOOL", "dims": [1], "optional": True} for n in names]
+
+
+def keep_a_cpu_slot_empty(args: dict[str, Any], adapters: int) -> None:
+    """One LoRA slot more than there are adapters, on a CPU: vLLM 0.32's CPU kernels
+    (vllm/lora/ops/torch_ops) index the slots' weights with each row's slot, and a row without an
+    adapter has slot -1, Python's last slot. Measured (vLLM's offline LLM too): in a batch with
+    adapter requests, a request without `lora_name` got the adapter of the last slot. Slots fill
+    from the first, so with one spare the last stays empty (zeros) and base rows stay base."""
+    need = adapters + 1
+    if args.get("max_loras", 1) < need:
+        if "max_loras" in args:
+            logger.warning(
+                "max_loras %s raised to %s on this CPU (vllm_lora.keep_a_cpu_slot_empty)", args["max_loras"], need
+            )
+        args["max_loras"] = need
+    if args.get("max_cpu_loras") is not None and args["max_cpu_loras"] < need:
+        args["max_cpu_loras"] = need  # vLLM wants max_cpu_loras >= max_loras
