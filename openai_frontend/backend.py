@@ -8,6 +8,8 @@ errors, Triton's decoded by `errors.from_triton`.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
@@ -17,6 +19,7 @@ from fastapi import Depends, Request
 
 from openai_frontend.errors import BadRequest, NotFound, ServiceUnavailable
 
+logger = logging.getLogger(__name__)
 Outputs = dict[str, np.ndarray]
 
 
@@ -34,6 +37,13 @@ class ModelInfo:
     # The tensors its config declares: a request may only use the optional ones it lists.
     inputs: frozenset[str] = frozenset()
     outputs: frozenset[str] = frozenset()
+    # Its LoRA adapters: OpenAI model names served by this model with `lora_name` (as vLLM lists them).
+    adapters: tuple[str, ...] = ()
+    lora_name: str | None = None  # set on what `find_model` returns for an adapter's name
+
+    def with_adapter(self, sampling: dict[str, Any]) -> dict[str, Any]:
+        """A request's sampling parameters, naming the adapter its `model` asked for (vllm_backend's `lora_name`)."""
+        return sampling if self.lora_name is None else {**sampling, "lora_name": self.lora_name}
 
     def serves(self, endpoint: str) -> bool:
         # rerank and score: a cross-encoder's pairs, or cosine similarity of embeddings (as vLLM)
@@ -77,9 +87,41 @@ class ModelServer(Protocol):
         ...
 
 
+def find_model(models: dict[str, ModelInfo], name: str) -> ModelInfo | None:
+    """The Triton model `name`, or the base model of the adapter `name` (its `lora_name` set)."""
+    if (info := models.get(name)) is not None:
+        return info
+    base = next((m for m in models.values() if name in m.adapters), None)
+    return None if base is None else dataclasses.replace(base, lora_name=name)
+
+
+def drop_colliding_adapters(models: dict[str, ModelInfo]) -> None:
+    """An adapter named like a Triton model or like another model's adapter would make `model`
+    ambiguous: the Triton model (or the first model) keeps the name, with an error in the log."""
+    claimed: dict[str, str] = {}
+    for info in models.values():
+        kept = []
+        for adapter in info.adapters:
+            owner = adapter if adapter in models else claimed.get(adapter)
+            if owner is None:
+                claimed[adapter] = info.name
+                kept.append(adapter)
+            elif (info.name, adapter) not in _reported:
+                _reported.add((info.name, adapter))
+                logger.error(
+                    "LoRA adapter '%s' of model '%s' is not served: the name is taken by %s; rename it in model.json",
+                    adapter, info.name, f"the model '{owner}'" if owner == adapter else f"an adapter of '{owner}'",
+                )  # fmt: skip
+        info.adapters = tuple(kept)
+
+
+_reported: set[tuple[str, str]] = set()  # collisions logged once, not at every refresh
+
+
 async def require_model(server: ModelServer, name: str, endpoint: str) -> ModelInfo:
-    """The model `name`, ready and serving `endpoint`, or the error saying which it is not."""
-    info = (await server.models()).get(name) or (await server.models(refresh=True)).get(name)
+    """The model `name` (or the base model of the adapter `name`), ready and serving `endpoint`,
+    or the error saying which it is not."""
+    info = find_model(await server.models(), name) or find_model(await server.models(refresh=True), name)
     if info is None:
         raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")
     if not info.ready:

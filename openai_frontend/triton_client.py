@@ -24,10 +24,12 @@ import tritonclient.grpc.aio as grpc_aio
 from tritonclient.grpc import InferInput
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
-from openai_frontend.backend import ModelInfo, Outputs
+from openai_frontend.backend import ModelInfo, Outputs, drop_colliding_adapters
 from openai_frontend.errors import APIError, ServiceUnavailable, from_triton
 
 WATCH_S = 1.0
+# A model's LoRA adapters are optional inputs named so in its config (triton_llm's vllm_lora.ADVERTISED says why).
+LORA_INPUT = "lora_module:"
 
 
 class _InFlight:
@@ -116,7 +118,7 @@ class TritonClient:
                     config = (await self._client.get_model_config(name, as_json=True))["config"]
                 except InferenceServerException:
                     ready = False
-            inputs = {i["name"] for i in config.get("input", [])}
+            inputs = {i["name"]: None for i in config.get("input", [])}  # a set in the config's order
             outputs = {o["name"] for o in config.get("output", [])}
             generate = "text_input" in inputs and "text_output" in outputs
             models[name] = ModelInfo(
@@ -131,7 +133,9 @@ class TritonClient:
                 sparse_outputs="sparse_outputs" in inputs,
                 inputs=frozenset(inputs),
                 outputs=frozenset(outputs),
+                adapters=tuple(n.removeprefix(LORA_INPUT) for n in inputs if n.startswith(LORA_INPUT)),
             )
+        drop_colliding_adapters(models)
         return models
 
     async def generate(self, model: str, values: dict[str, Any], request_id: str = "") -> AsyncIterator[Outputs]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.lora_adapter import ADAPTER, LORA_SETTINGS
 from tests.servers import ROOT, make_repository, start_triton
 
 # Greedy runs must compare like with like: prefix caching would let a repeated prompt skip
@@ -64,7 +65,15 @@ def bert_dirs(model_dir, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, tmp_path_factory) -> Path:
+def lora_adapter(model_dir, tmp_path_factory) -> Path:
+    """A LoRA adapter of the demo model (peft, random B weights), served by `smollm2` (test_lora)."""
+    from tests.lora_adapter import build_adapter
+
+    return build_adapter(model_dir, tmp_path_factory.mktemp("lora") / "adapter")
+
+
+@pytest.fixture(scope="session")
+def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, lora_adapter, tmp_path_factory) -> Path:
     from triton_llm.cli import make_repo
 
     repository = tmp_path_factory.mktemp("repo")
@@ -75,7 +84,14 @@ def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, tmp_path_factory) 
     make_repository(
         repository,
         {
-            "smollm2": {"model": str(model_dir), **TEST_ENGINE_OVERRIDES, **REASONING},
+            # Serves a LoRA adapter too (test_lora).
+            "smollm2": {
+                "model": str(model_dir),
+                **TEST_ENGINE_OVERRIDES,
+                **REASONING,
+                **LORA_SETTINGS,
+                "lora_modules": [{"name": ADAPTER, "path": str(lora_adapter)}],
+            },
             # float32: greedy output must equal transformers' `generate` token for token,
             # and in bfloat16 a batch's arithmetic differs from a lone request's.
             "smollm2-hf": {"model": str(model_dir), **HF_OVERRIDES, **REASONING},
@@ -131,6 +147,11 @@ def vllm_reference(model_dir, triton) -> list[dict]:
     settings = {"model": str(model_dir), **TEST_ENGINE_OVERRIDES}
     requests = [{"prompt": p, "sampling": GREEDY} for p in PROMPTS]
     requests.append({"messages": CHAT, "sampling": GREEDY})
+    return vllm_offline(settings, requests)
+
+
+def vllm_offline(settings: dict, requests: list[dict]) -> list[dict]:
+    """tests/vllm_reference.py's outputs for `requests` on an engine with `settings` (model.json's keys)."""
     proc = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "vllm_reference.py"), json.dumps(settings), json.dumps(requests)],
         capture_output=True,

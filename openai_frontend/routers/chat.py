@@ -39,7 +39,7 @@ router = APIRouter()
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, triton: Triton):
     info = await require_model(triton, body.model, "chat")
     messages = [m.for_template() for m in body.messages]
-    sampling = body.sampling()
+    sampling = info.with_adapter(body.sampling())  # a LoRA adapter's name: its base model, lora_name
     values = tensors.model_inputs(
         messages=messages, sampling=sampling, stream=body.stream, sparse=info.sparse_outputs,
         chat_template_kwargs=body.template_kwargs(), tool_inputs=body.tool_inputs(),
@@ -53,7 +53,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     sent = {"max_tokens": "max_completion_tokens"} if body.max_completion_tokens is not None else {}
     if body.structured_outputs is not None:
         sent["structured_outputs"] = "structured_outputs"
-    steps = tensors.merge([tensors.steps(triton, body.model, values, "chat", request_id(request), sent)])
+    steps = tensors.merge([tensors.steps(triton, info.name, values, "chat", request_id(request), sent)])
     acc = Accumulator(body.n)
     if body.stream:
         return await stream_response(request, "chat", _chunks(body, acc, steps))

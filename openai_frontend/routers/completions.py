@@ -26,7 +26,7 @@ router = APIRouter()
 @cancel_on_disconnect
 async def create_completion(body: CompletionRequest, request: Request, triton: Triton):
     info = await require_model(triton, body.model, "completions")
-    sampling = body.sampling()
+    sampling = info.with_adapter(body.sampling())  # a LoRA adapter's name: its base model, lora_name
     rid = request_id(request)
     prompts = body.prompts
     # vLLM's rule: with `return_token_ids` an echo is the prompt's ids, not its text.
@@ -42,7 +42,7 @@ async def create_completion(body: CompletionRequest, request: Request, triton: T
     asked_by = {} if body.prompt_logprobs is not None else {"return_prompt_logprobs": "echo"}
     tensors.check_declared(info, values[0], asked_by)
     streams = [
-        tensors.steps(triton, body.model, v, "completions", rid if len(prompts) == 1 else f"{rid}-{i}")
+        tensors.steps(triton, info.name, v, "completions", rid if len(prompts) == 1 else f"{rid}-{i}")
         for i, v in enumerate(values)
     ]
     acc = Accumulator(body.n, prompts=len(prompts))

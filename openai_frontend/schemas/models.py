@@ -12,6 +12,9 @@ class Model(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "triton"
+    # vLLM's ModelCard: a LoRA adapter's `parent` is the model it applies to.
+    root: str | None = None
+    parent: str | None = None
 
 
 class ModelList(BaseModel):
