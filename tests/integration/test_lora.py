@@ -1,0 +1,90 @@
+"""LoRA adapters on the vLLM model through a real tritonserver and the OpenAI frontend: greedy
+output equal to vLLM's offline LLM with the same adapter, the base model unchanged beside it."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.conftest import CHAT, GREEDY, PROMPTS, TEST_ENGINE_OVERRIDES, vllm_offline
+from tests.lora_adapter import ADAPTER, LORA_SETTINGS
+
+MODEL = "smollm2"
+
+
+@pytest.fixture(scope="module")
+def reference(model_dir, lora_adapter, triton) -> dict[str, list[dict]]:
+    """vLLM offline on an engine like the served one: base and adapter outputs of PROMPTS, then CHAT."""
+    lora = {"name": ADAPTER, "path": str(lora_adapter)}
+    plain = [{"prompt": p, "sampling": GREEDY} for p in PROMPTS] + [{"messages": CHAT, "sampling": GREEDY}]
+    out = vllm_offline(
+        {"model": str(model_dir), **TEST_ENGINE_OVERRIDES, **LORA_SETTINGS, "lora_modules": [lora]},
+        plain + [{**r, "lora": lora} for r in plain],
+    )
+    return {"base": out[: len(plain)], "lora": out[len(plain) :]}
+
+
+def generate(triton, prompt: str, **parameters) -> requests.Response:
+    body = {"text_input": prompt, "exclude_input_in_output": True, "parameters": {**GREEDY, **parameters}}
+    return requests.post(f"{triton.http_url}/v2/models/{MODEL}/generate", json=body, timeout=120)
+
+
+def completion(frontend, model: str, prompt: str) -> requests.Response:
+    body = {"model": model, "prompt": prompt, **GREEDY}
+    return requests.post(f"{frontend.url}/openai/v1/completions", json=body, timeout=120)
+
+
+@pytest.mark.parametrize("i", range(2))
+def test_greedy_with_the_adapter_equals_vllm_offline_and_differs_from_the_base(triton, frontend, reference, i):
+    want = reference["lora"][i]["text"]
+    assert want != reference["base"][i]["text"]
+    r = generate(triton, PROMPTS[i], lora_name=ADAPTER)
+    assert r.status_code == 200, r.text
+    assert r.json()["text_output"] == want
+    r = completion(frontend, ADAPTER, PROMPTS[i])
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["text"] == want and r.json()["model"] == ADAPTER
+    assert generate(triton, PROMPTS[i]).json()["text_output"] == reference["base"][i]["text"]
+
+
+def test_chat_with_the_adapter_equals_vllm_offline(frontend, reference):
+    body = {"model": ADAPTER, "messages": CHAT, **GREEDY}
+    r = requests.post(f"{frontend.url}/openai/v1/chat/completions", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] == reference["lora"][-1]["text"]
+
+
+def test_base_output_is_unchanged_while_adapter_requests_run(triton, reference):
+    # Both kinds in one engine batch: each row keeps its own weights (vLLM's LoRA index per row).
+    with ThreadPoolExecutor(6) as pool:
+        runs = [
+            pool.submit(generate, triton, PROMPTS[0], **({"lora_name": ADAPTER} if i % 2 else {})) for i in range(6)
+        ]
+        texts = [run.result().json()["text_output"] for run in runs]
+    # bfloat16 on a CPU: a batch's arithmetic may differ from a lone request's late in the output.
+    base, lora = reference["base"][0]["text"], reference["lora"][0]["text"]
+    for i, text in enumerate(texts):
+        want = lora if i % 2 else base
+        assert text[:40] == want[:40], (i, text, want)
+
+
+def test_unknown_adapters_are_refused(triton, frontend):
+    r = generate(triton, PROMPTS[0], lora_name="nope")
+    assert r.status_code == 400 and "lora_name" in r.json()["error"] and "nope" in r.json()["error"]
+    r = completion(frontend, "nope", PROMPTS[0])
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    # The transformers engine serves no adapters, and says where they are.
+    r = requests.post(
+        f"{triton.http_url}/v2/models/smollm2-hf/generate",
+        json={"text_input": "x", "parameters": {"lora_name": ADAPTER, "max_tokens": 2}},
+        timeout=60,
+    )
+    assert r.status_code == 400 and "sampling_parameters.lora_name" in r.text and "vLLM" in r.text
+
+
+def test_models_lists_the_adapter_with_its_parent(frontend):
+    data = requests.get(f"{frontend.url}/openai/v1/models", timeout=10).json()["data"]
+    assert {"id": ADAPTER, "parent": MODEL} in [{"id": m["id"], "parent": m.get("parent")} for m in data]
+    assert requests.get(f"{frontend.url}/openai/v1/models/{ADAPTER}", timeout=10).json()["parent"] == MODEL
