@@ -167,3 +167,39 @@ def test_make_repo_resolves_a_cross_encoder_folder(cross_encoder_dir, tmp_path):
     assert model_json.get("task", "cross_encoder") == "cross_encoder"
     assert "triton_llm.encoders.runner" in (tmp_path / "ce" / "1" / "model.py").read_text()
     assert "cross_encoder" in (tmp_path / "ce" / "config.pbtxt").read_text()
+
+
+def test_the_runner_hands_text_pair_to_the_encoder(monkeypatch, tmp_path):
+    from tests.unit.fakes import pb_utils
+    from tests.unit.fakes.harness import install, model_args
+
+    seen: list[EncodeRequest] = []
+
+    class Recorder:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def load(self) -> None:
+            pass
+
+        def encode(self, requests):
+            seen.extend(requests)
+            return [{"score": np.zeros((len(r.texts), 1), np.float32)} for r in requests]
+
+    runner = install(monkeypatch, tmp_path, "triton_llm.encoders.runner")
+    monkeypatch.setattr(runner, "Encoder", Recorder)
+    model = runner.TritonPythonModel()
+    model.initialize(model_args(decoupled=False, max_batch_size=8))
+    column = lambda *texts: np.array([[t.encode()] for t in texts], dtype=np.object_)  # noqa: E731
+    pair = {"text_input": column("q", "q"), "text_pair": column("d1", "d2")}
+    responses = model.execute(
+        [
+            pb_utils.InferenceRequest(pair, pb_utils.Ledger(), parameters={"use_activation": False}),
+            pb_utils.InferenceRequest({"text_input": column("alone")}, pb_utils.Ledger()),
+            pb_utils.InferenceRequest({**pair, "text_pair": column("d1")}, pb_utils.Ledger()),
+        ]
+    )
+    assert [r.has_error() for r in responses] == [False, False, True]
+    assert '"param": "text_pair"' in responses[2].error().message()
+    assert seen[0].text_pairs == ["d1", "d2"] and seen[0].use_activation is False
+    assert seen[1].text_pairs is None and len(seen) == 2
