@@ -9,9 +9,9 @@ import pytest
 import requests
 
 from tests.conftest import CHAT, GREEDY, PROMPTS, TEST_ENGINE_OVERRIDES, vllm_offline
-from tests.lora_adapter import ADAPTER, LORA_SETTINGS
+from tests.lora_adapter import ADAPTER, LORA_BASE, LORA_SETTINGS
 
-MODEL = "smollm2"
+MODEL = LORA_BASE
 
 
 @pytest.fixture(scope="module")
