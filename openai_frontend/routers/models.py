@@ -1,4 +1,4 @@
-"""GET /v1/models and /v1/models/{id}: the ready generation and embedding models in Triton's repository,
+"""GET /v1/models and /v1/models/{id}: the ready generation, embedding and cross-encoder models in Triton's repository,
 and their LoRA adapters (as vLLM lists them: id the adapter's name, parent the model it applies to)."""
 
 from __future__ import annotations
@@ -38,4 +38,4 @@ def _card(info: ModelInfo, adapter: str | None) -> Model:
 
 
 def _listed(info: ModelInfo) -> bool:
-    return info.ready and (info.generate or info.embed)
+    return info.ready and (info.generate or info.embed or info.cross_encoder)

@@ -36,7 +36,7 @@ async def tokenize(body: TokenizeRequest, request: Request, triton: Triton):
         )
     tensors.check_tokenize(info, values)
     fields = {"text_input": "messages" if chat else "prompt"}
-    out = await tensors.tokenized(triton, model, values, fields, request_id(request))
+    out = await tensors.tokenized(triton, info.name, values, fields, request_id(request))  # an adapter: its base
     return TokenizeResponse(
         count=len(out.tokens), max_model_len=out.max_model_len, tokens=out.tokens, token_strs=out.token_strs
     )
@@ -48,7 +48,7 @@ async def detokenize(body: DetokenizeRequest, request: Request, triton: Triton):
     info = await require_model(triton, model, "completions")
     values = tensors.tokenize_inputs(prompt=body.tokens)
     tensors.check_tokenize(info, values)
-    out = await tensors.tokenized(triton, model, values, {"input_ids": "tokens"}, request_id(request))
+    out = await tensors.tokenized(triton, info.name, values, {"input_ids": "tokens"}, request_id(request))
     return DetokenizeResponse(prompt=out.text)
 
 
