@@ -57,17 +57,26 @@ def test_chat_with_the_adapter_equals_vllm_offline(frontend, reference):
 
 
 def test_base_output_is_unchanged_while_adapter_requests_run(triton, reference):
+    # The prompt whose base and adapter outputs part earliest: bfloat16 on a CPU makes a batch's
+    # arithmetic differ from a lone request's later in the output (seen 13 tokens in), so each
+    # row is compared up to a little past that point.
+    parted, prompt = min((_parting(reference["base"][i]["text"], reference["lora"][i]["text"]), i) for i in range(3))
+    keep = parted + 8
     # Both kinds in one engine batch: each row keeps its own weights (vLLM's LoRA index per row).
     with ThreadPoolExecutor(6) as pool:
         runs = [
-            pool.submit(generate, triton, PROMPTS[0], **({"lora_name": ADAPTER} if i % 2 else {})) for i in range(6)
+            pool.submit(generate, triton, PROMPTS[prompt], **({"lora_name": ADAPTER} if i % 2 else {}))
+            for i in range(6)
         ]
         texts = [run.result().json()["text_output"] for run in runs]
-    # bfloat16 on a CPU: a batch's arithmetic may differ from a lone request's late in the output.
-    base, lora = reference["base"][0]["text"], reference["lora"][0]["text"]
+    base, lora = reference["base"][prompt]["text"], reference["lora"][prompt]["text"]
     for i, text in enumerate(texts):
         want = lora if i % 2 else base
-        assert text[:40] == want[:40], (i, text, want)
+        assert text[:keep] == want[:keep], (i, keep, text, want)
+
+
+def _parting(a: str, b: str) -> int:
+    return next(i for i, (x, y) in enumerate(zip(a + "\0", b + "\1", strict=False)) if x != y)
 
 
 def test_unknown_adapters_are_refused(triton, frontend):
