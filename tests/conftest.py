@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lora_adapter import ADAPTER, LORA_SETTINGS
+from tests.lora_adapter import ADAPTER, LORA_BASE, LORA_SETTINGS
 from tests.servers import ROOT, make_repository, start_triton
 
 # Greedy runs must compare like with like: prefix caching would let a repeated prompt skip
@@ -66,7 +66,7 @@ def bert_dirs(model_dir, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def lora_adapter(model_dir, tmp_path_factory) -> Path:
-    """A LoRA adapter of the demo model (peft, random B weights), served by `smollm2` (test_lora)."""
+    """A LoRA adapter of the demo model (peft, random B weights), served by LORA_BASE (test_lora)."""
     from tests.lora_adapter import build_adapter
 
     return build_adapter(model_dir, tmp_path_factory.mktemp("lora") / "adapter")
@@ -84,15 +84,18 @@ def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, lora_adapter, tmp_
     make_repository(
         repository,
         {
-            # Serves a LoRA adapter too (test_lora). vLLM with LoRA on is ~1.6x slower on this CPU even
-            # for requests without an adapter; an entry of its own would need a third KV cache when
-            # test_lifecycle starts its second stack, which 24 GiB cannot hold.
-            "smollm2": {
+            "smollm2": {"model": str(model_dir), **TEST_ENGINE_OVERRIDES, **REASONING},
+            # The same model serving a LoRA adapter (test_lora), apart: vLLM with LoRA on is ~1.6x
+            # slower on this CPU even for requests without an adapter.
+            LORA_BASE: {
+                "like": "smollm2",
                 "model": str(model_dir),
                 **TEST_ENGINE_OVERRIDES,
-                **REASONING,
                 **LORA_SETTINGS,
                 "lora_modules": [{"name": ADAPTER, "path": str(lora_adapter)}],
+                # 512 MiB of KV cache (~22k tokens), not the CPU default of 2 GiB: test_lifecycle starts a
+                # second stack of this repository beside the session's, and 24 GiB must hold both.
+                "kv_cache_memory_bytes": 512 * 2**20,
             },
             # float32: greedy output must equal transformers' `generate` token for token,
             # and in bfloat16 a batch's arithmetic differs from a lone request's.
