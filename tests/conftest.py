@@ -93,9 +93,6 @@ def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, lora_adapter, tmp_
                 **TEST_ENGINE_OVERRIDES,
                 **LORA_SETTINGS,
                 "lora_modules": [{"name": ADAPTER, "path": str(lora_adapter)}],
-                # 512 MiB of KV cache (~22k tokens), not the CPU default of 2 GiB: test_lifecycle starts a
-                # second stack of this repository beside the session's, and 24 GiB must hold both.
-                "kv_cache_memory_bytes": 512 * 2**20,
             },
             # float32: greedy output must equal transformers' `generate` token for token,
             # and in bfloat16 a batch's arithmetic differs from a lone request's.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,26 +39,36 @@ def serve_command(repository, http: int, grpc: int, metrics: int, frontend: int 
     ]  # fmt: skip
 
 
-def test_second_serve_reports_the_busy_port(test_repository):
+@pytest.fixture(scope="module")
+def second_repository(test_repository, tmp_path_factory):
+    """The test repository less its LoRA entry: this stack runs beside the session's, and a third
+    vLLM KV cache (2 GiB each on a CPU) does not fit in 24 GiB."""
+    from tests.lora_adapter import LORA_BASE
+
+    dest = tmp_path_factory.mktemp("second") / "repo"
+    return shutil.copytree(test_repository, dest, ignore=shutil.ignore_patterns(LORA_BASE))
+
+
+def test_second_serve_reports_the_busy_port(second_repository):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         proc = subprocess.run(
-            serve_command(test_repository, port, free_port(), free_port()),
+            serve_command(second_repository, port, free_port(), free_port()),
             cwd=ROOT, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     assert proc.returncode == 2
     assert f"127.0.0.1:{port} is already in use" in proc.stderr
 
 
-def test_sigterm_lets_tritons_own_stream_finish_then_every_process_stops(test_repository, tmp_path):
+def test_sigterm_lets_tritons_own_stream_finish_then_every_process_stops(second_repository, tmp_path):
     """A client of Triton itself (in the pod, or with --triton-host) is drained by Triton: its stream
     ends whole, then the models unload, all within Triton's exit timeout (the drain + UNLOAD_S)."""
     http = free_port()
     log = open(tmp_path / "serve.log", "wb")
     proc = subprocess.Popen(
-        serve_command(test_repository, http, free_port(), free_port()), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        serve_command(second_repository, http, free_port(), free_port()), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
     )
     try:
         ready = wait_ready(proc, f"http://127.0.0.1:{http}/v2/health/ready", 300)
