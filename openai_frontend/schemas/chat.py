@@ -127,15 +127,7 @@ class ChatCompletionRequest(SamplingFields):
 
     @model_validator(mode="after")
     def _generation_prompt(self):
-        # vLLM's rule, in its words, on the variables the template gets (the model's default
-        # for add_generation_prompt is true, as vLLM's).
-        kwargs = self.template_kwargs() or {}
-        if kwargs.get("continue_final_message") and kwargs.get("add_generation_prompt", True):
-            top_level = "continue_final_message" in self.model_fields_set
-            raise FieldValueError(
-                "continue_final_message" if top_level else "chat_template_kwargs",
-                "Cannot set both `continue_final_message` and `add_generation_prompt` to True.",
-            )
+        check_generation_prompt(self)
         return self
 
     def template_kwargs(self) -> dict[str, Any] | None:
@@ -244,3 +236,15 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChatChunkChoice]
     usage: Usage | None = None
     prompt_token_ids: list[int] | None = OMITTED_IF_NONE  # vLLM's: the first chunk's, with `return_token_ids`
+
+
+def check_generation_prompt(request: BaseModel) -> None:
+    """vLLM's rule, in its words, on the variables the template gets (the model's default for
+    add_generation_prompt is true, as vLLM's); chat and /tokenize render the same prompt."""
+    kwargs = request.template_kwargs() or {}  # type: ignore[attr-defined]
+    if kwargs.get("continue_final_message") and kwargs.get("add_generation_prompt", True):
+        top_level = "continue_final_message" in request.model_fields_set
+        raise FieldValueError(
+            "continue_final_message" if top_level else "chat_template_kwargs",
+            "Cannot set both `continue_final_message` and `add_generation_prompt` to True.",
+        )

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, model_validator
 
 from openai_frontend.errors import FieldValueError
-from openai_frontend.schemas.chat import ChatCompletionRequest, Message
+from openai_frontend.schemas.chat import ChatCompletionRequest, Message, check_generation_prompt
 from openai_frontend.schemas.common import RequestModel
 from openai_frontend.schemas.limits import MAX_MESSAGES, MAX_PROMPT_TOKEN_IDS, MAX_TOOLS
 from openai_frontend.schemas.tools import Tool
@@ -53,14 +53,7 @@ class TokenizeRequest(RequestModel):
         # vLLM's default: a request's own template is refused (--trust-request-chat-template).
         if self.chat_template is not None:
             raise FieldValueError("chat_template", "is not accepted: the model's template (model.json) renders")
-        # vLLM's rule, in its words, on the variables the template gets (as chat's: the same prompt).
-        kwargs = self.template_kwargs() or {}
-        if kwargs.get("continue_final_message") and kwargs.get("add_generation_prompt", True):
-            top_level = "continue_final_message" in self.model_fields_set
-            raise FieldValueError(
-                "continue_final_message" if top_level else "chat_template_kwargs",
-                "Cannot set both `continue_final_message` and `add_generation_prompt` to True.",
-            )
+        check_generation_prompt(self)
         return self
 
     def template_kwargs(self) -> dict[str, Any] | None:
