@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from openai_frontend.errors import FieldValueError
 from openai_frontend.schemas.common import RequestModel
+from openai_frontend.schemas.embeddings import EmbeddingRequest
 from openai_frontend.schemas.limits import MAX_SCORE_TEXTS
 
 # Empty strings are taken, as vLLM takes them: a pair is still [CLS] query [SEP] [SEP].
@@ -37,12 +38,8 @@ class ScoringFields(RequestModel):
     # false the raw logit. Embedding models: cosine similarity either way.
     use_activation: bool | None = None
 
-    @field_validator("truncate_prompt_tokens")
-    @classmethod
-    def _truncate(cls, v):
-        if v == 0:
-            raise ValueError("must be -1 (the model's limit) or a positive number of tokens")
-        return v
+    # The same rule as embeddings' (an encoder model's rows either way).
+    _truncate = field_validator("truncate_prompt_tokens")(EmbeddingRequest._truncate.__func__)
 
     def parameters(self, cross_encoder: bool) -> dict[str, Any]:
         """The encoder model's request parameters (docs/protocol.md)."""
