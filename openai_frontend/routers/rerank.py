@@ -5,13 +5,12 @@ Two kinds of model score a pair of texts, as in vLLM (vllm/entrypoints/pooling/s
     row, `[CLS] text_1 [SEP] text_2 [SEP]`, and returns its activated logit;
   - an embedding model embeds every text once (the query once, not once per document) and
     the score is the cosine similarity of the two embeddings, computed here.
-Rows go to the model in pieces of its `max_batch_size`, which Triton batches together again.
+Rows go to the model in pieces of its `max_batch_size` (`serving.pieces`).
 Usage counts what the model ran: every pair's tokens, or every text's once (vLLM's count).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from openai_frontend.errors import BadRequest, InvalidField
 from openai_frontend.middleware import request_id
 from openai_frontend.schemas.rerank import RerankRequest, RerankResponse, ScoreRequest, ScoreResponse, ScoringFields
 from openai_frontend.serving.disconnect import cancel_on_disconnect
+from openai_frontend.serving.pieces import in_pieces
 
 router = APIRouter()
 
@@ -123,29 +123,18 @@ async def _run(
     rid: str,
     sides: Sides,
 ) -> Outputs:
-    """The model's outputs for all rows, sent in pieces of `max_batch_size` at once; a piece
-    refused (a full queue's 429, a row's 400) cancels the others."""
+    """The model's outputs for all rows (`in_pieces`), its errors naming the client's field."""
     parameters = body.parameters(info.cross_encoder)
-    size = max(info.max_batch_size, 1)
-    starts = range(0, len(texts), size)
-    ids = [rid] if len(starts) == 1 else [f"{rid}-{i}" for i in range(len(starts))]
 
-    async def piece(start: int, piece_id: str) -> Outputs:
-        rows = slice(start, start + size)
+    async def piece(rows: slice, piece_id: str) -> Outputs:
         try:
             if pairs is None:
                 return await triton.embed(body.model, texts[rows], parameters, piece_id)
             return await triton.embed(body.model, texts[rows], parameters, piece_id, pairs=pairs[rows])
         except InvalidField as exc:
-            raise _for_client(exc, start, sides, pairs is not None) from None
+            raise _for_client(exc, rows.start, sides, pairs is not None) from None
 
-    pieces = [asyncio.ensure_future(piece(s, i)) for s, i in zip(starts, ids, strict=True)]
-    try:
-        results = await asyncio.gather(*pieces)
-    finally:
-        for p in pieces:
-            p.cancel()
-    return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
+    return await in_pieces(len(texts), info.max_batch_size, rid, piece)
 
 
 def _for_client(exc: InvalidField, offset: int, sides: Sides, pairs: bool) -> BadRequest:
