@@ -9,9 +9,9 @@ import json
 import pytest
 
 from tests.servers import ROOT
+from tests.unit.fakes.engine import IdleEngine
 from triton_llm.errors import InvalidInput, SettingError
 from triton_llm.generation.chat import ChatEngine
-from triton_llm.generation.stats import EngineStats, Load
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
 from triton_llm.settings import GenerationSettings
 
@@ -27,18 +27,13 @@ WEATHER = {
 CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
 
 
-class Scripted:
+class Scripted(IdleEngine):
     """Yields `text` token by token (streamed) or whole, with the tokenizer's ids."""
 
     def __init__(self, tokenizer, text: str):
+        super().__init__()
         self.tokenizer, self.text = tokenizer, text
-        self.stats, self.max_num_seqs = EngineStats(), 8
         self.seen: list[GenerateRequest] = []
-
-    async def start(self) -> None: ...
-
-    def num_choices(self, request: GenerateRequest) -> int:
-        return 1
 
     async def generate(self, request: GenerateRequest, request_id: str):
         self.seen.append(request)
@@ -50,17 +45,6 @@ class Scripted:
             last = i == len(ids) - 1
             delta = ChoiceDelta(0, self.tokenizer.decode([token]), 1, "stop" if last else None, token_ids=[token])
             yield GenerationChunk("", 5, [delta], last, [1, 2])
-
-    def num_unfinished(self) -> int:
-        return 0
-
-    def load(self) -> Load:
-        return Load()
-
-    def dead(self) -> None:
-        return None
-
-    async def shutdown(self) -> None: ...
 
 
 @pytest.fixture(scope="module")

@@ -8,24 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from tests.unit.fakes.wire import inputs
 from triton_llm.errors import InvalidInput
 from triton_llm.generation.engines.base import prompt_field, render_prompt, truncate_prompt
 from triton_llm.generation.protocol import INPUTS, OUTPUTS, build_outputs, parse_request
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
-
-
-def inputs(**values):
-    arrays = {}
-    for name, value in values.items():
-        if isinstance(value, np.ndarray):
-            arrays[name] = value
-            continue
-        if isinstance(value, (dict, list)):
-            value = json.dumps(value)
-        arrays[name] = np.array(
-            [value.encode() if isinstance(value, str) else value], dtype=object if isinstance(value, str) else bool
-        )
-    return arrays.get
 
 
 def ids(*values: int, dtype=np.int64) -> np.ndarray:

@@ -5,16 +5,16 @@ own tokenizer. End to end through Triton and the frontend: tests/integration/tes
 from __future__ import annotations
 
 import asyncio
-import json
 
 import numpy as np
 import pytest
 
 from tests.servers import ROOT
+from tests.unit.fakes.engine import IdleEngine
+from tests.unit.fakes.wire import inputs
 from triton_llm.errors import InvalidInput
 from triton_llm.generation.chat import ChatEngine
 from triton_llm.generation.protocol import build_outputs, parse_request
-from triton_llm.generation.stats import EngineStats, Load
 from triton_llm.generation.types import GenerateRequest
 from triton_llm.settings import GenerationSettings
 
@@ -27,47 +27,14 @@ WEATHER = {
 }
 
 
-def inputs(**values):
-    arrays = {}
-    for name, value in values.items():
-        if name == "input_ids":
-            arrays[name] = np.array(value, dtype=np.int64)
-            continue
-        if isinstance(value, (dict, list)):
-            value = json.dumps(value)
-        arrays[name] = np.array(
-            [value.encode() if isinstance(value, str) else value], dtype=object if isinstance(value, str) else bool
-        )
-    return arrays.get
-
-
-class NoEngine:
+class NoEngine(IdleEngine):
     """An engine that must never be reached: tokenize_only is answered by the chat layer."""
 
     max_model_len = 8192
 
-    def __init__(self):
-        self.stats, self.max_num_seqs = EngineStats(), 8
-
-    async def start(self) -> None: ...
-
-    def num_choices(self, request: GenerateRequest) -> int:
-        return 1
-
     async def generate(self, request: GenerateRequest, request_id: str):
         raise AssertionError("the engine got a tokenize_only request")
         yield  # pragma: no cover
-
-    def num_unfinished(self) -> int:
-        return 0
-
-    def load(self) -> Load:
-        return Load()
-
-    def dead(self) -> None:
-        return None
-
-    async def shutdown(self) -> None: ...
 
 
 @pytest.fixture(scope="module")

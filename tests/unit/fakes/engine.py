@@ -97,3 +97,29 @@ class FakeEngine:
 def _chunk(request: GenerateRequest, text: str, finished: bool) -> GenerationChunk:
     choice = ChoiceDelta(index=0, text=text, num_tokens=len(text.split()), finish_reason="stop" if finished else None)
     return GenerationChunk(prompt=request.prompt or "", num_input_tokens=2, choices=[choice], finished=finished)
+
+
+class IdleEngine:
+    """The engine protocol's bookkeeping with nothing running: a base for engines that script
+    only `generate` (the chat layer's tests)."""
+
+    max_num_seqs = 8
+
+    def __init__(self):
+        self.stats = EngineStats()
+
+    async def start(self) -> None: ...
+
+    def num_choices(self, request: GenerateRequest) -> int:
+        return 1
+
+    def num_unfinished(self) -> int:
+        return 0
+
+    def load(self) -> Load:
+        return Load()
+
+    def dead(self) -> None:
+        return None
+
+    async def shutdown(self) -> None: ...
