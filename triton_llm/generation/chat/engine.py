@@ -73,13 +73,19 @@ class ChatEngine:
         # tokens such as <tool_call>).
         self._tokenizer = await asyncio.to_thread(hf_loading.load_tokenizer, self.settings)
         self._vocab_limit = await asyncio.to_thread(tokenize.vocab_limit, self._tokenizer, self.settings)
+        key = "tool_call_parser" if self.settings.tool_call_parser else "reasoning_parser"
+        asked = bool(self.settings.tool_call_parser or self.settings.reasoning_parser)
         try:
-            import vllm.parser  # noqa: F401
+            from triton_llm.generation.engines.vllm_compat import parsers_missing
         except ImportError as exc:
-            if self.settings.tool_call_parser or self.settings.reasoning_parser:
-                key = "tool_call_parser" if self.settings.tool_call_parser else "reasoning_parser"
+            if asked:
                 raise SettingError(key, f"{key} needs vLLM's parsers, and vLLM is not installed") from None
             self._missing_vllm = f"tool calling needs vLLM's parsers, which are not installed ({exc})"
+            return
+        if (reason := parsers_missing(key if asked else None)) is not None:  # an older vLLM (vllm_compat)
+            if asked:
+                raise SettingError(key, reason)
+            self._missing_vllm = reason
             return
         self._parser_cls = parser_class(self.settings, self._tokenizer)
         logger.info(

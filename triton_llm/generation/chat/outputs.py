@@ -40,7 +40,7 @@ class ParsedOutputs:
         choice.text, choice.reasoning = content or "", reasoning
         if not self.tools:
             return
-        from vllm.renderers.chat_utils import make_tool_call_id
+        from triton_llm.generation.engines.vllm_compat import make_tool_call_id
 
         calls = [
             {

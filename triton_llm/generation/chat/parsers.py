@@ -53,8 +53,11 @@ def parser_class(settings: GenerationSettings, tokenizer: Any) -> type:
 
 
 def _no_free_text_calls() -> type:
-    from vllm.entrypoints.generate.base.protocol import DeltaMessage, ExtractedToolCallInformation
     from vllm.tool_parsers.abstract_tool_parser import ToolParser
+
+    from triton_llm.generation.engines.vllm_compat import tool_call_protocol
+
+    DeltaMessage, ExtractedToolCallInformation = tool_call_protocol()
 
     class NoFreeTextCalls(ToolParser):
         """No format of calls in free text: only `required` / named calls (JSON) are read."""

@@ -102,14 +102,16 @@ class VllmEngine:
         Token ids go in as they are (a `TokensPrompt`)."""
         from vllm.renderers.inputs.preprocess import parse_model_prompt
 
+        from triton_llm.generation.engines import vllm_compat
+
         renderer = self._llm.renderer
         # A rendered chat template already holds its special tokens (as in vLLM's server).
         chat = request.messages is not None
-        tok_params = renderer.default_chat_tok_params if chat else renderer.default_cmpl_tok_params
+        tok_params = vllm_compat.tok_params(renderer, self._llm.model_config, chat)
         keep = truncation_length(request, self.max_model_len, room_for_output=True)
         if keep is not None:
             # vLLM's tokenizer truncates on the left for generation: the last `keep` tokens stay.
-            tok_params = tok_params.with_kwargs(truncate_prompt_tokens=keep)
+            tok_params = vllm_compat.with_truncation(tok_params, keep)
         source = {"prompt_token_ids": request.prompt_ids} if request.prompt_ids is not None else prompt
         try:
             (engine_input,) = await renderer.render_cmpl_async(

@@ -15,10 +15,10 @@ import re
 import typing
 
 from vllm import SamplingParams
-from vllm.exceptions import VLLMClientError
 from vllm.v1.engine.exceptions import EngineGenerateError
 
 from triton_llm.errors import InvalidInput
+from triton_llm.generation.engines.vllm_compat import VLLMClientError
 
 SAMPLING_FIELDS = frozenset(name for name in typing.get_type_hints(SamplingParams) if not name.startswith("_"))
 # vLLM's `parameter` names that mean the prompt (renderers/params.py, input_processor.py).

@@ -19,10 +19,10 @@ from typing import Any
 
 import pydantic
 from vllm import SamplingParams
-from vllm.exceptions import VLLMClientError
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
 from triton_llm.errors import InvalidInput, json_object
+from triton_llm.generation.engines.vllm_compat import VLLMClientError
 from triton_llm.generation.engines.vllm_errors import field_of, message
 
 _HINTS = typing.get_type_hints(SamplingParams)

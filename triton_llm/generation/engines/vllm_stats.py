@@ -14,6 +14,7 @@ from typing import Any
 
 from vllm.v1.metrics.loggers import StatLoggerBase
 
+from triton_llm.generation.engines.vllm_compat import waiting_requests
 from triton_llm.generation.stats import ITL, QUEUE, TTFT, EngineStats, Load
 
 
@@ -24,8 +25,7 @@ class VllmStatLogger(StatLoggerBase):
 
     def record(self, scheduler_stats, iteration_stats, mm_cache_stats=None, engine_idx: int = 0) -> None:
         if scheduler_stats is not None:
-            # vLLM's own gauge counts the requests it defers (skipped) as waiting too.
-            waiting = scheduler_stats.num_waiting_reqs + scheduler_stats.num_skipped_waiting_reqs
+            waiting = waiting_requests(scheduler_stats)
             self.load = Load(scheduler_stats.num_running_reqs, waiting, scheduler_stats.kv_cache_usage)
         if iteration_stats is None:
             return
