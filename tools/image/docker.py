@@ -29,8 +29,9 @@ def run(*cmd: str, check: bool = True, quiet: bool = False, **kwargs) -> subproc
     return subprocess.run(cmd, check=check, stdout=kwargs.pop("stdout", out), **kwargs)
 
 
-def apt_install(*packages: str) -> None:
-    missing = [p for p in packages if run("dpkg-query", "-W", p, check=False, quiet=True, stderr=subprocess.DEVNULL).returncode]
+def apt_install(**binaries: str) -> None:
+    """apt-get install the packages ({binary: package}) whose binary is not on PATH."""
+    missing = [package for binary, package in binaries.items() if shutil.which(binary) is None]
     if missing:
         print(f"==> apt-get install {' '.join(missing)}", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -108,7 +109,7 @@ def make_base(tag: str = BASE_IMAGE) -> float:
                 if item.is_file():
                     item.unlink()
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        docker("import", "--change", "CMD [\"/bin/bash\"]", "-", tag, stdin=tar.stdout, quiet=True)
+        docker("import", "--change", 'CMD ["/bin/bash"]', "-", tag, stdin=tar.stdout, quiet=True)
         if tar.wait() != 0:
             raise RuntimeError("tar of the root filesystem failed")
     return time.monotonic() - start

