@@ -19,8 +19,11 @@ from tests.servers import ROOT
 
 DEPLOY = ROOT / "deploy" / "kserve"
 MANIFESTS = sorted(DEPLOY.glob("*.yaml"))
-EXPECTED = {"servingruntime.yaml", "isvc-chat-vllm.yaml", "isvc-t5-text2text.yaml", "isvc-embedding.yaml",
-            "isvc-s3.yaml", "hf-token-secret.yaml"}  # fmt: skip
+EXPECTED = {"servingruntime.yaml", "servingruntime-cpu.yaml", "isvc-chat-vllm.yaml", "isvc-t5-text2text.yaml",
+            "isvc-embedding.yaml", "isvc-s3.yaml", "hf-token-secret.yaml"}  # fmt: skip
+# The ServingRuntimes: {file: (image, the Dockerfile that builds it)}. Every runtime test runs on each.
+RUNTIMES = {"servingruntime.yaml": ("triton-llm:latest", "Dockerfile"),
+            "servingruntime-cpu.yaml": ("triton-llm:cpu", "Dockerfile.cpu")}  # fmt: skip
 # The runtime's command: the console script pip installs in the image, and its subcommand.
 ENTRYPOINT = ["triton-llm", "make-repo"]
 # KServe's own runtime names: naming ours like one would make KServe apply that server's
@@ -44,10 +47,15 @@ def of_kind(docs, kind: str) -> list[dict]:
     return [doc for _, doc in docs if doc.get("kind") == kind]
 
 
+@pytest.fixture(scope="module", params=sorted(RUNTIMES))
+def runtime_file(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def runtime(docs) -> dict:
-    runtimes = of_kind(docs, "ServingRuntime")
-    assert len(runtimes) == 1, "one ServingRuntime in deploy/kserve/"
+def runtime(docs, runtime_file) -> dict:
+    runtimes = [doc for name, doc in docs if name == runtime_file and doc.get("kind") == "ServingRuntime"]
+    assert len(runtimes) == 1, f"one ServingRuntime in {runtime_file}"
     return runtimes[0]
 
 
@@ -58,20 +66,22 @@ def container(runtime) -> dict:
     return containers[0]
 
 
-def test_the_examples_are_all_there():
+def test_the_examples_are_all_there(docs):
     assert {path.name for path in MANIFESTS} >= EXPECTED
+    assert {name for name, doc in docs if doc.get("kind") == "ServingRuntime"} == set(RUNTIMES)
 
 
 # -- references between the manifests ---------------------------------------------------
 
 
-def test_inference_services_use_this_runtime_and_its_model_format(docs, runtime):
-    formats = {f["name"] for f in runtime["spec"]["supportedModelFormats"]}
+def test_inference_services_use_a_runtime_here_and_its_model_format(docs):
+    runtimes = {rt["metadata"]["name"]: rt for rt in of_kind(docs, "ServingRuntime")}
     isvcs = of_kind(docs, "InferenceService")
     assert len(isvcs) >= 4
     for isvc in isvcs:
         model = isvc["spec"]["predictor"]["model"]
-        assert model["runtime"] == runtime["metadata"]["name"], isvc["metadata"]["name"]
+        assert model["runtime"] in runtimes, isvc["metadata"]["name"]
+        formats = {f["name"] for f in runtimes[model["runtime"]]["spec"]["supportedModelFormats"]}
         assert model["modelFormat"]["name"] in formats, isvc["metadata"]["name"]
 
 
@@ -133,9 +143,16 @@ def make_repo_args(container: dict, isvc: dict) -> list[str]:
     return [a.replace("{{.Name}}", name) for a in args[2:]] + isvc["spec"]["predictor"]["model"].get("args", [])
 
 
-def test_the_image_entrypoint_is_kept(container):
+def test_the_image_entrypoint_is_kept(container, runtime_file):
     assert "command" not in container
-    assert container["image"] == "triton-llm:latest"
+    assert container["image"] == RUNTIMES[runtime_file][0]
+
+
+def test_the_cpu_runtime_asks_for_no_gpu(docs):
+    (runtime,) = [doc for name, doc in docs if name == "servingruntime-cpu.yaml"]
+    for container in runtime["spec"]["containers"]:
+        resources = container.get("resources", {})
+        assert not [k for part in resources.values() for k in part if "gpu" in k], resources
 
 
 def test_the_command_is_the_installed_make_repo():
@@ -167,7 +184,7 @@ def test_args_are_make_repo_arguments(docs, container):
         assert str(parsed.repository).startswith("/tmp/"), "writable by the image's non-root user"
 
 
-def test_ports_probes_and_metrics_agree_with_the_container(docs, runtime, container):
+def test_ports_probes_and_metrics_agree_with_the_container(docs, runtime, container, runtime_file):
     from openai_frontend.routers.health import router
     from triton_llm.cli.make_repo import build_parser
 
@@ -187,7 +204,7 @@ def test_ports_probes_and_metrics_agree_with_the_container(docs, runtime, contai
     annotations = runtime["spec"]["annotations"]
     assert annotations["prometheus.kserve.io/port"] == str(parsed.frontend_port)
     assert annotations["prometheus.kserve.io/path"] == "/metrics" and "/metrics" in health
-    dockerfile = (ROOT / "Dockerfile").read_text()
+    dockerfile = (ROOT / RUNTIMES[runtime_file][1]).read_text()
     exposed = {int(p) for line in dockerfile.splitlines() if line.startswith("EXPOSE") for p in line.split()[1:]}
     assert exposed == {parsed.frontend_port}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}

@@ -142,6 +142,8 @@ def test_every_manifest_matches_the_kserve_sdk(report):
     checked = [d for d in report["documents"] if Path(d["file"]).parent == DEPLOY]
     assert len(checked) == sum(len(load_documents(path)) for path in MANIFESTS), "every document was checked"
     assert {d["kind"] for d in checked} == {"ServingRuntime", "InferenceService", "Secret", "ServiceAccount"}
+    runtimes = {Path(d["file"]).name for d in checked if d["kind"] == "ServingRuntime"}
+    assert runtimes == {"servingruntime.yaml", "servingruntime-cpu.yaml"}, runtimes  # the GPU and the CPU image's
     problems = [f"{path.name} doc {f['document']} {f['path']}: {f['message']}"
                 for path in MANIFESTS for f in report["findings"].get(path.name, [])]  # fmt: skip
     assert not problems, f"against kserve {report['versions']['kserve']}:\n" + "\n".join(problems)
