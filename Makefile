@@ -2,7 +2,7 @@
 # `serve` runs the package's console script; the bench targets run dev scripts from tools/.
 PY := .venv/bin/python
 
-.PHONY: setup serve test bench bench-embeddings unit clean
+.PHONY: setup serve test bench bench-embeddings unit vllm-compat clean
 setup:
 	@tools/bootstrap.sh
 
@@ -20,6 +20,9 @@ bench-embeddings: setup  ## embeddings/s with Triton's dynamic batching on and o
 
 unit: setup  ## unit tests only (no server)
 	@$(PY) -m pytest tests/unit $(ARGS)
+
+vllm-compat: setup  ## the vLLM engine's integration tests on the oldest vLLM we claim (VLLM_VERSION=, default 0.16.0), in a side venv
+	@tools/vllm_compat.sh $(ARGS)
 
 clean:  ## remove the caches (venv, Triton copy, converted models)
 	rm -rf .venv .cache

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +21,9 @@ HF_OVERRIDES = {"dtype": "float32", "max_num_seqs": 16}
 # that the other tests' chats read as before. The demo's template and hermes tool parser stay.
 REASONING = {"reasoning_parser": "qwen3", "default_chat_template_kwargs": {"enable_thinking": False}}
 
+# tools/vllm_compat.sh's run: an older vLLM serves smollm2, which has no reasoning parser there.
+VLLM_COMPAT = os.environ.get("TRITON_LLM_VLLM_COMPAT") == "1"
+
 GREEDY = {"temperature": 0.0, "max_tokens": 40}
 PROMPTS = [
     "The capital of France is",
@@ -32,7 +37,21 @@ CHAT = [{"role": "user", "content": "Write a haiku about the sea."}]
 def model_dir() -> Path:
     from tools.prepare_model import prepare
 
-    return prepare(ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct").resolve()
+    path = prepare(ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct").resolve()
+    return _readable_by_transformers_4(path) if VLLM_COMPAT else path
+
+
+def _readable_by_transformers_4(model: Path) -> Path:
+    """A copy (hard links) of `model` whose tokenizer_config.json names a class that the older
+    vLLM's transformers 4 has: transformers 5 saved `TokenizersBackend`."""
+    copy = ROOT / ".cache" / "vllm-compat" / "models" / model.name
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(model, copy, copy_function=os.link)
+    config = copy / "tokenizer_config.json"
+    settings = json.loads(config.read_text())
+    config.unlink()  # a link to the original: write a file of its own
+    config.write_text(json.dumps({**settings, "tokenizer_class": "PreTrainedTokenizerFast"}, indent=2))
+    return copy
 
 
 @pytest.fixture(scope="session")
@@ -73,10 +92,17 @@ def lora_adapter(model_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def test_repository(model_dir, t5_dir, minilm_dir, bert_dirs, lora_adapter, tmp_path_factory) -> Path:
+def test_repository(model_dir, request, tmp_path_factory) -> Path:
     from triton_llm.cli import make_repo
 
     repository = tmp_path_factory.mktemp("repo")
+    if VLLM_COMPAT:  # tools/vllm_compat.sh: the vLLM model alone, on the oldest vLLM we claim
+        no_tools = {"tool_call_parser": None, "enable_auto_tool_choice": False}  # refused there (vllm_compat)
+        make_repository(repository, {"smollm2": {"model": str(model_dir), **TEST_ENGINE_OVERRIDES, **no_tools}})
+        return repository
+    t5_dir, minilm_dir, bert_dirs, lora_adapter = map(
+        request.getfixturevalue, ("t5_dir", "minilm_dir", "bert_dirs", "lora_adapter")
+    )
     # Written by the generator, as a user would: `auto` (vLLM has no T5) resolves to transformers.
     overrides = ["--dtype", HF_OVERRIDES["dtype"], "--max-num-seqs", str(HF_OVERRIDES["max_num_seqs"])]
     t5 = ["--model_dir", str(t5_dir), "--model_name", "t5-tiny", "--repository", str(repository), *overrides]

@@ -166,12 +166,12 @@ def test_a_prompt_over_the_context_names_the_openai_field(frontend):
     r = requests.post(f"{frontend.url}/openai/v1/completions", json={"model": MODEL, "prompt": long}, timeout=60)
     error = r.json()["error"]
     assert r.status_code == 400 and error["param"] == "prompt", error
-    assert error["message"].startswith("prompt: ") and "maximum context length" in error["message"]
+    assert error["message"].startswith("prompt: ") and "context length" in error["message"]
     body = {"model": MODEL, "messages": [{"role": "user", "content": long}]}
     r = requests.post(f"{frontend.url}/openai/v1/chat/completions", json=body, timeout=60)
     error = r.json()["error"]
     assert r.status_code == 400 and error["param"] == "messages", error
-    assert error["type"] == "invalid_request_error" and "maximum context length" in error["message"]
+    assert error["type"] == "invalid_request_error" and "context length" in error["message"]
 
 
 def test_a_refusal_before_the_first_token_is_the_status_of_a_stream(frontend):
@@ -180,7 +180,7 @@ def test_a_refusal_before_the_first_token_is_the_status_of_a_stream(frontend):
     r = requests.post(f"{frontend.url}/openai/v1/completions", json=body, timeout=60)
     error = r.json()["error"]
     assert r.status_code == 400 and r.headers["content-type"] == "application/json"
-    assert "maximum context length" in error["message"] and error["param"] == "prompt"
+    assert "context length" in error["message"] and error["param"] == "prompt"
 
 
 def test_disconnect_mid_stream_cancels_the_engine_request(frontend, triton):
