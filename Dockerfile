@@ -2,12 +2,15 @@
 # (:9000, /openai/v1; its /metrics carries Triton's metrics too) in front of tritonserver
 # (HTTP :8000, gRPC :8001, metrics :8002, on the container's loopback only).
 #
-# Build (needs access to nvcr.io; TRITON_TAG picks the NGC release, 24.10 = Triton 2.51):
+# Build (needs access to nvcr.io; TRITON_TAG picks the NGC release, 26.03 = Triton 2.67):
 #   docker build -t triton-llm .
 #   docker build --build-arg TRITON_TAG=<yy.mm> -t triton-llm .
-# The vLLM engine needs the image's vLLM to have the V1 engine API it imports
-# (vllm.v1.engine.async_llm.AsyncLLM, vllm.exceptions.VLLMClientError); 24.10 ships vLLM
-# 0.5.x, so serving with vLLM takes a newer tag whose vLLM has them.
+# The vLLM engine runs on the image's own vLLM, from 0.16.0 (what 26.03 ships, the oldest we
+# support: `make vllm-compat` runs its tests on it) to 0.32; the differences are in
+# triton_llm/generation/engines/vllm_compat.py. On vLLM 0.16 tool calling and reasoning output
+# (model.json's tool_call_parser, reasoning_parser) are refused: they need a newer vLLM's
+# parsers. Older tags ship older vLLMs (26.02: 0.13.0, 25.10: 0.10.2, 24.10: 0.5.x), which
+# the vLLM engine does not support; later tags build on NVIDIA's vLLM image, untested here.
 #
 # Serve a model repository from the host, mounted at /models (read-only is fine):
 #   docker run --rm --gpus all --shm-size=1g -p 9000:9000 -v $PWD/my_repo:/models triton-llm
@@ -34,7 +37,7 @@
 # entries point at ../../../.cache/models, which the image does not have. Mount yours at
 # /models or generate one with `triton-llm make-repo` as above.
 
-ARG TRITON_TAG=24.10
+ARG TRITON_TAG=26.03
 FROM nvcr.io/nvidia/tritonserver:${TRITON_TAG}-vllm-python-py3
 
 LABEL org.opencontainers.image.title="triton-llm" \
