@@ -12,7 +12,9 @@ container's stack is a Triton session like the integration tests'.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
+import sys
 import time
 
 from tools.image import docker as d
@@ -28,6 +30,8 @@ def main() -> None:
     parser.add_argument("--no-smoke", action="store_true", help="build only")
     args = parser.parse_args()
 
+    # A CI job's timeout sends SIGTERM: run the finally blocks (container, dockerd) as on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     d.apt_install(dockerd="docker.io", debootstrap="debootstrap")
     daemon = d.Daemon(ROOT / ".cache" / "image" / "dockerd.log")
     timings: dict[str, float] = {}
