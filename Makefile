@@ -2,7 +2,7 @@
 # `serve` runs the package's console script; the bench targets run dev scripts from tools/.
 PY := .venv/bin/python
 
-.PHONY: setup serve test bench bench-embeddings unit vllm-compat clean
+.PHONY: setup serve test bench bench-embeddings unit vllm-compat image-test clean
 setup:
 	@tools/bootstrap.sh
 
@@ -23,6 +23,9 @@ unit: setup  ## unit tests only (no server)
 
 vllm-compat: setup  ## the vLLM engine's integration tests on the oldest vLLM we claim (VLLM_VERSION=, default 0.16.0), in a side venv
 	@tools/vllm_compat.sh $(ARGS)
+
+image-test: setup  ## build the CPU image (Dockerfile.cpu) and smoke-test it in Docker (as root: installs and starts dockerd if absent)
+	@flock /tmp/triton-it.lock $(PY) -m tools.image $(ARGS)
 
 clean:  ## remove the caches (venv, Triton copy, converted models)
 	rm -rf .venv .cache
