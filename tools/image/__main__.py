@@ -45,7 +45,8 @@ def main() -> None:
         print("==> the wheelhouse (.cache/image/wheelhouse, the venv's lock)", flush=True)
         timings["wheelhouse (pip download)"] = wheelhouse.make()
         print(f"==> docker build -f Dockerfile.cpu -t {args.tag} .", flush=True)
-        timings["docker build"] = d.build(ROOT / "Dockerfile.cpu", args.tag, ROOT, f"BASE_IMAGE={d.BASE_IMAGE}")
+        step = "docker build" + (" (cold: no base image, no build cache)" if args.cold else "")
+        timings[step] = d.build(ROOT / "Dockerfile.cpu", args.tag, ROOT, f"BASE_IMAGE={d.BASE_IMAGE}")
         size = d.image_size(args.tag)
         print(f"image {args.tag}: {size / 1e9:.2f} GB ({size / 2**30:.2f} GiB)")
         for step, seconds in timings.items():

@@ -87,6 +87,18 @@ class Container:
             time.sleep(2)
         raise AssertionError(f"not ready after {READY_TIMEOUT_S} s")
 
+    def wait_healthy(self, timeout_s: float = 90) -> str:
+        """The image's HEALTHCHECK verdict once it has run against the ready server (every 30 s)."""
+        deadline = time.monotonic() + timeout_s
+        while (status := output("inspect", "--format", "{{.State.Health.Status}}", self.name)) == "starting":
+            if time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        return status
+
+    def memory(self) -> str:
+        return output("stats", "--no-stream", "--format", "{{.MemUsage}}", self.name)
+
     def uids(self) -> list[tuple[str, str]]:
         """(command, uid) of every process in the container, as the host sees them (docker top needs pid)."""
         table = output("top", self.name, "-eo", "pid,uid,comm").splitlines()[1:]
@@ -179,6 +191,10 @@ def run(image: str, repository: Path = ROOT / "model_repository") -> None:
         client = OpenAI(base_url=f"{container.base_url}/openai/v1", api_key="unused", max_retries=0, timeout=120)
         check_requests(client)
         check_non_root(container)
+        print(f"memory in use: {container.memory()}")
+        health = container.wait_healthy()
+        assert health == "healthy", f"HEALTHCHECK says {health}"
+        print(f"HEALTHCHECK: {health}")
         check_drain_on_stop(client, container)
     except BaseException:
         print(f"--- the container's log (last lines) ---\n{container.logs()}", flush=True)
