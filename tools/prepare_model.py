@@ -87,6 +87,8 @@ def prepare(out: Path = DEFAULT_OUT, force: bool = False) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / _MARKER).write_text(json.dumps({"source": str(gguf)}))
+        for path in tmp.iterdir():  # safetensors writes 0600: a container's non-root user reads them
+            path.chmod(0o644)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
         progress.update(step, advance=1, description=f"Saved {out}")
