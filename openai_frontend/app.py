@@ -70,6 +70,6 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
     # and carries its id; a request refused while draining is not read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(DrainGate, drain=app.state.drain)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, route_prefix=settings.route_prefix)
     app.add_middleware(RequestId)
     return app

@@ -33,8 +33,8 @@ class FrontendMetrics:
 class MetricsMiddleware:
     """Counts and times every request (pure ASGI, so streaming responses are timed to their end)."""
 
-    def __init__(self, app: ASGIApp, metrics: FrontendMetrics):
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: ASGIApp, metrics: FrontendMetrics, route_prefix: str = ""):
+        self.app, self.metrics, self.route_prefix = app, metrics, route_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,7 +51,18 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            path = route_label(scope, self.route_prefix)
             self.metrics.requests.labels(path, str(status)).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+
+
+def route_label(scope: Scope, prefix: str) -> str:
+    """The matched route's path template, with the API's prefix. FastAPI >= 0.137 keeps included
+    routers nested, and its `scope["route"]` then has the innermost router's path only."""
+    route = scope.get("route")
+    if route is None:
+        return "unmatched"
+    path = route.path
+    if prefix and not path.startswith(prefix + "/") and scope["path"].startswith(prefix + "/"):
+        return prefix + path
+    return path

@@ -46,3 +46,22 @@ def test_the_time_to_first_token_includes_the_models_wait(endpoint, path, body):
         assert r.status_code == 200 and "Hel" in r.text
         count, total = ttft(client.get("/metrics").text, endpoint)
     assert count == 1 and total >= DELAY_S
+
+
+@pytest.mark.parametrize(
+    ("route_path", "path", "label"),
+    [
+        ("/openai/v1/models/{model_id:path}", "/openai/v1/models/a/b", "/openai/v1/models/{model_id:path}"),
+        # FastAPI >= 0.137 keeps included routers nested: the route knows only its own path.
+        ("/v1/models/{model_id:path}", "/openai/v1/models/a/b", "/openai/v1/models/{model_id:path}"),
+        ("/health/ready", "/health/ready", "/health/ready"),
+        (None, "/nowhere", "unmatched"),
+    ],
+)
+def test_route_labels_carry_the_api_prefix_on_every_fastapi(route_path, path, label):
+    from types import SimpleNamespace
+
+    from openai_frontend.metrics import route_label
+
+    scope = {"path": path, "route": route_path and SimpleNamespace(path=route_path)}
+    assert route_label(scope, "/openai") == label
