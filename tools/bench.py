@@ -1,11 +1,14 @@
 """Our stack against vLLM's own OpenAI server: same model, same engine settings, same client.
 
-    python -m tools.bench            # 128 in / 64 out tokens, concurrency 1, 16, 64
-    python -m tools.bench --quick    # a smoke run with tiny loads
+    python -m tools.bench                   # 128 in / 64 out tokens, concurrency 1, 16, 64
+    python -m tools.bench --endpoint chat   # the same through chat completions (streamed)
+    python -m tools.bench --quick           # a smoke run with tiny loads
 
 In one run it starts vLLM's server (`python -m vllm.entrypoints.openai.api_server`), drives
 it with vLLM's own load generator (`vllm.benchmarks.serve`: random dataset, fixed seed), stops
-it, then does the same against Triton + our OpenAI frontend (`/openai/v1/completions`).
+it, then does the same against Triton + our OpenAI frontend (`/openai/v1/completions`, or
+with `--endpoint chat` both servers' chat completions: each prompt is one user message, which
+each side renders with the model's chat template).
 Engine settings for both come from the model's `model.json`, resolved the way our model
 resolves them. Output, in --out: bench.json (every figure), bench.md (a table with the ratio
 ours/vLLM per figure and level) and bench.png (throughput and TTFT against concurrency).
@@ -53,6 +56,8 @@ LABELS = {
     "hf": "transformers engine (gRPC)",
 }
 SHORT = {"vllm": "vLLM", "ours": "ours", "triton": "direct", "hf": "hf"}
+# endpoint -> (vllm.benchmarks.serve backend, path on vLLM's server); ours is under /openai.
+ENDPOINTS = {"completions": ("openai", "/v1/completions"), "chat": ("openai-chat", "/v1/chat/completions")}
 
 
 def engine_args(model_entry: Path) -> dict[str, Any]:
@@ -128,6 +133,7 @@ def bench(opts: argparse.Namespace) -> dict:
     args = engine_args(entry)
     tokenizer = args.get("tokenizer", args["model"])
     levels = opts.concurrency
+    backend, path = ENDPOINTS[opts.endpoint]
     results: dict[str, dict[str, dict]] = {s: {} for s in opts.systems}
     opts.out.mkdir(parents=True, exist_ok=True)
 
@@ -143,7 +149,7 @@ def bench(opts: argparse.Namespace) -> dict:
             port = free_port()
             if server == "vllm":
                 cmd = vllm_server_command({**args, "served_model_name": "smollm2"}, port)
-                targets = {"vllm": ("openai", f"http://127.0.0.1:{port}", "/v1/completions")}
+                targets = {"vllm": (backend, f"http://127.0.0.1:{port}", path)}
             else:
                 grpc_port = free_port()
                 cmd = [
@@ -152,7 +158,7 @@ def bench(opts: argparse.Namespace) -> dict:
                     f"--frontend-port={port}",
                 ]  # fmt: skip
                 targets = {
-                    "ours": ("openai", f"http://127.0.0.1:{port}", "/openai/v1/completions"),
+                    "ours": (backend, f"http://127.0.0.1:{port}", "/openai" + path),
                     "triton": (bench_triton.BACKEND, f"http://127.0.0.1:{grpc_port}", "/smollm2"),
                     "hf": (bench_triton.BACKEND, f"http://127.0.0.1:{grpc_port}", "/smollm2-hf"),
                 }
@@ -168,8 +174,9 @@ def bench(opts: argparse.Namespace) -> dict:
         "machine": machine(),
         "model": str(args["model"]),
         "engine_args": {k: v for k, v in args.items() if k != "model"},
-        "load": {"input_len": opts.input_len, "output_len": opts.output_len, "seed": opts.seed,
-                 "prompts": {str(c): prompts_for(c, opts) for c in levels}, "client": "vllm.benchmarks.serve"},
+        "load": {"endpoint": opts.endpoint, "input_len": opts.input_len, "output_len": opts.output_len,
+                 "seed": opts.seed, "prompts": {str(c): prompts_for(c, opts) for c in levels},
+                 "client": "vllm.benchmarks.serve"},
         "results": results,
     }  # fmt: skip
 
@@ -195,7 +202,8 @@ def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, bf16 {'yes' if m['bf16'] else 'no'}; {m['date']}. "
-        f"Load: {report['load']['input_len']} in / {report['load']['output_len']} out tokens, "
+        f"Load: {report['load'].get('endpoint', 'completions')}, "
+        f"{report['load']['input_len']} in / {report['load']['output_len']} out tokens, "
         f"`vllm.benchmarks.serve` random dataset, seed {report['load']['seed']}. "
         f"Engine: {json.dumps(report['engine_args'])}.",
         "",
@@ -252,7 +260,8 @@ def plot(report: dict, path: Path) -> None:
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"{report['machine']['cpu']}, {report['machine']['cores']} cores, {report['machine']['date']}")
+    m, endpoint = report["machine"], report["load"].get("endpoint", "completions")
+    fig.suptitle(f"{endpoint}: {m['cpu']}, {m['cores']} cores, {m['date']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -266,11 +275,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-len", type=int, default=None)
     parser.add_argument("--num-prompts", type=int, default=None, help="per level (default: 4 rounds, at least 16)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=["vllm", "ours", "triton"])
+    parser.add_argument("--endpoint", choices=ENDPOINTS, default="completions", help="the OpenAI API to drive")
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=None)
     parser.add_argument("--quick", action="store_true", help="tiny loads, for a smoke run")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--verbose", action="store_true", help="show the load generator's own report")
     opts = parser.parse_args(argv)
+    chat = opts.endpoint == "chat"
+    opts.systems = opts.systems or (["vllm", "ours"] if chat else ["vllm", "ours", "triton"])
+    if chat and {"triton", "hf"} & set(opts.systems):
+        parser.error("--endpoint chat: triton and hf drive Triton's own protocol, which has no chat endpoint")
     opts.concurrency = opts.concurrency or ([1, 4] if opts.quick else [1, 16, 64])
     opts.input_len = opts.input_len or (32 if opts.quick else 128)
     opts.output_len = opts.output_len or (8 if opts.quick else 64)

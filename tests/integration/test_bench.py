@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.servers import ROOT
 from tools.bench import FIGURES
 
@@ -58,3 +60,24 @@ def test_quick_embeddings_bench_writes_json_markdown_and_png(tmp_path, minilm_di
             assert {"embeddings_per_s", "latency_p50_ms", "latency_p99_ms"} <= set(figures)
     assert "| 4 | embeddings/s |" in (out / "bench.md").read_text()
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quick_chat_bench_drives_both_servers_chat_endpoints(tmp_path, model_dir):
+    out = tmp_path / "bench-chat"
+    cmd = [sys.executable, "-m", "tools.bench", "--quick", "--endpoint", "chat", "--concurrency", "2",
+           "--num-prompts", "2", "--out", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    report = json.loads((out / "bench.json").read_text())
+    assert report["load"]["endpoint"] == "chat" and set(report["results"]) == {"vllm", "ours"}
+    for system in ("vllm", "ours"):
+        assert report["results"][system]["2"]["completed"] == 2
+    assert "Load: chat," in (out / "bench.md").read_text()
+
+
+def test_chat_is_refused_for_the_systems_that_speak_tritons_protocol():
+    from tools.bench import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--endpoint", "chat", "--systems", "vllm", "triton"])
+    assert exc.value.code == 2
