@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from triton_llm.cli.serve import stop_group
+
 BASE_IMAGE = "triton-llm/bookworm:base"
 MIRROR = "http://deb.debian.org/debian"
 # The base's apt sources: bookworm with its point-release updates and security fixes.
@@ -82,12 +84,7 @@ class Daemon:
         if self.proc is None or self.proc.poll() is not None:
             return
         print("==> stopping the dockerd started here", flush=True)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_group(self.proc, grace=30)  # its own session: whatever it left (containerd) goes too
 
 
 def image_exists(tag: str) -> bool:

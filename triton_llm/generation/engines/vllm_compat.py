@@ -20,6 +20,7 @@ Differences handled here (0.16.0 against 0.32):
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -66,6 +67,7 @@ def with_truncation(params: Any, keep: int) -> Any:
     return params.with_kwargs({"truncate_prompt_tokens": keep})  # vLLM 0.16: one dict
 
 
+@functools.cache  # one answer per vLLM: not an inspect.signature per truncated request
 def _takes_keywords(fn: Any) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
 
