@@ -9,7 +9,6 @@ period (`--stop-timeout`, the Dockerfile's documented 60 s).
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
 import time
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.image.docker import docker, output
+from triton_llm.cli.serve import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_S = 60  # Dockerfile.cpu's documented --stop-timeout: the drain (30 s) + unload (15 s) + margin
@@ -26,12 +26,6 @@ READY_TIMEOUT_S = 600
 MEMORY = "10g"  # vLLM's 2 GiB KV cache + three models' weights and processes (~6 GiB seen), on a 24 GiB host
 KV_CACHE_GIB = "2"
 CHAT_MODEL, EMBEDDING_MODEL = "smollm2", "minilm"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def model_mounts(repository: Path) -> list[str]:
@@ -43,7 +37,7 @@ def model_mounts(repository: Path) -> list[str]:
     for model in sorted((repository.parent / ".cache" / "models").iterdir()):
         source = model.resolve()
         unreadable = [p for p in source.rglob("*") if p.is_file() and not p.stat().st_mode & 0o004]
-        for path in unreadable:  # the container's uid 1000 reads them (prepare_model leaves safetensors 0600)
+        for path in unreadable:  # uid 1000 reads them (caches made before prepare_model wrote 0644)
             print(f"==> making {path} readable for the container's user", flush=True)
             path.chmod(path.stat().st_mode | 0o044)
         mounts += ["-v", f"{source}:/.cache/models/{model.name}:ro"]
