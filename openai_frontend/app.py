@@ -7,6 +7,7 @@ caller's (a test's fake: `create_app(client=fake)`).
 
 from __future__ import annotations
 
+import gc
 import secrets
 from contextlib import asynccontextmanager
 
@@ -36,6 +37,14 @@ async def _require_api_key(request: Request) -> None:  # async: no thread-pool h
         )
 
 
+def _freeze_heap() -> None:
+    """Leave the objects made at startup (FastAPI, pydantic, grpc: ~100k) out of the garbage
+    collector's scans, as vLLM's API server does: a full collection over them took 30-200 ms on
+    2 cores while streaming, a stall of every stream in flight (the ITL p99 at c=16)."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None, client: ModelServer | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -46,6 +55,7 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
             return
         # Opened here, in the server's event loop, which its gRPC channel belongs to.
         app.state.triton = TritonClient(settings.triton_url, settings.models_ttl_s)
+        _freeze_heap()
         yield
         await app.state.triton.close()
 

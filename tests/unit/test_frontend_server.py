@@ -277,3 +277,14 @@ def test_the_timeouts_come_from_the_environment(monkeypatch):
     monkeypatch.delenv("TRITON_LLM_DRAIN_TIMEOUT")
     monkeypatch.delenv("TRITON_LLM_HEADER_TIMEOUT")
     assert (Settings().drain_timeout_s, Settings().header_timeout_s) == (30.0, 10.0)
+
+
+def test_startup_objects_are_frozen_out_of_the_garbage_collector():
+    """A full collection over FastAPI's, pydantic's and grpc's startup objects stalls every stream."""
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    gc.unfreeze()
+    with TestClient(create_app(Settings(triton_url="127.0.0.1:1"))):  # the app opens its own client
+        assert gc.get_freeze_count() > 10_000

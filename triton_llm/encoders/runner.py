@@ -29,6 +29,7 @@ import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists insid
 from triton_llm.encoders.engine import Encoder, resolve_encoder_task  # noqa: E402
 from triton_llm.encoders.protocol import EncodeRequest, parse_request  # noqa: E402
 from triton_llm.errors import InvalidInput  # noqa: E402
+from triton_llm.gc_heap import freeze_heap  # noqa: E402
 from triton_llm.hf_loading import device  # noqa: E402
 from triton_llm.settings import EncoderSettings, load_model_json, parse_settings  # noqa: E402
 from triton_llm.triton_log import route_logs_to_triton  # noqa: E402
@@ -59,6 +60,7 @@ class TritonPythonModel:
             )
         self.encoder = Encoder(_settings(), device(args))
         self.encoder.load()
+        freeze_heap()
 
     def execute(self, requests):
         parsed: list[EncodeRequest | InvalidInput] = []

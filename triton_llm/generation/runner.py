@@ -41,6 +41,7 @@ except locale.Error:
 import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists inside the stub)
 
 from triton_llm.errors import InvalidInput, Unavailable  # noqa: E402
+from triton_llm.gc_heap import freeze_heap  # noqa: E402
 from triton_llm.generation import admission, protocol  # noqa: E402
 from triton_llm.generation.engines import create_engine, vllm_lora  # noqa: E402
 from triton_llm.generation.stats import E2E  # noqa: E402
@@ -108,6 +109,7 @@ class TritonPythonModel:
 
         self._response_thread = threading.Thread(target=self._send_loop, name="responses", daemon=True)
         self._response_thread.start()
+        logger.info("%s: %d startup objects frozen out of the GC's scans", self.model_name, freeze_heap())
 
     # -- request path -----------------------------------------------------------------
 
