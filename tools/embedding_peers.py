@@ -9,12 +9,13 @@
   torch behind its own batching queue (`--batch-size`, default 32). Routes at the root
   (`/embeddings`). Its pins clash with the project's (sentence-transformers < 4, rich < 14,
   uvicorn < 0.33, transformers <= 5.0), so it lives in its own venv, .cache/peers/infinity
-  (~1.4 GB, about a minute), made on first use: torch is pinned to the project's own build (the
+  (~1.4 GB, 1-3 minutes), made on first use: torch is pinned to the project's own build (the
   CPU wheel on disk; an unpinned torch pulls a multi-GB CUDA build) and transformers to 4.49, the
   last release before optimum's BetterTransformer broke (not installed here: `--no-bettertransformer`).
 
 Both get the dtype ours resolves for this CPU (bf16 where the CPU has bf16 instructions), so the
-three compute the same thing; each runs alone, started and stopped by the tool.
+three compute the same thing; each runs alone, started and stopped by the tool, with the tool's
+own environment (so `OMP_NUM_THREADS=1 python -m tools.bench_embeddings --peers` sets it for all three).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def ensure_infinity(log: Callable[[str], None]) -> Path:
         if infinity_ready():
             return script
         started = time.monotonic()
-        log(f"peers: creating {INFINITY_VENV.relative_to(ROOT)} ({', '.join(INFINITY_PINS)}; ~1.4 GB, about a minute)")
+        log(f"peers: creating {INFINITY_VENV.relative_to(ROOT)} ({', '.join(INFINITY_PINS)}; ~1.4 GB, 1-3 minutes)")
         shutil.rmtree(INFINITY_VENV, ignore_errors=True)
         _run([sys.executable, "-m", "venv", str(INFINITY_VENV)])
         _run([str(INFINITY_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "--no-input", *INFINITY_PINS])
