@@ -31,31 +31,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tools import bench_triton
+from tools import bench_hops, bench_triton
+from tools.bench_report import FIGURES, SYSTEMS, markdown, plot
 from triton_llm.cli.serve import free_port, stop_group, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: these dev scripts run from one
 console = Console(stderr=True)
 
-# figure key in vllm.benchmarks.serve's result -> (label, higher is better)
-FIGURES: dict[str, tuple[str, bool]] = {
-    "output_throughput": ("output tok/s", True),
-    "request_throughput": ("req/s", True),
-    "median_ttft_ms": ("TTFT p50 ms", False),
-    "p99_ttft_ms": ("TTFT p99 ms", False),
-    "median_itl_ms": ("ITL p50 ms", False),
-    "p99_itl_ms": ("ITL p99 ms", False),
-}
-# "triton" drives the same Triton as "ours" over gRPC, skipping the frontend; "hf" drives
-# the same model on the transformers engine (model_repository/smollm2-hf) that way.
-SYSTEMS = ("vllm", "ours", "triton", "hf")
-LABELS = {
-    "vllm": "vLLM server",
-    "ours": "ours (frontend)",
-    "triton": "Triton gRPC direct",
-    "hf": "transformers engine (gRPC)",
-}
-SHORT = {"vllm": "vLLM", "ours": "ours", "triton": "direct", "hf": "hf"}
 # endpoint -> (vllm.benchmarks.serve backend, path on vLLM's server); ours is under /openai.
 ENDPOINTS = {"completions": ("openai", "/v1/completions"), "chat": ("openai-chat", "/v1/chat/completions")}
 
@@ -94,8 +76,24 @@ def running(cmd: list[str], health_url: str, log: Path, timeout: float = 600) ->
             stop_group(proc, grace=40)
 
 
+def run_traced(target: tuple[str, str, str], tokenizer: str, opts: argparse.Namespace, c: int, metrics: str | None):
+    """One run of a level; with our frontend's `metrics` page, where its TTFT went (bench_hops)."""
+    if not metrics:
+        return run_load(target, tokenizer, opts, c, prompts_for(c, opts))
+    run_load(target, tokenizer, opts, c, min(c, 4), warmups=0)  # the warm-up, apart: the hops' means leave it out
+    before = bench_hops.scrape(metrics, "smollm2")
+    figures = run_load(target, tokenizer, opts, c, prompts_for(c, opts), warmups=0)
+    figures["hops"] = bench_hops.breakdown(before, bench_hops.scrape(metrics, "smollm2"), figures["mean_ttft_ms"])
+    return figures
+
+
 def run_load(
-    target: tuple[str, str, str], tokenizer: str, opts: argparse.Namespace, concurrency: int, prompts: int
+    target: tuple[str, str, str],
+    tokenizer: str,
+    opts: argparse.Namespace,
+    concurrency: int,
+    prompts: int,
+    warmups: int | None = None,
 ) -> dict:
     """Drive one (backend, base_url, endpoint) with vllm.benchmarks.serve at one level."""
     from vllm.benchmarks import serve
@@ -112,12 +110,12 @@ def run_load(
         "--random-output-len", str(opts.output_len), "--ignore-eos",
         "--num-prompts", str(prompts), "--max-concurrency", str(concurrency), "--seed", str(opts.seed),
         "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99",
-        "--disable-tqdm", "--num-warmups", str(min(concurrency, 4)),
+        "--disable-tqdm", "--num-warmups", str(min(concurrency, 4) if warmups is None else warmups),
     ])
     # fmt: on
     with contextlib.redirect_stdout(sys.stderr if opts.verbose else open(os.devnull, "w")):
         result = serve.main(ns)
-    figures = {key: float(result.get(key, float("nan"))) for key in FIGURES}
+    figures = {key: float(result.get(key, float("nan"))) for key in (*FIGURES, "mean_ttft_ms")}
     figures["completed"] = int(result.get("completed", 0))
     figures["errors"] = int(prompts - figures["completed"])
     return figures
@@ -163,11 +161,16 @@ def bench(opts: argparse.Namespace) -> dict:
                     "hf": (bench_triton.BACKEND, f"http://127.0.0.1:{grpc_port}", "/smollm2-hf"),
                 }
             progress.update(task, description=f"{server}: starting")
+            metrics = f"http://127.0.0.1:{port}/metrics" if server == "stack" else None
             with running(cmd, f"http://127.0.0.1:{port}/health", opts.out / f"{server}.log"):
                 for c in levels:
                     for system in loads:
                         progress.update(task, description=f"{system}: concurrency {c}")
-                        results[system][str(c)] = run_load(targets[system], tokenizer, opts, c, prompts_for(c, opts))
+                        runs = [
+                            run_traced(targets[system], tokenizer, opts, c, metrics if system == "ours" else None)
+                            for _ in range(opts.repeat)
+                        ]
+                        results[system][str(c)] = bench_hops.median_runs(runs)
                         progress.advance(task)
 
     return {
@@ -175,7 +178,7 @@ def bench(opts: argparse.Namespace) -> dict:
         "model": str(args["model"]),
         "engine_args": {k: v for k, v in args.items() if k != "model"},
         "load": {"endpoint": opts.endpoint, "input_len": opts.input_len, "output_len": opts.output_len,
-                 "seed": opts.seed, "prompts": {str(c): prompts_for(c, opts) for c in levels},
+                 "seed": opts.seed, "repeat": opts.repeat, "prompts": {str(c): prompts_for(c, opts) for c in levels},
                  "client": "vllm.benchmarks.serve"},
         "results": results,
     }  # fmt: skip
@@ -196,77 +199,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def markdown(report: dict) -> str:
-    """One column per system, then its ratio to the first one (vLLM's server when run)."""
-    res = report["results"]
-    m = report["machine"]
-    lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores, bf16 {'yes' if m['bf16'] else 'no'}; {m['date']}. "
-        f"Load: {report['load'].get('endpoint', 'completions')}, "
-        f"{report['load']['input_len']} in / {report['load']['output_len']} out tokens, "
-        f"`vllm.benchmarks.serve` random dataset, seed {report['load']['seed']}. "
-        f"Engine: {json.dumps(report['engine_args'])}.",
-        "",
-    ]
-    systems = [s for s in SYSTEMS if s in res]
-    base, others = systems[0], systems[1:]
-    ratios = "".join(f" {LABELS[s]} | {SHORT[s]}/{SHORT[base]} |" for s in others)
-    head = f"| concurrency | figure | {LABELS[base]} |" + ratios
-    lines += [head, "|---" * (3 + 2 * len(others)) + "|"]
-    prompts = report["load"]["prompts"]
-    for c in res[base]:
-        for key, (label, _) in FIGURES.items():
-            b = res[base][c].get(key)
-            cells = "".join(f" {_fmt(res[s][c].get(key))} | {_ratio(res[s][c].get(key), b)} |" for s in others)
-            lines.append(f"| {c} | {label} | {_fmt(b)} |" + cells)
-        errors = "".join(f" {res[s][c].get('errors', '-')} / {prompts[c]} | |" for s in others)
-        lines.append(f"| {c} | errors / prompts | {res[base][c].get('errors', '-')} / {prompts[c]} |" + errors)
-    levels = sorted(res[base], key=int)
-    if len(levels) > 1:
-        lo, hi = levels[0], levels[-1]
-        scaling = ", ".join(
-            f"{LABELS[s]} {_ratio(res[s][hi].get('output_throughput'), res[s][lo].get('output_throughput'))}"
-            for s in systems
-        )
-        lines += ["", f"Output tok/s at concurrency {hi} over concurrency {lo}: {scaling}."]
-    return "\n".join(lines) + "\n"
-
-
-def _ratio(value: float | None, base: float | None) -> str:
-    return f"{value / base:.2f}x" if value is not None and base else "n/a"
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
-
-
-def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for system, label in LABELS.items():
-        if system not in report["results"]:
-            continue
-        levels = sorted(report["results"][system], key=int)
-        xs = [int(c) for c in levels]
-        ax1.plot(xs, [report["results"][system][c]["output_throughput"] for c in levels], marker="o", label=label)
-        ax2.plot(xs, [report["results"][system][c]["median_ttft_ms"] for c in levels], marker="o", label=label)
-    for ax, title in ((ax1, "Output tokens/s (higher is better)"), (ax2, "Median TTFT, ms (lower is better)")):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("concurrency")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    m, endpoint = report["machine"], report["load"].get("endpoint", "completions")
-    fig.suptitle(f"{endpoint}: {m['cpu']}, {m['cores']} cores, {m['date']}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2", help="entry of model_repository/ to serve")
@@ -277,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--endpoint", choices=ENDPOINTS, default="completions", help="the OpenAI API to drive")
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=None)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per level; the tables give each figure's median")
     parser.add_argument("--quick", action="store_true", help="tiny loads, for a smoke run")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--verbose", action="store_true", help="show the load generator's own report")
@@ -292,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
 
     report = bench(opts)
     table = markdown(report)
+    if hops := bench_hops.markdown(report["results"].get("ours", {})):
+        table += "\nWhere the TTFT of ours goes, mean per request (tools/bench_hops.py):\n\n" + hops
     (opts.out / "bench.json").write_text(json.dumps(report, indent=2))
     (opts.out / "bench.md").write_text(table)
     plot(report, opts.out / "bench.png")

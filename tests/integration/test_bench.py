@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -72,7 +73,13 @@ def test_quick_chat_bench_drives_both_servers_chat_endpoints(tmp_path, model_dir
     assert report["load"]["endpoint"] == "chat" and set(report["results"]) == {"vllm", "ours"}
     for system in ("vllm", "ours"):
         assert report["results"][system]["2"]["completed"] == 2
-    assert "Load: chat," in (out / "bench.md").read_text()
+    table = (out / "bench.md").read_text()
+    assert "Load: chat," in table
+    # Where ours spent its TTFT, from each hop's own metrics: the hops add up to the client's mean.
+    hops = report["results"]["ours"]["2"]["hops"]
+    assert all(math.isfinite(v) and v > -1 for v in hops.values()), hops
+    assert sum(v for k, v in hops.items() if k != "total") == pytest.approx(hops["total"], rel=1e-6)
+    assert "Where the TTFT of ours goes" in table
 
 
 def test_chat_is_refused_for_the_systems_that_speak_tritons_protocol():
