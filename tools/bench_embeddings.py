@@ -257,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--peers", nargs="*", choices=peers.PEERS, default=None,
                         help="ours against these servers (none named: all) instead of batching on/off")  # fmt: skip
+    parser.add_argument("--ours-env", nargs="+", metavar="KEY=VALUE",
+                        help="with --peers: ours once more with this environment (e.g. OMP_NUM_THREADS=1)")  # fmt: skip
     opts = parser.parse_args(argv)
     opts.num_sentences = opts.num_sentences or (40 if opts.quick else 1000)
     if opts.peers is not None:

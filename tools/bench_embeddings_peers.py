@@ -106,16 +106,15 @@ def agreement(ref, vectors: dict[int, list[float]]) -> dict[str, float | None]:
     return {"cosine_min": round(float(cos.min()), 6), "cosine_mean": round(float(cos.mean()), 6)}
 
 
-def server(system: str, tmp: Path, dtype: str) -> peers.Server:
+def server(system: str, tmp: Path, dtype: str, env: dict[str, str] | None = None) -> peers.Server:
     port = free_port()
     if system == "vllm":
         return peers.vllm_server(minilm_folder(), dtype, port)
     if system == "infinity":
         return peers.infinity_server(minilm_folder(), dtype, port, lambda line: console.print(line))
     repo = repository(tmp, {"on": SYSTEMS["on"]})
-    return peers.Server(
-        stack_command(repo, port), f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{port}/openai/v1"
-    )
+    health, base = f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{port}/openai/v1"
+    return peers.Server(stack_command(repo, port), health, base, env or {})
 
 
 def levels(srv: peers.Server, texts: list[str], ref, opts: argparse.Namespace, monitor: TreeMonitor, advance) -> dict:
@@ -144,7 +143,10 @@ def bench_peers(opts: argparse.Namespace) -> dict:
     settings = json.loads((ROOT / "model_repository" / "minilm" / "1" / "model.json").read_text())
     dtype = cpu_dtype() if settings.get("dtype", "auto") == "auto" else settings["dtype"]
     ref = reference(minilm_folder(), texts)
-    systems = ["ours", *opts.peers]
+    # `--ours-env K=V`: ours a second time with that environment ("ours*"), to try a setting in the same run.
+    variant = dict(kv.split("=", 1) for kv in getattr(opts, "ours_env", None) or [])
+    systems = ["ours", *(["ours*"] if variant else []), *opts.peers]
+    labels = {s: peers.LABELS.get(s, f"ours, {' '.join(opts.ours_env or [])}") for s in systems}
     results: dict[str, dict[str, dict]] = {}
     missing: dict[str, str] = {}
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -156,7 +158,7 @@ def bench_peers(opts: argparse.Namespace) -> dict:
             progress.update(task, description=f"{system}: starting")
             try:
                 with tempfile.TemporaryDirectory() as tmp:
-                    srv = server(system, Path(tmp), dtype)
+                    srv = server(system, Path(tmp), dtype, variant if system == "ours*" else None)
                     log = opts.out / f"{system}.log"
                     with (
                         peers.environment(srv.env),
@@ -174,7 +176,7 @@ def bench_peers(opts: argparse.Namespace) -> dict:
             "client": "openai.AsyncOpenAI, one sentence per request", "documents": 0,
             "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}  # fmt: skip
     return {"machine": machine(), "model": "all-MiniLM-L6-v2 (model_repository/minilm)", "load": load,
-            "labels": {s: peers.LABELS[s] for s in results}, "missing": missing, "results": results}  # fmt: skip
+            "labels": labels, "missing": missing, "results": results}  # fmt: skip
 
 
 # figure -> (label, higher is better; None: no ratio)
@@ -197,31 +199,36 @@ def _cell(key: str, value) -> str:
 def markdown(report: dict) -> str:
     m, load, res = report["machine"], report["load"], report["results"]
     systems = list(res)
-    others = [s for s in systems if s != "ours"]
+    mine = [s for s in systems if s.startswith("ours")]  # ours, and "ours*" with --ours-env
+    others = [s for s in systems if s not in mine]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['date']}. Model: {report['model']}, {load['dtype']} everywhere. "
         f"Load: {load['sentences']} sentences, {load['client']}; best of {load['rounds']} round(s) per level.",
         "",
-        "| concurrency | figure | " + " | ".join(report["labels"][s] for s in systems) + " | ours/best peer |",
-        "|---|---|" + "---|" * len(systems) + "---|",
+        "| concurrency | figure | "
+        + " | ".join(report["labels"][s] for s in systems)
+        + " | "
+        + " | ".join(f"{s}/best peer" for s in mine)
+        + " |",
+        "|---|---|" + "---|" * (len(systems) + len(mine)),
     ]
     for c in res["ours"]:
         for key, (label, higher) in FIGURES.items():
             values = {s: res[s].get(c, {}).get(key) for s in systems}
             peer_values = [values[s] for s in others if values[s] is not None]
-            ratio = ""
-            if higher is not None and peer_values and values["ours"]:
+            ratios = ["" for _ in mine]
+            if higher is not None and peer_values:
                 best = max(peer_values) if higher else min(peer_values)
-                ratio = f"{values['ours'] / best:.2f}x"
-            lines.append(f"| {c} | {label} | " + " | ".join(_cell(key, values[s]) for s in systems) + f" | {ratio} |")
-        lines.append(
-            f"| {c} | errors | " + " | ".join(str(res[s].get(c, {}).get("errors", "-")) for s in systems) + " |  |"
-        )
+                ratios = [f"{values[s] / best:.2f}x" if values[s] else "" for s in mine]
+            cells = [_cell(key, values[s]) for s in systems] + ratios
+            lines.append(f"| {c} | {label} | " + " | ".join(cells) + " |")
+        errors = [str(res[s].get(c, {}).get("errors", "-")) for s in systems] + ["" for _ in mine]
+        lines.append(f"| {c} | errors | " + " | ".join(errors) + " |")
     lines += ["", "CPU ms per embedding, by process (user + sys; the client is the same for every system):", ""]
     for s in systems:
         for c, run in res[s].items():
             parts = ", ".join(f"{role} {ms:.2f}" for role, ms in run.get("cpu_ms_per_embedding", {}).items())
             lines.append(f"- {report['labels'][s]}, concurrency {c}: {parts}")
     for s, why in report.get("missing", {}).items():
-        lines.append(f"\n**{peers.LABELS[s]} missing**: {why.splitlines()[-1] if why else '?'}")
+        lines.append(f"\n**{report['labels'].get(s, s)} missing**: {why.splitlines()[-1] if why else '?'}")
     return "\n".join(lines) + "\n"

@@ -28,7 +28,7 @@ def report(missing: dict[str, str] | None = None) -> dict:
         "machine": {"cpu": "test CPU", "cores": 2, "date": "2026-11-26"},
         "model": "all-MiniLM-L6-v2",
         "load": {"sentences": 10, "client": "openai", "rounds": 1, "dtype": "bfloat16"},
-        "labels": {s: peers.LABELS[s] for s in results},
+        "labels": dict(peers.LABELS),  # every system asked for, missing ones too
         "missing": missing or {},
         "results": results,
     }
@@ -47,6 +47,16 @@ def test_a_missing_peer_is_reported_and_the_others_still_compared():
     table = markdown(report({"infinity": "RuntimeError: pip install failed\nNo matching distribution"}))
     assert "| 32 | embeddings/s | 120.0 | 100.0 | 1.20x |" in table
     assert "**infinity-emb missing**: No matching distribution" in table
+
+
+def test_ours_with_another_environment_gets_its_own_ratio_column():
+    r = report()
+    r["results"] = {"ours": r["results"]["ours"], "ours*": {"32": run(300, 30, 700)}, **r["results"]}
+    r["labels"]["ours*"] = "ours, OMP_NUM_THREADS=1"
+    table = markdown(r)
+    assert "| ours (Triton + frontend) | ours, OMP_NUM_THREADS=1 | vLLM pooling server | infinity-emb | " in table
+    assert "| ours/best peer | ours*/best peer |" in table
+    assert "| 32 | embeddings/s | 120.0 | 300.0 | 100.0 | 150.0 | 0.80x | 2.00x |" in table
 
 
 def test_agreement_gives_min_and_mean_cosine_over_the_answered_texts():
