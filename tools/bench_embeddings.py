@@ -22,6 +22,7 @@ drives each with the same client and texts. Per system and level it adds the cos
 answer with sentence-transformers' float32 embedding (min, mean), the peak RSS of the server's
 process tree, and CPU ms per embedding by process (where the time goes), and the table gives
 ours / the best peer. A peer that cannot be installed or started is reported missing.
+`--ours-env OMP_NUM_THREADS=1` (say) runs ours a second time with that environment, as "ours*".
 """
 
 from __future__ import annotations
@@ -265,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         opts.peers = opts.peers or list(peers.PEERS)
         if opts.mode != "embeddings":
             parser.error("--peers compares /v1/embeddings only")
+    elif opts.ours_env:
+        parser.error("--ours-env goes with --peers")
     mode = "embeddings-peers" if opts.peers else opts.mode
     opts.out = opts.out or ROOT / "results" / f"bench-{mode}" / time.strftime("%Y%m%d-%H%M%S")
     if opts.peers:

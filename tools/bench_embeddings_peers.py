@@ -159,7 +159,7 @@ def bench_peers(opts: argparse.Namespace) -> dict:
             try:
                 with tempfile.TemporaryDirectory() as tmp:
                     srv = server(system, Path(tmp), dtype, variant if system == "ours*" else None)
-                    log = opts.out / f"{system}.log"
+                    log = opts.out / f"{system.replace('*', '-env')}.log"
                     with (
                         peers.environment(srv.env),
                         TreeMonitor() as monitor,

@@ -128,6 +128,8 @@ def test_environment_is_restored_after_a_server_starts(monkeypatch):
     assert "PEER_TEST_VAR" not in os.environ and os.environ["PEER_TEST_KEEP"] == "old"
 
 
-def test_peers_compare_embeddings_only():
+def test_peers_compare_embeddings_only_and_ours_env_needs_peers():
     with pytest.raises(SystemExit):
         main(["--peers", "--mode", "rerank"])
+    with pytest.raises(SystemExit):
+        main(["--ours-env", "OMP_NUM_THREADS=1"])
