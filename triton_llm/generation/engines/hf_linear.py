@@ -40,12 +40,13 @@ class PackedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def pack_linears(model: nn.Module, batch_hint: int) -> int:
+def pack_linears(model: nn.Module, batch_hint: int, dtypes: tuple[torch.dtype, ...] = (torch.bfloat16,)) -> int:
     """Replace the model's CPU `nn.Linear`s by `PackedLinear`s; returns how many.
 
     Nothing is replaced for other dtypes, or where this PyTorch build cannot pack.
     """
-    if next(model.parameters()).dtype != torch.bfloat16 or not _packing_works():
+    dtype = next(model.parameters()).dtype
+    if dtype not in dtypes or not _packing_works(dtype):
         return 0
     count = 0
     for parent in list(model.modules()):
@@ -57,13 +58,13 @@ def pack_linears(model: nn.Module, batch_hint: int) -> int:
     return count
 
 
-def _packing_works() -> bool:
+def _packing_works(dtype: torch.dtype) -> bool:
     """One small layer through both paths: the private operators exist and agree."""
     if not torch.backends.mkldnn.is_available():
         return False
     try:
-        linear = nn.Linear(32, 16, dtype=torch.bfloat16)
-        x = torch.randn(3, 32, dtype=torch.bfloat16)
+        linear = nn.Linear(32, 16, dtype=dtype)
+        x = torch.randn(3, 32, dtype=dtype)
         with torch.no_grad():
             return torch.allclose(PackedLinear(linear, 4)(x), linear(x), rtol=1e-2, atol=1e-2)
     except (AttributeError, RuntimeError) as exc:
