@@ -4,9 +4,10 @@ import threading
 import pytest
 import torch
 
-from triton_llm.generation.engines.hf_batching import Seq2SeqBatcher, _sample
+from triton_llm.generation.engines import hf_attention
+from triton_llm.generation.engines.hf_batching import CausalBatcher, Seq2SeqBatcher, _sample
 from triton_llm.generation.engines.hf_sampling import HfSampling
-from triton_llm.generation.engines.hf_scheduler import Sequence
+from triton_llm.generation.engines.hf_scheduler import Batcher, Sequence
 
 
 class _BrokenEncoderModel:
@@ -68,4 +69,127 @@ def test_the_model_is_loaded_on_the_thread_that_runs_the_steps():
     batcher = Seq2SeqBatcher(load, max_num_seqs=4)
     batcher.wait_loaded()
     assert threads == [batcher._thread]  # one OpenMP pool: see hf_scheduler.Batcher
+    batcher.stop()
+
+
+class _Recorder(Batcher):
+    """Logs what the scheduler asks of a decoder-only batcher, without a model; every token is 7."""
+
+    chunks_prompts = True
+    on_extend = staticmethod(lambda a: None)
+
+    def setup(self) -> None:
+        self.log: list[str] = []
+
+    def join(self, joining):
+        self.log.append("join " + ",".join(str(len(a.seq.prompt_ids) - a.prefilled) for a in joining))
+        self.active += joining
+        return [7] * len(joining)
+
+    def extend(self, a, end):
+        self.log.append(f"extend {a.prefilled}-{end}")
+        a.prefilled = end
+        self.on_extend(a)
+
+    def step(self):
+        self.log.append(f"step {len(self.active)}")
+        return [7] * len(self.active)
+
+
+def _serve(batcher: Batcher, prompts: list[int], max_new: int, gate: threading.Event) -> list[list[int]]:
+    """Submit prompts of these lengths at once (the thread waits on `gate` to see them together); their outputs."""
+
+    async def run() -> list[list[int]]:
+        loop = asyncio.get_running_loop()
+        done = [loop.create_future() for _ in prompts]
+        for i, n in enumerate(prompts):
+            seq = Sequence(f"r{i}", list(range(10, 10 + n)), max_new, [], HfSampling(temperature=0.0), stream=False)
+            batcher.submit(seq, lambda ids, end, err, f=done[i]: end and f.set_result((ids, err)))
+        gate.set()
+        results = [await asyncio.wait_for(f, 10) for f in done]
+        assert all(err is None for _, err in results)
+        return [ids for ids, _ in results]
+
+    return asyncio.run(run())
+
+
+def _recorder(cap: int, max_num_seqs: int = 16) -> tuple[_Recorder, threading.Event]:
+    gate = threading.Event()
+    return _Recorder(lambda: gate.wait(10), max_num_seqs=max_num_seqs, max_num_batched_tokens=cap), gate
+
+
+def test_joining_prompts_are_prefilled_whole_in_groups_that_fit_the_cap_with_decode_steps_between():
+    batcher, gate = _recorder(cap=16)
+    assert _serve(batcher, [4, 4, 4, 4, 6, 3], max_new=3, gate=gate) == [[7] * 3] * 6
+    batcher.stop()
+    # 4 rows x 4 tokens fit 16; then 2 rows padded to 6 (12). The first group decodes meanwhile.
+    assert batcher.log[:4] == ["join 4,4,4,4", "step 4", "join 6,3", "step 6"]
+
+
+def test_a_prompt_longer_than_the_cap_is_prefilled_in_pieces_between_decode_steps():
+    batcher, gate = _recorder(cap=16, max_num_seqs=2)
+    assert _serve(batcher, [3, 40, 5], max_new=6, gate=gate) == [[7] * 6] * 3
+    batcher.stop()
+    # The 40-token prompt: two pieces of 16, then its last 8 join; the 5-token one waits for a free row.
+    assert batcher.log[:8] == [
+        "join 3", "step 1", "extend 0-16", "step 1", "extend 16-32", "step 1", "join 8", "step 2",
+    ]  # fmt: skip
+    assert "join 5" in batcher.log
+
+
+def test_a_prompt_cancelled_between_its_pieces_frees_its_row():
+    batcher, gate = _recorder(cap=4, max_num_seqs=1)
+    batcher.on_extend = lambda a: a.prefilled == 8 and batcher.cancel(a.seq.request_id)
+
+    async def run() -> list[int]:
+        loop = asyncio.get_running_loop()
+        long, short = loop.create_future(), loop.create_future()
+        seq = Sequence("long", list(range(100)), 4, [], HfSampling(temperature=0.0))
+        batcher.submit(seq, lambda ids, end, err: long.set_result(ids))  # never called: cancelled
+        seq = Sequence("short", [1, 2], 2, [], HfSampling(temperature=0.0), stream=False)
+        batcher.submit(seq, lambda ids, end, err: end and short.set_result(ids))
+        gate.set()
+        return await asyncio.wait_for(short, 10)
+
+    assert asyncio.run(run()) == [7, 7]
+    batcher.stop()
+    assert batcher.log[:3] == ["extend 0-4", "extend 4-8", "join 2"]
+    assert batcher.num_unfinished() == 0
+
+
+def _tiny_llama(dtype: torch.dtype):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, attn_implementation=hf_attention.NAME,
+    )  # fmt: skip
+    return LlamaForCausalLM(config).to(dtype).eval()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_greedy_output_of_prompts_prefilled_in_pieces_equals_generate(dtype):
+    """Token-wise chunks change the prefill's matmul shapes, not its greedy tokens (one request at a time, as
+    `generate` runs; batched rows in bf16 round differently whatever the cap)."""
+    model = _tiny_llama(dtype)
+    prompts = [list(range(3 + k, 3 + k + n)) for k, n in enumerate([5, 8, 9, 23, 40])]
+    expected = []
+    with torch.inference_mode():
+        for ids in prompts:
+            out = model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False, eos_token_id=None)
+            expected.append(out[0, len(ids) :].tolist())
+    batcher = CausalBatcher(lambda: model, max_num_seqs=4, max_num_batched_tokens=8)
+    batcher.wait_loaded()
+
+    async def run() -> list[list[int]]:
+        outputs = []
+        for i, ids in enumerate(prompts):
+            done = asyncio.get_running_loop().create_future()
+            seq = Sequence(f"r{i}", ids, 12, [], HfSampling(temperature=0.0), stream=False)
+            batcher.submit(seq, lambda got, end, err, f=done: end and f.set_result(got))
+            outputs.append(await asyncio.wait_for(done, 30))
+        return outputs
+
+    assert asyncio.run(run()) == expected
     batcher.stop()
