@@ -91,7 +91,7 @@ def load(attn: str, dtype: torch.dtype, pack: bool) -> Any:
 
     model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=dtype, attn_implementation=attn).eval()
     if pack:
-        hf_linear.pack_linears(model, batch_hint=16, dtypes=(torch.bfloat16, torch.float32))
+        hf_linear.pack_linears(model, batch_hint=16, float32=True)
     return model
 
 

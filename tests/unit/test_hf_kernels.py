@@ -95,7 +95,7 @@ def test_packed_linears_give_the_same_logits_in_bfloat16_and_float32_is_left_alo
         assert torch.equal(model(input_ids=ids).logits, plain)  # the same oneDNN kernels: bit-identical
     assert pack_linears(LlamaForCausalLM(config).eval(), batch_hint=16) == 0
     # float32 only when asked: MKL's sums differ from oneDNN's in the last bits.
-    assert pack_linears(LlamaForCausalLM(config).eval(), batch_hint=16, dtypes=(torch.float32,)) == 2 * 7 + 1
+    assert pack_linears(LlamaForCausalLM(config).eval(), batch_hint=16, float32=True) == 2 * 7 + 1
 
 
 def test_a_model_with_its_own_attention_arguments_gets_its_own_eager_attention():

@@ -6,9 +6,13 @@ and PyTorch's own inductor (freezing) do, through the same operators used here. 
 on this 2-core AVX-512 CPU, SmolLM2's layers at 16 rows: 542 -> 414 us per decoder layer
 and 5.4 -> 3.2 ms for the LM head (17.9 -> 6.0 ms in float32).
 
-Only bfloat16 weights are packed: there the results are bit-identical (oneDNN runs either
-way), so greedy output still equals transformers' own. In float32 `nn.Linear` runs MKL,
-whose sums differ from oneDNN's in the last bits, enough to change a greedy choice.
+Only bfloat16 weights are packed by default: there the results are bit-identical (oneDNN runs
+either way; tests/unit/test_hf_kernels.py on SmolLM2's shapes), so greedy output still equals
+transformers' own. In float32 `nn.Linear` runs MKL, whose sums differ from oneDNN's in the
+last bits (both within 1e-6 of float64): packing float32 (`pack_float32_linears`) kept
+greedy parity with float32 `generate` on all 10 prompts of tools/hf_fidelity (48 tokens),
+but is not the same arithmetic, so it is opt-in. It is for CPUs without bf16, where the LM
+head of a 16-row step takes ~3x less CPU packed.
 """
 
 from __future__ import annotations
@@ -40,13 +44,13 @@ class PackedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def pack_linears(model: nn.Module, batch_hint: int, dtypes: tuple[torch.dtype, ...] = (torch.bfloat16,)) -> int:
+def pack_linears(model: nn.Module, batch_hint: int, float32: bool = False) -> int:
     """Replace the model's CPU `nn.Linear`s by `PackedLinear`s; returns how many.
 
-    Nothing is replaced for other dtypes, or where this PyTorch build cannot pack.
+    Nothing is replaced for other dtypes (float32 only if asked), or where this PyTorch build cannot pack.
     """
     dtype = next(model.parameters()).dtype
-    if dtype not in dtypes or not _packing_works(dtype):
+    if dtype not in (torch.bfloat16, *([torch.float32] if float32 else [])) or not _packing_works(dtype):
         return 0
     count = 0
     for parent in list(model.modules()):
@@ -54,7 +58,7 @@ def pack_linears(model: nn.Module, batch_hint: int, dtypes: tuple[torch.dtype, .
             if type(child) is nn.Linear and child.weight.device.type == "cpu":
                 setattr(parent, name, PackedLinear(child, batch_hint))
                 count += 1
-    logger.info("%d linear layers packed for oneDNN", count)
+    logger.info("%d %s linear layers packed for oneDNN", count, dtype)
     return count
 
 
