@@ -123,6 +123,9 @@ def test_repository(model_dir, request, tmp_path_factory) -> Path:
             # float32: greedy output must equal transformers' `generate` token for token,
             # and in bfloat16 a batch's arithmetic differs from a lone request's.
             "smollm2-hf": {"model": str(model_dir), **HF_OVERRIDES, **REASONING},
+            # The dtype a CPU with bf16 instructions serves: one request at a time, still transformers' own
+            # greedy output (test_transformers; skipped on other CPUs).
+            "smollm2-hf-bf16": {"model": str(model_dir), **HF_OVERRIDES, "dtype": "bfloat16"},
             "minilm": {"model": str(minilm_dir)},
             # MiniLM was not trained for truncation; this entry only lets `dimensions` through.
             "minilm-matryoshka": {"like": "minilm", "model": str(minilm_dir), "is_matryoshka": True},

@@ -1,5 +1,6 @@
 """The transformers engine through a real tritonserver: greedy output equals transformers'
-own `generate` token for token, for a decoder-only model and an encoder-decoder one."""
+own `generate` token for token, for a decoder-only model and an encoder-decoder one, in
+float32 and (on a CPU with bf16 instructions) in bfloat16, the dtype such a CPU serves."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import requests
 from tests.clients import GrpcStream, text
 from tests.integration.test_cancellation import LONG, wait_for
 from tests.servers import engine_requests
+from triton_llm import hf_loading
 
 MAX_TOKENS = 24
 PROMPTS = {
@@ -20,22 +22,37 @@ PROMPTS = {
     "t5-tiny": ["the cat and the dog went to the house", "translate this to french", "in the beginning"],
 }
 CHAT = [{"role": "user", "content": "Write a haiku about the sea."}]
+BF16 = "smollm2-hf-bf16"  # smollm2-hf in bfloat16 (conftest)
+# Longer than the default max_num_batched_tokens (128): the engine prefills it in pieces.
+ESSAY = (
+    "The history of computing is a story of abstraction. Early machines were programmed by rewiring panels and "
+    "setting switches; each new problem meant a new physical arrangement. Stored programs changed that: "
+    "instructions became data, held in the same memory as the numbers they worked on. Assemblers gave names to "
+    "instructions, compilers gave names to whole computations, and operating systems hid the machine behind "
+    "files, processes and virtual memory. Each layer let people forget details that had once consumed them, and "
+    "each layer also brought new failures, because the details had not gone away; they had only moved out of "
+    "sight. In short,"
+)
 RETURNS = {"return_num_input_tokens": True, "return_num_output_tokens": True, "return_finish_reason": True}
 
 
 @pytest.fixture(scope="session")
 def reference(model_dir, t5_dir):
-    """transformers' own greedy `generate`, one prompt at a time, in float32, with the
-    engine's attention implementation on a CPU (eager)."""
+    """transformers' own greedy `generate`, one prompt at a time, in the served dtype, with the
+    attention implementation the engine follows on a CPU (eager: hf_attention)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    paths = {"smollm2-hf": (model_dir, AutoModelForCausalLM), "t5-tiny": (t5_dir, AutoModelForSeq2SeqLM)}
+    paths = {
+        "smollm2-hf": (model_dir, AutoModelForCausalLM, torch.float32),
+        BF16: (model_dir, AutoModelForCausalLM, torch.bfloat16),
+        "t5-tiny": (t5_dir, AutoModelForSeq2SeqLM, torch.float32),
+    }
 
     @cache
     def load(model: str):
-        path, cls = paths[model]
-        lm = cls.from_pretrained(path, dtype=torch.float32, attn_implementation="eager").eval()
+        path, cls, dtype = paths[model]
+        lm = cls.from_pretrained(path, dtype=dtype, attn_implementation="eager").eval()
         return AutoTokenizer.from_pretrained(path), lm
 
     @cache
@@ -47,7 +64,7 @@ def reference(model_dir, t5_dir):
         else:
             ids = tokenizer(prompt).input_ids
         out = lm.generate(torch.tensor([ids]), max_new_tokens=max_tokens, do_sample=False)[0].tolist()
-        generated = out[len(ids) :] if model == "smollm2-hf" else out[1:]  # T5: drop the start token
+        generated = out[1:] if model == "t5-tiny" else out[len(ids) :]  # T5: drop the start token
         eos = lm.generation_config.eos_token_id
         stopped = bool(generated) and generated[-1] == eos
         return {
@@ -87,6 +104,18 @@ def test_greedy_equals_transformers_generate(triton, reference, model, i):
     assert out["num_input_tokens"] == ref["num_input_tokens"]
     assert out["num_output_tokens"] == ref["num_output_tokens"]
     assert out["finish_reason"] == ref["finish_reason"]
+
+
+@pytest.mark.skipif(hf_loading.cpu_dtype() != "bfloat16", reason="this CPU has no bf16 instructions")
+@pytest.mark.parametrize("prompt", [*PROMPTS["smollm2-hf"], ESSAY, CHAT])
+def test_greedy_in_bfloat16_equals_transformers_generate(triton, reference, prompt):
+    """bfloat16 rounds every step: a kernel that sums in another order soon picks another token."""
+    chat = isinstance(prompt, list)
+    given = {"messages": json.dumps(prompt)} if chat else {"text_input": prompt}
+    params = {"temperature": 0, "max_tokens": 48}
+    out = generate(triton, BF16, {**given, "exclude_input_in_output": True, **RETURNS, "parameters": params}).json()
+    ref = reference(BF16, messages=given["messages"], max_tokens=48) if chat else reference(BF16, prompt, max_tokens=48)
+    assert (out["text_output"], out["num_output_tokens"]) == (ref["text"], ref["num_output_tokens"])
 
 
 @pytest.mark.parametrize("model", PROMPTS)
@@ -197,3 +226,29 @@ def test_openai_sdk_chat_on_the_transformers_engine(frontend, reference):
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == ref["text"]
     with pytest.raises(openai.BadRequestError, match="seed"):
         client.chat.completions.create(model="smollm2-hf", messages=CHAT, max_tokens=4, temperature=1, seed=3)
+
+
+# Longer than the default max_num_batched_tokens (2048): prefilled in two pieces.
+CHAPTER = (
+    "Chapter {}. The river rose again that spring, and the village on its bank argued, as every year, about whether "
+    "to build the wall higher or to move the houses up the hill where the old orchard stood."
+)
+SAGA = " ".join(CHAPTER.format(n) for n in range(1, 51)) + " The village finally decided"
+
+
+def test_a_prompt_longer_than_max_num_batched_tokens_gives_generate_s_text_beside_running_requests(triton, reference):
+    """Its pieces are prefilled between the decode steps of the others (float32: generate's tokens exactly)."""
+    prompts = [PROMPTS["smollm2-hf"][2], SAGA, PROMPTS["smollm2-hf"][0]]
+    params = {"temperature": 0, "max_tokens": MAX_TOKENS}
+
+    def one(prompt: str) -> dict:
+        body = {"text_input": prompt, "exclude_input_in_output": True, **RETURNS, "parameters": params}
+        return generate(triton, "smollm2-hf", body).json()
+
+    with ThreadPoolExecutor(3) as pool:
+        outputs = list(pool.map(one, prompts))
+    refs = [reference("smollm2-hf", p) for p in prompts]
+    assert refs[1]["num_input_tokens"] > 2048
+    assert [(o["text_output"], o["num_input_tokens"]) for o in outputs] == [
+        (r["text"], r["num_input_tokens"]) for r in refs
+    ]
