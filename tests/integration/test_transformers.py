@@ -23,7 +23,7 @@ PROMPTS = {
 }
 CHAT = [{"role": "user", "content": "Write a haiku about the sea."}]
 BF16 = "smollm2-hf-bf16"  # smollm2-hf in bfloat16 (conftest)
-# Longer than the default max_num_batched_tokens (128): the engine prefills it in pieces.
+# A longer prompt (121 tokens): more positions for bfloat16's rounding to tell kernels apart.
 ESSAY = (
     "The history of computing is a story of abstraction. Early machines were programmed by rewiring panels and "
     "setting switches; each new problem meant a new physical arrangement. Stored programs changed that: "
