@@ -156,7 +156,14 @@ class HfGenerationSettings(_Family, GenerationSettings):
     pass costs about a one-row decode step besides its tokens, so a small value shortens the stalls of running
     sequences but costs throughput (hf_scheduler)."""
     attn_implementation: str | None = setting()
-    """transformers' attention; default: grouped eager attention on a CPU (hf_attention), the model's own on a GPU."""
+    """transformers' attention; default: grouped eager attention on a CPU (hf_attention), the model's own on a GPU.
+    Grouped eager computes `eager`'s bits: greedy output is transformers' `generate` with eager attention, bf16 too.
+    `sdpa` (transformers' default, which rounds otherwise) gives its output for prompts prefilled in one piece
+    (up to `max_num_batched_tokens`), at a cost for batches."""
+    pack_float32_linears: bool = setting(False)
+    """On a CPU, float32 linear layers packed for oneDNN too (bfloat16 ones always are): ~3x less CPU for the LM
+    head of a 16-row step, but oneDNN's sums differ from MKL's in the last bits, so greedy output may part from
+    transformers' `generate` (it held on 10 prompts of tools/hf_fidelity)."""
     served_model_name: str | list[str] | None = setting(vllm=True)
     """Accepted so that a vLLM entry moves over unchanged; the name served is the Triton model's."""
 

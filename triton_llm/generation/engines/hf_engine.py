@@ -96,12 +96,16 @@ class HuggingFaceEngine:
         cls = AutoModelForCausalLM if self.task == Task.TEXT_GENERATION else AutoModelForSeq2SeqLM
         # On a CPU, eager attention beats SDPA for padded decoding batches (SmolLM2, bf16,
         # 200 cached tokens: 40 vs 59 ms per step alone, 81 vs 116 ms for 16 rows), and
-        # grouped eager attention beats eager (see hf_attention).
+        # grouped eager attention beats eager (see hf_attention). Both the grouped attention
+        # and the packed linears compute eager's bits: greedy output is transformers' own
+        # `generate` with attn_implementation="eager", in bfloat16 too (tools/hf_fidelity).
         attn = s.attn_implementation or (hf_attention.NAME if cpu else None)
         # The batchers put their inputs on `model.device`.
         model = hf_loading.load_model(cls, s, self.device, attn_implementation=attn)
         if cpu:
-            hf_linear.pack_linears(model, batch_hint=s.max_num_seqs)
+            hf_linear.pack_linears(model, batch_hint=s.max_num_seqs, float32=s.pack_float32_linears)
+        follows = "eager" if attn == hf_attention.NAME else model.config._attn_implementation
+        logger.info("attention %s: greedy output follows transformers' %s attention", attn, follows)
         return model
 
     def num_choices(self, request: GenerateRequest) -> int:
