@@ -191,6 +191,9 @@ class EncoderSettings(_Family):
     """Any `dimensions` up to the model's may be asked for (vLLM's name); default: the model's config."""
     matryoshka_dimensions: list[int] | None = setting()
     """The `dimensions` a request may ask for (vLLM's name); default: the model's config."""
+    num_threads: int | None = setting(gt=0)
+    """PyTorch threads for this model's forward passes (`torch.set_num_threads`); default: PyTorch's, one per core.
+    Where Triton, the frontend and other models share a few cores, fewer can serve more: idle OpenMP threads spin."""
 
     @field_validator("tensor_input_names", mode="before")
     @classmethod

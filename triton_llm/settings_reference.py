@@ -66,7 +66,8 @@ def table(cls: type[ModelSettings], names: list[str]) -> str:
     rows = ["| key | type | default | name of | meaning |", "|---|---|---|---|---|"]
     for name in names:
         info = cls.model_fields[name]
-        meaning = (info.description or "").replace("|", "\\|")
+        # A table cell is one line: a docstring's lines are joined.
+        meaning = " ".join((info.description or "").split()).replace("|", "\\|")
         rows.append(
             f"| `{name}` | {_type(info.annotation)} | {_default(info.default)} | {_whose(info.json_schema_extra)} "
             f"| {meaning} |"

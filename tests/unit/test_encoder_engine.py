@@ -92,3 +92,15 @@ def test_dimensions_need_an_embedding_model_that_allows_them(bert, minilm_dir):
         one(listed, ["hi"], dimensions=64)
     with pytest.raises(InvalidInput, match="more than this model's 384"):
         one(listed, ["hi"], dimensions=500)
+
+
+def test_num_threads_sets_the_forward_passes_thread_count(bert):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        e = encoder(bert, num_threads=1)
+        assert not isinstance(e.encode([EncodeRequest(["a text"])])[0], Exception)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

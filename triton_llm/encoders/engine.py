@@ -93,6 +93,9 @@ class Encoder:
             spans.append(range(len(features), len(features) + len(mine)))
             features.extend(mine)
         outputs: list[Any] = [None] * len(features)
+        # Set on the thread that runs the passes: OpenMP's thread count is per calling thread.
+        if (threads := self.settings.num_threads) and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         with torch.inference_mode():
             for chunk in self._chunks(features):
                 for k, out in zip(chunk, self._run([features[k] for k in chunk]), strict=True):
