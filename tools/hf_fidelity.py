@@ -8,7 +8,8 @@ Printed: the first generated position where a variant differs from each referenc
 
     python -m tools.hf_fidelity [--dtype bfloat16] [--max-new-tokens 48] [--variants gen:eager:pack,...]
 
-A variant is `gen|batcher:<attn_implementation>[:pack]`.
+A variant is `gen|batcher|together:<attn_implementation>[:pack]`; `together` submits all
+prompts to the batcher at once (one padded batch: not a single request's arithmetic).
 """
 
 from __future__ import annotations
@@ -102,20 +103,27 @@ def by_generate(model: Any, ids: list[int], max_new: int) -> list[int]:
 
 
 def by_batcher(
-    make: Any, all_ids: dict[str, list[int]], max_new: int, eos: list[int], batched_tokens: int | None
+    make: Any, all_ids: dict[str, list[int]], max_new: int, eos: list[int], batched_tokens: int | None, together: bool
 ) -> dict[str, list[int]]:
-    """The served path: the engine's batcher on its own thread, one request at a time."""
+    """The served path: the engine's batcher on its own thread, one request at a time (or all together)."""
 
     async def run() -> dict[str, list[int]]:
         cap = {"max_num_batched_tokens": batched_tokens} if batched_tokens else {}
         batcher = CausalBatcher(make, max_num_seqs=16, **cap)
         batcher.wait_loaded()
-        out = {}
-        for name, ids in all_ids.items():
-            done: asyncio.Future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+
+        def submit(name: str, ids: list[int]) -> asyncio.Future:
+            done: asyncio.Future = loop.create_future()
             seq = Sequence(name, ids, max_new, eos, HfSampling(temperature=0.0), stream=False)
-            batcher.submit(seq, lambda got, end, err, f=done: end and f.set_result((got, err)))
-            got, err = await done
+            batcher.submit(seq, lambda got, end, err: end and done.set_result((got, err)))
+            return done
+
+        out = {}
+        if together:
+            futures = {name: submit(name, ids) for name, ids in all_ids.items()}
+        for name, ids in all_ids.items():
+            got, err = await (futures[name] if together else submit(name, ids))
             assert err is None, err
             out[name] = got
         batcher.stop()
@@ -161,7 +169,8 @@ def main() -> None:
             outputs[variant] = {name: by_generate(model, ids, args.max_new_tokens) for name, ids in all_ids.items()}
         else:
             make = lambda a=attn, p=pack: load(a, dtype, p)  # noqa: E731
-            outputs[variant] = by_batcher(make, all_ids, args.max_new_tokens, eos, args.batched_tokens or None)
+            cap = args.batched_tokens or None
+            outputs[variant] = by_batcher(make, all_ids, args.max_new_tokens, eos, cap, together=path == "together")
         seconds[variant] = time.process_time() - start
     # EOS ends the batcher's sequence; generate stops there too for one prompt.
     names = list(all_ids)
