@@ -149,7 +149,7 @@ class HfGenerationSettings(_Family, GenerationSettings):
     """Longest prompt + output, in tokens (KServe's `--max_length`); default: the model's positions (T5: 512)."""
     max_num_seqs: int = setting(64, vllm=True, gt=0)
     """Sequences decoded together in one batch step."""
-    max_num_batched_tokens: int = setting(2048, vllm=True, gt=0)
+    max_num_batched_tokens: int = setting(256, vllm=True, gt=0)
     """Prompt tokens prefilled between two decode steps, so that running sequences keep decoding while prompts join:
     waiting prompts join in groups whose padded size (rows × longest) fits it, and a longer prompt (decoder-only) in
     pieces of it. Unlike vLLM's, decode tokens do not count: decoding and prefill run as separate passes, and each

@@ -227,3 +227,28 @@ def test_openai_sdk_chat_on_the_transformers_engine(frontend, reference):
     with pytest.raises(openai.BadRequestError, match="seed"):
         client.chat.completions.create(model="smollm2-hf", messages=CHAT, max_tokens=4, temperature=1, seed=3)
 
+
+# Over 2048 tokens, longer than max_num_batched_tokens (default 256): prefilled in pieces.
+CHAPTER = (
+    "Chapter {}. The river rose again that spring, and the village on its bank argued, as every year, about whether "
+    "to build the wall higher or to move the houses up the hill where the old orchard stood."
+)
+SAGA = " ".join(CHAPTER.format(n) for n in range(1, 51)) + " The village finally decided"
+
+
+def test_a_prompt_longer_than_max_num_batched_tokens_gives_generate_s_text_beside_running_requests(triton, reference):
+    """Its pieces are prefilled between the decode steps of the others (float32: generate's tokens exactly)."""
+    prompts = [PROMPTS["smollm2-hf"][2], SAGA, PROMPTS["smollm2-hf"][0]]
+    params = {"temperature": 0, "max_tokens": MAX_TOKENS}
+
+    def one(prompt: str) -> dict:
+        body = {"text_input": prompt, "exclude_input_in_output": True, **RETURNS, "parameters": params}
+        return generate(triton, "smollm2-hf", body).json()
+
+    with ThreadPoolExecutor(3) as pool:
+        outputs = list(pool.map(one, prompts))
+    refs = [reference("smollm2-hf", p) for p in prompts]
+    assert refs[1]["num_input_tokens"] > 2048
+    assert [(o["text_output"], o["num_input_tokens"]) for o in outputs] == [
+        (r["text"], r["num_input_tokens"]) for r in refs
+    ]

@@ -68,7 +68,8 @@ class HuggingFaceEngine:
         self._tokenizer = hf_loading.load_tokenizer(s)
         batcher = CausalBatcher if self.task == Task.TEXT_GENERATION else Seq2SeqBatcher
         # The batcher's thread loads the model: all torch work stays on that thread.
-        self._batcher = batcher(self._load_model, max_num_seqs=s.max_num_seqs, stats=self.stats)
+        limits = {"max_num_seqs": s.max_num_seqs, "max_num_batched_tokens": s.max_num_batched_tokens}
+        self._batcher = batcher(self._load_model, **limits, stats=self.stats)
         model = self._batcher.wait_loaded()
         config = model.config
         self.max_model_len = int(

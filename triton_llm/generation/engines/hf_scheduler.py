@@ -15,9 +15,11 @@ cache of its own (decoder-only models), and joins the batch with its last piece.
 Decoding and prefill stay separate passes (one padded batch cannot hold both), and on a
 CPU a pass costs about a one-row decode step before its tokens: SmolLM2, bf16, one thread's
 CPU time, prefill of 1 / 16 / 128 tokens 36 / 56 / 205 ms, a 16-row decode step 64 ms. A
-small cap therefore bounds a stall at the price of throughput: 48 requests of 128 in / 64
-out, 16 at once, in-process, tok/s per batching-thread CPU second: no cap 160, 512: 144,
-256: 134, 128: 124. Hence the default of 2048 (16 such prompts at once).
+small cap bounds a stall at a price in throughput. Served (`tools.bench --systems hf
+--concurrency 16`, 128 in / 64 out, one run each), cap: tok/s, ITL p99 ms: 2048: 178, 608;
+512: 192, 460; 256: 171, 313; 128: 152, 247; 64: 144, 186. Hence the default of 256.
+(In-process, where all 16 finish and arrive together, any cap costs: none 160 tok/s per
+batching-thread CPU second, 512: 144, 256: 134; through Triton arrivals are staggered.)
 """
 
 from __future__ import annotations
