@@ -149,12 +149,12 @@ class HfGenerationSettings(_Family, GenerationSettings):
     """Longest prompt + output, in tokens (KServe's `--max_length`); default: the model's positions (T5: 512)."""
     max_num_seqs: int = setting(64, vllm=True, gt=0)
     """Sequences decoded together in one batch step."""
-    max_num_batched_tokens: int = setting(256, vllm=True, gt=0)
+    max_num_batched_tokens: int = setting(2048, vllm=True, gt=0)
     """Prompt tokens prefilled between two decode steps, so that running sequences keep decoding while prompts join:
     waiting prompts join in groups whose padded size (rows × longest) fits it, and a longer prompt (decoder-only) in
     pieces of it. Unlike vLLM's, decode tokens do not count: decoding and prefill run as separate passes, and each
-    pass costs about a one-row decode step besides its tokens, so a small value shortens the stalls of running
-    sequences but costs throughput (hf_scheduler)."""
+    pass costs about a one-row decode step besides its tokens. A small value gives joining requests their first token
+    sooner, but costs throughput and, when many arrive together, stalls the running ones more often (hf_scheduler)."""
     attn_implementation: str | None = setting()
     """transformers' attention; default: grouped eager attention on a CPU (hf_attention), the model's own on a GPU.
     Grouped eager computes `eager`'s bits: greedy output is transformers' `generate` with eager attention, bf16 too.

@@ -228,7 +228,7 @@ def test_openai_sdk_chat_on_the_transformers_engine(frontend, reference):
         client.chat.completions.create(model="smollm2-hf", messages=CHAT, max_tokens=4, temperature=1, seed=3)
 
 
-# Over 2048 tokens, longer than max_num_batched_tokens (default 256): prefilled in pieces.
+# Over 2048 tokens, longer than max_num_batched_tokens (default 2048): prefilled in pieces.
 CHAPTER = (
     "Chapter {}. The river rose again that spring, and the village on its bank argued, as every year, about whether "
     "to build the wall higher or to move the houses up the hill where the old orchard stood."

@@ -14,12 +14,12 @@ cap, whole; a prompt longer than the cap alone is prefilled in pieces of the cap
 cache of its own (decoder-only models), and joins the batch with its last piece.
 Decoding and prefill stay separate passes (one padded batch cannot hold both), and on a
 CPU a pass costs about a one-row decode step before its tokens: SmolLM2, bf16, one thread's
-CPU time, prefill of 1 / 16 / 128 tokens 36 / 56 / 205 ms, a 16-row decode step 64 ms. A
-small cap bounds a stall at a price in throughput. Served (`tools.bench --systems hf
---concurrency 16`, 128 in / 64 out, one run each), cap: tok/s, ITL p99 ms: 2048: 178, 608;
-512: 192, 460; 256: 171, 313; 128: 152, 247; 64: 144, 186. Hence the default of 256.
-(In-process, where all 16 finish and arrive together, any cap costs: none 160 tok/s per
-batching-thread CPU second, 512: 144, 256: 134; through Triton arrivals are staggered.)
+CPU time, prefill of 1 / 16 / 128 tokens 36 / 56 / 205 ms, a 16-row decode step 64 ms. Served
+(`tools.bench --systems hf --concurrency 16`, 128 in / 64 out, one quiet run per cap, 2026-11-26),
+cap: tok/s, ITL p99 ms, TTFT p50 ms: 2048: 182, 227, 1485; 256: 169, 339, 257; 64: 140, 193,
+266 (vLLM's server: 162, 63, 2639). A small cap gives first tokens sooner, but when 16 requests
+arrive together the first ones to join stall once per group that follows. Hence the default
+of 2048: whole groups as before, long prompts in pieces.
 """
 
 from __future__ import annotations
