@@ -88,15 +88,15 @@ def breakdown(before: dict, after: dict, client_mean_ttft_ms: float) -> dict[str
     }
 
 
-def median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def median_runs(runs: list[dict[str, Any]], keep: bool = True) -> dict[str, Any]:
     """Each figure's median over repeated runs of one level; the runs themselves are kept."""
     out: dict[str, Any] = {}
     for key, value in runs[0].items():
         if isinstance(value, dict):
-            out[key] = median_runs([r[key] for r in runs])
+            out[key] = median_runs([r[key] for r in runs], keep=False)
         elif isinstance(value, int | float):
             out[key] = statistics.median(r[key] for r in runs)
-    if len(runs) > 1:
+    if keep and len(runs) > 1:
         out["runs"] = runs
     return out
 
