@@ -21,11 +21,8 @@ own environment (so `OMP_NUM_THREADS=1 python -m tools.bench_embeddings --peers`
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -33,11 +30,11 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from tools import side_venv
 from tools.bench import ROOT
 
 INFINITY_VENV = ROOT / ".cache" / "peers" / "infinity"
 INFINITY_PINS = [f"torch=={metadata.version('torch')}", "infinity-emb[server,torch]==0.0.78", "transformers==4.49.0"]
-PIP_NOISE = "is ignored: it is neither a file nor a directory"  # index folders this machine's pip.conf names
 PEERS = ("vllm", "infinity")
 LABELS = {"ours": "ours (Triton + frontend)", "vllm": "vLLM pooling server", "infinity": "infinity-emb"}
 
@@ -58,37 +55,20 @@ def _stamp() -> str:
 
 
 def infinity_ready() -> bool:
-    stamp = INFINITY_VENV / ".triton-llm-stamp"
-    return (INFINITY_VENV / "bin" / "infinity_emb").exists() and stamp.exists() and stamp.read_text() == _stamp()
+    return side_venv.ready(INFINITY_VENV, _stamp(), "bin/infinity_emb")
 
 
 def ensure_infinity(log: Callable[[str], None]) -> Path:
     """infinity_emb's console script, its venv made first when missing or out of date (a stamp records the pins)."""
-    script = INFINITY_VENV / "bin" / "infinity_emb"
-    if infinity_ready():
-        return script
-    INFINITY_VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(INFINITY_VENV.parent / "infinity.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be building it: wait for it
-        if infinity_ready():
-            return script
+
+    def build(venv: Path) -> None:
         started = time.monotonic()
-        log(f"peers: creating {INFINITY_VENV.relative_to(ROOT)} ({', '.join(INFINITY_PINS)}; ~1.4 GB, 1-3 minutes)")
-        shutil.rmtree(INFINITY_VENV, ignore_errors=True)
-        _run([sys.executable, "-m", "venv", str(INFINITY_VENV)])
-        _run([str(INFINITY_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "--no-input", *INFINITY_PINS])
-        (INFINITY_VENV / ".triton-llm-stamp").write_text(_stamp())
+        log(f"peers: creating {venv.relative_to(ROOT)} ({', '.join(INFINITY_PINS)}; ~1.4 GB, 1-3 minutes)")
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-input", *INFINITY_PINS]
+        side_venv.run(pip, "peers: pip install")
         log(f"peers: infinity-emb ready in {time.monotonic() - started:.0f} s")
-    return script
 
-
-def _run(cmd: list[str]) -> None:
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    env.pop("PYTHONPATH", None)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        output = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines() if PIP_NOISE not in line)
-        raise RuntimeError(f"{' '.join(cmd[:4])} failed (exit {proc.returncode}):\n{output[-3000:]}")
+    return side_venv.ensure(INFINITY_VENV, _stamp(), build, "bin/infinity_emb")
 
 
 def vllm_server(folder: Path, dtype: str, port: int) -> Server:

@@ -14,15 +14,14 @@ test sessions from building it at once.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from tools import side_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".cache" / "kserve-venv"
@@ -34,8 +33,6 @@ VALIDATOR = ROOT / "tools" / "kserve_validate.py"
 # python-dateutil<3: kserve's own bound.
 WITH_DEPS = ["kubernetes==36.0.3", "python-dateutil>=2.8,<3"]
 WITHOUT_DEPS = ["kserve==0.21.0"]
-# This machine's pip configuration names index folders that may be absent.
-PIP_NOISE = "is ignored: it is neither a file nor a directory"
 
 
 def python() -> Path:
@@ -47,41 +44,24 @@ def _stamp() -> str:
 
 
 def ready() -> bool:
-    stamp = VENV / ".triton-llm-stamp"
-    return python().exists() and stamp.exists() and stamp.read_text() == _stamp()
+    return side_venv.ready(VENV, _stamp())
 
 
 def ensure(log: Callable[[str], None] = print) -> Path:
     """The venv's python, the venv created first when missing or out of date."""
-    if ready():
-        return python()
-    VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(VENV.parent / "kserve-venv.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another session may be building it: wait for it
-        if ready():
-            return python()
+
+    def build(venv: Path) -> None:
         started = time.monotonic()
         log(f"kserve-venv: creating {VENV.relative_to(ROOT)} ({', '.join(WITHOUT_DEPS + WITH_DEPS)}; ~140 MB, 15-45 s)")
-        shutil.rmtree(VENV, ignore_errors=True)
-        _run([sys.executable, "-m", "venv", str(VENV)], "python -m venv")
         pip = [str(python()), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q"]
         log("kserve-venv: pip install " + " ".join(WITH_DEPS))
-        _run([*pip, *WITH_DEPS], "pip install")
+        side_venv.run([*pip, *WITH_DEPS], "kserve-venv: pip install")
         log("kserve-venv: pip install --no-deps " + " ".join(WITHOUT_DEPS))
-        _run([*pip, "--no-deps", *WITHOUT_DEPS], "pip install --no-deps")
-        (VENV / ".triton-llm-stamp").write_text(_stamp())
-        size = sum(f.stat().st_size for f in VENV.rglob("*") if f.is_file() and not f.is_symlink())
+        side_venv.run([*pip, "--no-deps", *WITHOUT_DEPS], "kserve-venv: pip install --no-deps")
+        size = sum(f.stat().st_size for f in venv.rglob("*") if f.is_file() and not f.is_symlink())
         log(f"kserve-venv: ready in {time.monotonic() - started:.0f} s ({size / 2**20:.0f} MB)")
-    return python()
 
-
-def _run(cmd: list[str], what: str) -> None:
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    env.pop("PYTHONPATH", None)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        output = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines() if PIP_NOISE not in line)
-        raise RuntimeError(f"kserve-venv: {what} failed (exit {proc.returncode}):\n{output[-4000:]}")
+    return side_venv.ensure(VENV, _stamp(), build)
 
 
 def validate(paths: list[str | Path], log: Callable[[str], None] = print) -> dict:
