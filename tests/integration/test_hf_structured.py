@@ -97,7 +97,12 @@ def test_a_choice_and_n_sampled_choices_each_follow_the_constraint(client):
         model=MODEL, messages=CHAT, n=2, temperature=0.8, max_tokens=200, response_format=RESPONSE_FORMAT
     )
     for choice in two.choices:
-        validates(choice.message.content, PERSON)
+        # The grammar allows any whitespace between tokens, as vLLM's does: a sampled run of
+        # newlines can reach max_tokens, and a cut output is no whole document.
+        if choice.finish_reason == "stop":
+            validates(choice.message.content, PERSON)
+        else:
+            assert choice.finish_reason == "length" and two.usage.completion_tokens >= 200
 
 
 def test_a_cut_constrained_output_finishes_with_length(client):
