@@ -64,7 +64,7 @@ echo "==> vLLM $version (torch $torch): the vLLM engine's integration tests ($((
 # One Triton stack at a time on this machine (the lock `make image-test` takes too; so do not
 # call this script under it).
 set +e
-TRITON_LLM_VLLM_COMPAT=1 flock /tmp/triton-it.lock "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/unit/test_vllm_compat.py \
+TRITON_LLM_VLLM_COMPAT=1 flock /tmp/triton-it.lock "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/unit/generation/test_vllm_compat.py \
   tests/integration/test_generate.py tests/integration/test_cancellation.py \
   tests/integration/test_metrics.py tests/integration/test_openai.py \
   -k "not smollm2-hf" "$@"

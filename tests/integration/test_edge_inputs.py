@@ -1,7 +1,7 @@
 """Hand-written edge inputs against the real frontend and Triton: each is a 4xx in OpenAI's
 error shape (naming the field where there is one), and the next normal request is served.
 
-The same cases run without a server in tests/unit/test_frontend_validation.py; here they
+The same cases run without a server in tests/unit/frontend/test_validation.py; here they
 also cross uvicorn's HTTP parser, the gRPC client and the engines.
 """
 

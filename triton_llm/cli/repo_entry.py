@@ -1,7 +1,7 @@
 """A Triton model repository entry as make_repo writes it: `config.pbtxt`, `1/model.json`, `1/model.py`
 (and `1/chat_template.jinja` when it was given one).
 
-The templates are the demo entries' own (tests/unit/test_make_repo.py keeps them equal):
+The templates are the demo entries' own (tests/unit/cli/test_make_repo.py keeps them equal):
 `model.py` only imports the runner the task needs, `config.pbtxt` holds the few directives
 the runner does not fill in itself, and model.json the settings (docs/settings.md).
 """

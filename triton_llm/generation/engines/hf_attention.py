@@ -5,7 +5,7 @@ transformers' eager attention expands keys and values to one copy per query head
 whole cache three times per layer and step: 20 ms of a 65 ms, 16-row decoding step on this
 CPU. Here the query heads that share a KV head are folded into the query-length axis
 instead, so the matmuls read the cache in place (65 -> 54 ms). The result is transformers'
-eager attention's bit for bit, in bfloat16 too (tests/unit/test_hf_kernels.py on SmolLM2's
+eager attention's bit for bit, in bfloat16 too (tests/unit/generation/test_hf_kernels.py on SmolLM2's
 shapes; `python -m tools.hf_fidelity` end to end): the engine's greedy output is `generate`'s
 with `attn_implementation="eager"`. transformers' default, SDPA, rounds differently (its
 own eager and SDPA outputs part on 5 of 8 prompts in bfloat16); serve with

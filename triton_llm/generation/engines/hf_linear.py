@@ -7,7 +7,7 @@ on this 2-core AVX-512 CPU, SmolLM2's layers at 16 rows: 542 -> 414 us per decod
 and 5.4 -> 3.2 ms for the LM head (17.9 -> 6.0 ms in float32).
 
 Only bfloat16 weights are packed by default: there the results are bit-identical (oneDNN runs
-either way; tests/unit/test_hf_kernels.py on SmolLM2's shapes), so greedy output still equals
+either way; tests/unit/generation/test_hf_kernels.py on SmolLM2's shapes), so greedy output still equals
 transformers' own. In float32 `nn.Linear` runs MKL, whose sums differ from oneDNN's in the
 last bits (both within 1e-6 of float64): packing float32 (`pack_float32_linears`) kept
 greedy parity with float32 `generate` on all 10 prompts of tools/hf_fidelity (48 tokens),

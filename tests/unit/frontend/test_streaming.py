@@ -8,7 +8,7 @@ import json
 from fastapi.testclient import TestClient
 
 from openai_frontend.app import create_app
-from tests.unit.fake_triton import FakeTriton, Response
+from tests.unit.fakes.model_server import FakeTriton, Response
 
 
 def position(token_id: int, token: str, logprob: float) -> dict:

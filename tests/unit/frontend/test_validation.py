@@ -22,7 +22,7 @@ from openai_frontend.schemas.limits import (
     MAX_STOP,
 )
 from openai_frontend.schemas.raw import MAX_DEPTH
-from tests.unit.fake_triton import FakeTriton, Response
+from tests.unit.fakes.model_server import FakeTriton, Response
 
 OK = Response(["x"], ["stop"], [1], 3)
 CHAT = [{"role": "user", "content": "Hi"}]

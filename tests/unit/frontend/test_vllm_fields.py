@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from openai_frontend.app import create_app
 from openai_frontend.backend import ModelInfo
-from tests.unit.fake_triton import FakeTriton, Response, generation_model, model_error
+from tests.unit.fakes.model_server import FakeTriton, Response, generation_model, model_error
 
 CHAT = [{"role": "user", "content": "Hi"}]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.unit.test_kserve_manifests import DEPLOY, MANIFESTS, load_documents
+from tests.unit.deploy.test_kserve_manifests import DEPLOY, MANIFESTS, load_documents
 from tools import kserve_venv
 
 

@@ -19,7 +19,7 @@ from openai_frontend.app import create_app
 from openai_frontend.backend import Outputs
 from openai_frontend.serving.disconnect import CLIENT_CLOSED
 from openai_frontend.settings import Settings
-from tests.unit.fake_triton import FakeTriton, Response
+from tests.unit.fakes.model_server import FakeTriton, Response
 
 OK = Response(["x"], ["stop"], [1], 3)
 BODIES = {

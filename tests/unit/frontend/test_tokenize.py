@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from openai_frontend.app import create_app
 from openai_frontend.backend import ModelInfo
 from openai_frontend.errors import from_triton
-from tests.unit.fake_triton import FakeTriton, embedding_model, generation_model
-from tests.unit.test_tokenize import CHAT, MODEL, TEMPLATE, WEATHER, NoEngine
+from tests.unit.fakes.model_server import FakeTriton, embedding_model, generation_model
+from tests.unit.generation.test_tokenize import CHAT, MODEL, TEMPLATE, WEATHER, NoEngine
 from triton_llm.errors import InvalidInput
 from triton_llm.generation.chat import ChatEngine
 from triton_llm.generation.protocol import INPUTS, build_outputs, parse_request

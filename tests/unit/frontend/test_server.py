@@ -20,7 +20,7 @@ from openai_frontend import server
 from openai_frontend.app import create_app
 from openai_frontend.settings import Settings
 from tests.servers import free_port
-from tests.unit.fake_triton import FakeTriton, Response
+from tests.unit.fakes.model_server import FakeTriton, Response
 
 CHUNKS = 5
 

@@ -16,7 +16,7 @@ from openai_frontend.app import create_app
 from openai_frontend.middleware import DRAIN_RETRY_AFTER_S, Drain, DrainGate
 from openai_frontend.schemas.limits import MAX_LOGPROBS, MAX_N, MAX_PROMPTS, MAX_STOP
 from openai_frontend.settings import Settings
-from tests.unit.fake_triton import FakeTriton, Response, embedding_model, generation_model
+from tests.unit.fakes.model_server import FakeTriton, Response, embedding_model, generation_model
 
 OK = Response(["x"], ["stop"], [1], 3)
 LIMIT = 2000

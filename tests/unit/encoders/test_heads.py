@@ -1,7 +1,7 @@
 """The encoder tasks' classes alone, on hand-made forward-pass outputs: no model, no server.
 
 Each task's checks, per-text results and output arrays, so that a task's rules are pinned
-without loading anything; tests/unit/test_encoder_engine.py runs them on tiny models.
+without loading anything; tests/unit/encoders/test_engine.py runs them on tiny models.
 """
 
 from __future__ import annotations

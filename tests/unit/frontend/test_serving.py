@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from openai_frontend.app import create_app
 from openai_frontend.serving.accumulate import Accumulator
 from openai_frontend.serving.tensors import Step
-from tests.unit.fake_triton import FakeTriton, Response, TritonError, generation_model, model_error
+from tests.unit.fakes.model_server import FakeTriton, Response, TritonError, generation_model, model_error
 
 CHAT = [{"role": "user", "content": "Hi"}]
 

@@ -15,7 +15,7 @@ from openai_frontend.app import create_app
 from openai_frontend.backend import ModelInfo, Outputs
 from openai_frontend.errors import from_triton
 from openai_frontend.schemas.limits import MAX_SCORE_TEXTS
-from tests.unit.fake_triton import FakeTriton, embedding_model, model_error
+from tests.unit.fakes.model_server import FakeTriton, embedding_model, model_error
 
 DOCS = ["a b", "a b c d", "a", "a b c"]
 
@@ -193,7 +193,7 @@ def test_model_errors_name_the_requests_field(fake, client):
 
 
 def test_a_full_queue_is_a_429(fake, client):
-    from tests.unit.fake_triton import TritonError
+    from tests.unit.fakes.model_server import TritonError
 
     fake.refuse = {"d": TritonError("Exceeds maximum queue size", "UNAVAILABLE")}
     assert client.post("/openai/v1/rerank", json={"model": "ce", "query": "q", "documents": ["d"]}).status_code == 429

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openai_frontend.app import create_app
-from tests.unit.fake_triton import FakeTriton, Response
+from tests.unit.fakes.model_server import FakeTriton, Response
 
 DELAY_S = 0.2  # the model's time to its first response
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from openai_frontend.app import create_app
 from openai_frontend.errors import InvalidField, from_triton
 from openai_frontend.serving.fields import openai_param
-from tests.unit.fake_triton import FakeTriton, Response, TritonError, embedding_model, model_error
+from tests.unit.fakes.model_server import FakeTriton, Response, TritonError, embedding_model, model_error
 from triton_llm.errors import InvalidInput
 
 OK = Response(["x"], ["stop"], [1], 3)

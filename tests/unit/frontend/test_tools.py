@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from openai_frontend.app import create_app
 from openai_frontend.backend import ModelInfo
-from tests.unit.fake_triton import FakeTriton, Response, generation_model, model_error
+from tests.unit.fakes.model_server import FakeTriton, Response, generation_model, model_error
 
 WEATHER = {
     "type": "function",

@@ -18,7 +18,7 @@ from openai_frontend.errors import ServiceUnavailable
 from openai_frontend.routers import health
 from openai_frontend.settings import Settings
 from tests.servers import free_port
-from tests.unit.fake_triton import FakeTriton
+from tests.unit.fakes.model_server import FakeTriton
 
 
 @dataclass
