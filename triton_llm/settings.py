@@ -85,7 +85,7 @@ class GenerationSettings(ModelSettings):
     """Template variables every request gets unless it sets them (`{"enable_thinking": false}`)."""
     tool_call_parser: str | None = setting()
     """vLLM's tool-call parser that finds calls in the output for `tool_choice: auto` (`hermes`, `llama3_json`,
-    `mistral`, `pythonic`, ...: docs/tools.md)."""
+    `mistral`, `pythonic`, ...: docs/tool-calling.md)."""
     enable_auto_tool_choice: bool = setting(False)
     """Accept `tool_choice: auto` (needs `tool_call_parser`); `required` and a named tool work without it."""
     tool_strict_level: Literal["auto", "function", "parameter"] = setting("parameter")

@@ -66,7 +66,7 @@ OUTPUTS: list[dict[str, Any]] = [
     {"name": "prompt_logprobs", "data_type": "TYPE_STRING", "dims": [1]},
     {"name": "prompt_token_ids", "data_type": "TYPE_INT64", "dims": [-1]},
     {"name": "token_ids", "data_type": "TYPE_STRING", "dims": [-1]},
-    # Ours: what the model.json parsers found in a `messages` request's output (docs/tools.md).
+    # Ours: what the model.json parsers found in a `messages` request's output (docs/tool-calling.md).
     {"name": "tool_calls", "data_type": "TYPE_STRING", "dims": [-1]},
     {"name": "reasoning_output", "data_type": "TYPE_STRING", "dims": [-1]},
     # Ours, a `tokenize_only` answer's (with prompt_token_ids and num_input_tokens).

@@ -1,5 +1,5 @@
 """The chat layer around any generation engine: model.json's chat template and template
-defaults, tool calling and reasoning output (docs/tools.md).
+defaults, tool calling and reasoning output (docs/tool-calling.md).
 
 `ChatEngine` wraps an `Engine` and is one itself: before a `messages` request reaches the
 engine it gets the template, the default template variables and, for `tool_choice:
