@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import pytest
 
@@ -28,22 +29,24 @@ CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</
 
 
 class Scripted(IdleEngine):
-    """Yields `text` token by token (streamed) or whole, with the tokenizer's ids."""
+    """Yields `text` token by token (streamed) or whole, with the tokenizer's ids, ending with `finish`."""
 
-    def __init__(self, tokenizer, text: str):
+    def __init__(self, tokenizer, text: str, finish: str = "stop"):
         super().__init__()
-        self.tokenizer, self.text = tokenizer, text
+        self.tokenizer, self.text, self.finish = tokenizer, text, finish
         self.seen: list[GenerateRequest] = []
 
     async def generate(self, request: GenerateRequest, request_id: str):
         self.seen.append(request)
         ids = self.tokenizer(self.text, add_special_tokens=False).input_ids
         if not request.stream:
-            yield GenerationChunk("", 5, [ChoiceDelta(0, self.text, len(ids), "stop", token_ids=ids)], True, [1, 2])
+            yield GenerationChunk(
+                "", 5, [ChoiceDelta(0, self.text, len(ids), self.finish, token_ids=ids)], True, [1, 2]
+            )
             return
         for i, token in enumerate(ids):
             last = i == len(ids) - 1
-            delta = ChoiceDelta(0, self.tokenizer.decode([token]), 1, "stop" if last else None, token_ids=[token])
+            delta = ChoiceDelta(0, self.tokenizer.decode([token]), 1, self.finish if last else None, token_ids=[token])
             yield GenerationChunk("", 5, [delta], last, [1, 2])
 
 
@@ -54,8 +57,8 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(MODEL)
 
 
-def chat(tokenizer, text: str, **settings) -> tuple[ChatEngine, Scripted]:
-    engine = Scripted(tokenizer, text)
+def chat(tokenizer, text: str, finish: str = "stop", **settings) -> tuple[ChatEngine, Scripted]:
+    engine = Scripted(tokenizer, text, finish)
     chat_engine = ChatEngine(engine, GenerationSettings(model=MODEL, **settings))
     asyncio.run(chat_engine.start())
     return chat_engine, engine
@@ -71,6 +74,8 @@ def run(chat_engine: ChatEngine, stream: bool = False, **fields) -> list[Generat
 
 
 HERMES = {"tool_call_parser": "hermes", "enable_auto_tool_choice": True}
+REASONING = {"reasoning_parser": "qwen3", "default_chat_template_kwargs": {"enable_thinking": False}}  # the test repo's
+NAMED = {"type": "function", "function": {"name": "get_weather"}}
 
 
 def test_auto_finds_the_call_and_reports_tool_calls(tokenizer):
@@ -168,3 +173,40 @@ def test_with_a_parser_forced_calls_take_its_format_with_the_schema_pinned(token
     (call,) = chunk.choices[0].tool_calls
     assert call["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
     assert chunk.choices[0].finish_reason == "stop" and chunk.choices[0].text == ""
+
+
+def whole_and_streamed(chat_engine: ChatEngine, **fields) -> tuple[tuple, tuple]:
+    """(content, calls as (name, arguments), finish reason) of the answer not streamed, then streamed."""
+    (choice,) = run(chat_engine, **fields)[0].choices
+    whole = (choice.text, [(c["function"]["name"], c["function"]["arguments"]) for c in choice.tool_calls])
+    deltas = [d for c in run(chat_engine, stream=True, **fields) for d in c.choices]
+    calls: dict[int, list[str]] = {}
+    for tc in (tc for d in deltas for tc in d.tool_calls):
+        call = calls.setdefault(tc["index"], ["", ""])
+        call[0] += tc.get("function", {}).get("name", "")
+        call[1] += tc.get("function", {}).get("arguments", "")
+    streamed = ("".join(d.text for d in deltas), [tuple(calls[i]) for i in sorted(calls)])
+    return (*whole, choice.finish_reason), (*streamed, deltas[-1].finish_reason)
+
+
+@pytest.mark.parametrize(
+    ("cut", "settings", "tool_choice", "call"),
+    [
+        # Inside the closing tag (the issue's case): vLLM's whole parse returned the markup as content.
+        (CALL[:-5], HERMES, "required", ("get_weather", '{"city": "Paris"}')),
+        (CALL[:-5], HERMES, NAMED, ("get_weather", '{"city": "Paris"}')),
+        (CALL[:-5], {**HERMES, **REASONING}, "required", ("get_weather", '{"city": "Paris"}')),
+        # Inside the arguments: the call as far as it got, as the stream gives it.
+        (CALL[: CALL.index("ris")], HERMES, "required", ("get_weather", '{"city": "Pa')),
+        ('[{"name": "get_weather", "parameters": {"city": "Os', {}, "required", ("get_weather", '{"city": "Os')),
+        ('{"city": "Ro', {}, NAMED, ("get_weather", '{"city": "Ro')),
+    ],
+)
+def test_a_forced_call_cut_by_max_tokens_is_the_same_streamed_or_not(
+    tokenizer, caplog, cut, settings, tool_choice, call
+):
+    chat_engine, _ = chat(tokenizer, cut, finish="length", **settings)
+    with caplog.at_level(logging.DEBUG):
+        whole, streamed = whole_and_streamed(chat_engine, tools=[WEATHER], tool_choice=tool_choice)
+    assert whole == streamed == ("", [call], "length")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
