@@ -17,6 +17,7 @@ from typing import Annotated, Any, Protocol
 import numpy as np
 from fastapi import Depends, Request
 
+from openai_frontend.endpoints import Endpoint
 from openai_frontend.errors import BadRequest, NotFound, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -45,10 +46,15 @@ class ModelInfo:
         """A request's sampling parameters, naming the adapter its `model` asked for (vllm_backend's `lora_name`)."""
         return sampling if self.lora_name is None else {**sampling, "lora_name": self.lora_name}
 
-    def serves(self, endpoint: str) -> bool:
-        # rerank and score: a cross-encoder's pairs, or cosine similarity of embeddings (as vLLM)
-        scores = self.cross_encoder or self.embed
-        return {"completions": self.generate, "chat": self.chat, "embeddings": self.embed, "score": scores}[endpoint]
+    def serves(self, endpoint: Endpoint) -> bool:
+        return {
+            Endpoint.COMPLETIONS: self.generate,
+            Endpoint.CHAT: self.chat,
+            Endpoint.EMBEDDINGS: self.embed,
+            # rerank and score: a cross-encoder's pairs, or cosine similarity of embeddings (as vLLM)
+            Endpoint.SCORE: self.cross_encoder or self.embed,
+            Endpoint.DETOKENIZE: self.generate,
+        }[endpoint]
 
     def require(self, tensors: dict[str, str]) -> None:
         """Each of `tensors` ({model tensor: the OpenAI field that needs it}) is declared, or a
@@ -118,7 +124,7 @@ def drop_colliding_adapters(models: dict[str, ModelInfo]) -> None:
 _reported: set[tuple[str, str]] = set()  # collisions logged once, not at every refresh
 
 
-async def require_model(server: ModelServer, name: str, endpoint: str) -> ModelInfo:
+async def require_model(server: ModelServer, name: str, endpoint: Endpoint) -> ModelInfo:
     """The model `name` (or the base model of the adapter `name`), ready and serving `endpoint`,
     or the error saying which it is not."""
     info = find_model(await server.models(), name) or find_model(await server.models(refresh=True), name)
@@ -129,6 +135,19 @@ async def require_model(server: ModelServer, name: str, endpoint: str) -> ModelI
     if not info.serves(endpoint):
         raise BadRequest(f"The model '{name}' does not support this endpoint", param="model")
     return info
+
+
+async def only_model(server: ModelServer, name: str | None) -> str:
+    """`name`, or vLLM's rule where `model` may be left out (/tokenize): the one generation
+    model served, else a 400 saying how many there are."""
+    if name is not None:
+        return name
+    served = sorted(n for n, info in (await server.models()).items() if info.generate)
+    if len(served) != 1:
+        raise BadRequest(
+            f"model: is required: this server serves {len(served)} generation models {served}", param="model"
+        )
+    return served[0]
 
 
 async def get_triton(request: Request) -> ModelServer:

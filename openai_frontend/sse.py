@@ -17,12 +17,16 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from openai_frontend.endpoints import Endpoint
 from openai_frontend.errors import APIError, ServerError
 
 logger = logging.getLogger(__name__)
 
 
-async def stream_response(request: Request, endpoint: str, chunks: AsyncGenerator[dict, None]) -> StreamingResponse:
+async def stream_response(
+    request: Request, endpoint: Endpoint, chunks: AsyncGenerator[dict, None]
+) -> StreamingResponse:
+    """The response of a streamed request; `endpoint` labels its metrics."""
     metrics = request.app.state.metrics
     started = time.perf_counter()
     try:

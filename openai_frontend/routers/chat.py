@@ -1,33 +1,14 @@
-"""POST /v1/chat/completions: routing, and the response built from the accumulator's choices.
-
-The chat template is applied by the model (`messages` input).
-"""
+"""POST /v1/chat/completions (serving/chat.py builds the answer; the model applies the chat template)."""
 
 from __future__ import annotations
-
-import time
-from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 
 from openai_frontend.backend import Triton, require_model
+from openai_frontend.endpoints import Endpoint
 from openai_frontend.middleware import request_id
-from openai_frontend.schemas.chat import (
-    ChatChoice,
-    ChatChunkChoice,
-    ChatCompletionChunk,
-    ChatCompletionRequest,
-    ChatCompletionResponse,
-    ChatMessage,
-    ChoiceLogprobs,
-    DeltaMessage,
-    TokenLogprob,
-    TopLogprob,
-    chat_id,
-)
-from openai_frontend.schemas.common import Usage
-from openai_frontend.serving import tensors
-from openai_frontend.serving.accumulate import Accumulator, Choice, Delta, Positions
+from openai_frontend.schemas.chat import ChatCompletionRequest, ChatCompletionResponse
+from openai_frontend.serving import chat
 from openai_frontend.serving.disconnect import cancel_on_disconnect
 from openai_frontend.sse import stream_response
 
@@ -37,123 +18,7 @@ router = APIRouter()
 @router.post("/v1/chat/completions", response_model=ChatCompletionResponse)
 @cancel_on_disconnect
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, triton: Triton):
-    info = await require_model(triton, body.model, "chat")
-    messages = [m.for_template() for m in body.messages]
-    sampling = info.with_adapter(body.sampling())  # a LoRA adapter's name: its base model, lora_name
-    values = tensors.model_inputs(
-        messages=messages, sampling=sampling, stream=body.stream, sparse=info.sparse_outputs,
-        chat_template_kwargs=body.template_kwargs(), tool_inputs=body.tool_inputs(),
-        return_token_ids=bool(body.return_token_ids),
-    )  # fmt: skip
-    # Template variables sent only for vLLM's own fields: the 400 of a model without them names one.
-    asked_by = {} if body.chat_template_kwargs is not None else {"chat_template_kwargs": _template_field(body)}
-    tensors.check_declared(info, values, asked_by)
-    # The model names `max_tokens`; this client may have called it `max_completion_tokens`. Its
-    # `structured_outputs` is the client's own unless response_format gave it.
-    sent = {"max_tokens": "max_completion_tokens"} if body.max_completion_tokens is not None else {}
-    if body.structured_outputs is not None:
-        sent["structured_outputs"] = "structured_outputs"
-    steps = tensors.merge([tensors.steps(triton, info.name, values, "chat", request_id(request), sent)])
-    acc = Accumulator(body.n)
+    info = await require_model(triton, body.model, Endpoint.CHAT)
     if body.stream:
-        return await stream_response(request, "chat", _chunks(body, acc, steps))
-
-    await acc.add_all(steps)
-    choices = [
-        ChatChoice(
-            index=c.index,
-            message=_message(c),
-            finish_reason=c.finish_reason,
-            logprobs=_logprobs(c.logprobs, body.top_logprobs or 0) if body.logprobs else None,
-            token_ids=c.token_ids if body.return_token_ids else None,
-        )
-        for c in acc.choices
-    ]
-    response = ChatCompletionResponse(model=body.model, choices=choices, usage=acc.usage())
-    if "prompt_logprobs" in sampling:  # vLLM puts them on the response, not on a choice
-        response.prompt_logprobs = tensors.prompt_logprobs(acc.prompt_logprobs[0])
-    if body.return_token_ids:
-        response.prompt_token_ids = acc.prompt_token_ids[0]
-    return response
-
-
-async def _chunks(body: ChatCompletionRequest, acc: Accumulator, steps) -> AsyncIterator[dict]:
-    chunk = ChatCompletionChunk(id=chat_id(), created=int(time.time()), model=body.model, choices=[])
-    base = chunk.model_dump(exclude={"choices", "usage"})
-    # OpenAI's first chunk of each choice carries the role and empty content.
-    first = [ChatChunkChoice(index=c, delta=DeltaMessage(role="assistant", content="")) for c in range(body.n)]
-    # The role chunks wait for the model's first response, as in vLLM: a refusal is then the
-    # response's status (sse.py), and the time to first token is the model's.
-    roles_sent = False
-    async for _, step in steps:
-        deltas = acc.add(0, step)
-        if not roles_sent and not (body.return_token_ids or body.continuous_usage):
-            roles_sent = True
-            yield {**base, "choices": [_dump(c) for c in first]}
-        if not roles_sent:  # they carry what the first response brings: one chunk per choice, as vLLM's
-            roles_sent = True
-            extra: dict = {"prompt_token_ids": acc.prompt_token_ids[0]} if body.return_token_ids else {}
-            if body.continuous_usage:
-                extra["usage"] = Usage.of(acc.prompt_tokens, 0).model_dump()
-            for c in first:
-                yield {**base, "choices": [_dump(c)], **extra}
-        choices = [
-            ChatChunkChoice(
-                index=d.index,
-                delta=_delta(d),
-                finish_reason=d.finish_reason,
-                logprobs=_logprobs(d.logprobs, body.top_logprobs or 0) if body.logprobs else None,
-                token_ids=(d.token_ids or []) if body.return_token_ids else None,
-            )
-            for d in deltas
-            if d.text or d.finish_reason or d.tool_calls or d.reasoning or (body.return_token_ids and d.token_ids)
-        ]
-        if body.continuous_usage:  # vLLM's: one choice per chunk, each with its usage so far
-            for c in choices:
-                yield {**base, "choices": [_dump(c)], "usage": acc.choice_usage(c.index).model_dump()}
-        elif choices:
-            yield {**base, "choices": [_dump(c) for c in choices]}
-    if body.include_usage:
-        yield {**base, "choices": [], "usage": acc.usage().model_dump()}
-
-
-def _template_field(body: ChatCompletionRequest) -> str:
-    return "continue_final_message" if body.continue_final_message else "add_generation_prompt"
-
-
-def _message(choice: Choice) -> ChatMessage:
-    # Content is null when the parsers left no text of an answer that called tools or reasoned (vLLM).
-    calls, reasoning = choice.tool_calls or None, choice.reasoning or None
-    content = choice.text if choice.text or not (calls or reasoning) else None
-    return ChatMessage(content=content, tool_calls=calls, reasoning_content=reasoning, reasoning=reasoning)
-
-
-def _delta(delta: Delta) -> DeltaMessage:
-    # With the parsers at work a step may bring only calls or reasoning: content only when
-    # there is some. Without them, every choice's chunk has content, as before.
-    content = delta.text if delta.text or not delta.parsed else None
-    reasoning = delta.reasoning or None
-    return DeltaMessage(
-        content=content, tool_calls=delta.tool_calls or None, reasoning_content=reasoning, reasoning=reasoning
-    )
-
-
-def _dump(choice: ChatChunkChoice) -> dict:
-    # As OpenAI does, a delta carries only what it has (no "role": null after the first).
-    return {**choice.model_dump(), "delta": choice.delta.model_dump(exclude_none=True)}
-
-
-def _logprobs(positions: Positions | None, top: int) -> ChoiceLogprobs:
-    content = []
-    for position in positions or []:
-        token, logprob, candidates = tensors.top_logprobs(position)
-        ranked = sorted(candidates.items(), key=lambda kv: -kv[1])[:top]
-        content.append(
-            TokenLogprob(
-                token=token,
-                logprob=logprob,
-                bytes=list(token.encode()),
-                top_logprobs=[TopLogprob(token=t, logprob=lp, bytes=list(t.encode())) for t, lp in ranked],
-            )
-        )
-    return ChoiceLogprobs(content=content)
+        return await stream_response(request, Endpoint.CHAT, chat.chunks(triton, info, body, request_id(request)))
+    return await chat.response(triton, info, body, request_id(request))

@@ -1,5 +1,6 @@
 """One accumulator of a request's steps into choices and usage, for chat and completions,
-streamed or not: the routers only turn what it holds into their response types.
+streamed or not: `serving.chat` and `serving.completions` turn what it holds into their
+response types.
 
 A request with several prompts (completions' list) is one model request per prompt, each
 with `n` choices; choice `i` of prompt `p` is OpenAI's choice `p * n + i`. Usage is exact:
@@ -13,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openai_frontend.schemas.common import FinishReason, Usage, finish_reason
+from openai_frontend.serving.logprobs import Positions
 from openai_frontend.serving.tensors import Step
-
-Positions = list[dict[str, dict[str, Any]]]  # the model's logprobs: one entry per token
 
 
 @dataclass

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from openai_frontend.app import create_app
 from openai_frontend.backend import ModelInfo
 from openai_frontend.errors import ServiceUnavailable
-from openai_frontend.routers import health
+from openai_frontend.serving import health
 from openai_frontend.settings import Settings
 from tests.servers import free_port
 from tests.unit.fakes.model_server import FakeTriton
