@@ -18,7 +18,7 @@ def main() -> None:
     from vllm.inputs import TokensPrompt
     from vllm.lora.request import LoRARequest
 
-    from triton_llm.generation.engines.vllm_args import engine_args
+    from triton_llm.generation.engines.vllm.args import engine_args
     from triton_llm.settings import VllmSettings, parse_settings
 
     llm = LLM(**engine_args(parse_settings(VllmSettings, settings)))

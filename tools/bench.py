@@ -43,7 +43,7 @@ ENDPOINTS = {"completions": ("openai", "/v1/completions"), "chat": ("openai-chat
 
 
 def engine_args(model_entry: Path) -> dict[str, Any]:
-    from triton_llm.generation.engines.vllm_args import engine_args
+    from triton_llm.generation.engines.vllm.args import engine_args
     from triton_llm.settings import VllmSettings, load_model_json, parse_settings
 
     return engine_args(parse_settings(VllmSettings, load_model_json(model_entry / "1")))

@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-from triton_llm.generation.engines import hf_attention, hf_linear
-from triton_llm.generation.engines.hf_batching import CausalBatcher
-from triton_llm.generation.engines.hf_sampling import HfSampling
-from triton_llm.generation.engines.hf_scheduler import Sequence
+from triton_llm.generation.engines.hf import attention, linear
+from triton_llm.generation.engines.hf.batching import CausalBatcher
+from triton_llm.generation.engines.hf.sampling import HfSampling
+from triton_llm.generation.engines.hf.scheduler import Sequence
 
 MODEL = Path(".cache/models/SmolLM2-135M-Instruct")
 CHATS = [
@@ -60,15 +60,15 @@ LONG = {
 }
 REFERENCES = ("eager", "sdpa")
 VARIANTS = (
-    "gen:" + hf_attention.NAME,
+    "gen:" + attention.NAME,
     "gen:eager:pack",
     "gen:sdpa:pack",
     "batcher:eager",
     "batcher:sdpa",
-    "batcher:" + hf_attention.NAME,
+    "batcher:" + attention.NAME,
     "batcher:eager:pack",
     "batcher:sdpa:pack",
-    "batcher:" + hf_attention.NAME + ":pack",
+    "batcher:" + attention.NAME + ":pack",
 )
 
 
@@ -92,7 +92,7 @@ def load(attn: str, dtype: torch.dtype, pack: bool) -> Any:
 
     model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=dtype, attn_implementation=attn).eval()
     if pack:
-        hf_linear.pack_linears(model, batch_hint=16, float32=True)
+        linear.pack_linears(model, batch_hint=16, float32=True)
     return model
 
 

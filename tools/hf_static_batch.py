@@ -20,9 +20,9 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from triton_llm import hf_loading
-from triton_llm.generation.engines import hf_attention
-from triton_llm.generation.engines.hf_engine import HuggingFaceEngine
-from triton_llm.generation.engines.hf_linear import pack_linears
+from triton_llm.generation.engines.hf import attention
+from triton_llm.generation.engines.hf.engine import HuggingFaceEngine
+from triton_llm.generation.engines.hf.linear import pack_linears
 from triton_llm.generation.types import GenerateRequest
 from triton_llm.settings import HfGenerationSettings
 from triton_llm.tasks import Task
@@ -31,7 +31,7 @@ from triton_llm.tasks import Task
 def static_batch(args: argparse.Namespace, ids: torch.Tensor) -> tuple[float, float]:
     # The engine's CPU defaults: the CPU's fast dtype, its attention and packed linears.
     model = AutoModelForCausalLM.from_pretrained(
-        args.model, dtype=hf_loading.cpu_dtype(), attn_implementation=hf_attention.NAME
+        args.model, dtype=hf_loading.cpu_dtype(), attn_implementation=attention.NAME
     )
     pack_linears(model.eval(), batch_hint=args.batch)
 

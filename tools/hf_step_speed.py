@@ -19,7 +19,7 @@ import time
 import torch
 
 from tools.hf_fidelity import MODEL
-from triton_llm.generation.engines import hf_attention, hf_linear
+from triton_llm.generation.engines.hf import attention, linear
 
 VARIANTS = (
     "float32:grouped_eager",
@@ -36,7 +36,7 @@ def load(variant: str):
     dtype, attn, *rest = variant.split(":")
     model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=getattr(torch, dtype), attn_implementation=attn).eval()
     if rest == ["pack"]:
-        hf_linear.pack_linears(model, batch_hint=16, float32=True)
+        linear.pack_linears(model, batch_hint=16, float32=True)
     return model
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     from transformers import DynamicCache
 
-    assert hf_attention.NAME == "grouped_eager"  # registered on import
+    assert attention.NAME == "grouped_eager"  # registered on import
     models = {variant: load(variant) for variant in args.variants.split(",")}
     torch.manual_seed(0)
     with torch.inference_mode():

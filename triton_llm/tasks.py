@@ -133,3 +133,11 @@ def resolve_backend(settings: ModelSettings, config: Any, task: Task) -> str:
         archs = getattr(config, "architectures", None)
         raise SettingError("backend", f"backend 'vllm' cannot serve {archs} for {task}; use 'huggingface' or 'auto'")
     return "vllm" if supported else "huggingface"
+
+
+def resolve(
+    settings: ModelSettings, config: Any, served: tuple[Task, ...] = tuple(Task), sentence_transformers: bool = False
+) -> tuple[Task, str]:
+    """The task to serve and the backend that serves it, checked as `resolve_task` and `resolve_backend` do."""
+    task = resolve_task(settings, config, served, sentence_transformers)
+    return task, resolve_backend(settings, config, task)

@@ -7,7 +7,7 @@ import pytest
 
 from triton_llm import hf_loading, settings_reference
 from triton_llm.errors import SettingError
-from triton_llm.generation.engines.vllm_args import engine_args
+from triton_llm.generation.engines.vllm.args import engine_args
 from triton_llm.settings import (
     EncoderSettings,
     HfGenerationSettings,

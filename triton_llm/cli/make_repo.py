@@ -36,6 +36,7 @@ from openai_frontend.schemas.limits import MAX_EMBEDDING_INPUTS
 from triton_llm.cli import chat_args
 from triton_llm.cli.model_source import ArgumentError, fetch, model_path, read_config
 from triton_llm.cli.repo_entry import ENCODER_CONFIG, GENERATION_CONFIG, Entry, write
+from triton_llm.cli.vllm_flags import engine_args
 from triton_llm.errors import SettingError
 from triton_llm.settings import (
     Backend,
@@ -43,11 +44,11 @@ from triton_llm.settings import (
     EncoderSettings,
     HfGenerationSettings,
     ModelSettings,
-    VllmSettings,
+    family_of,
     keys,
     parse_settings,
 )
-from triton_llm.tasks import ENCODER_TASKS, Task, resolve_backend, resolve_task
+from triton_llm.tasks import ENCODER_TASKS, Task, resolve
 
 logger = logging.getLogger("make_repo")
 
@@ -111,42 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# -- vLLM's engine arguments ------------------------------------------------------------
-
-
-def engine_args(extra: list[str]) -> dict[str, Any]:
-    """Parse the arguments we do not know with vLLM's own parser: the ones given, by model.json key."""
-    if not extra:
-        return {}
-    if not extra[0].startswith("-"):
-        raise ArgumentError(extra[0], "unexpected argument")
-    try:
-        from vllm.engine.arg_utils import AsyncEngineArgs
-
-        try:
-            from vllm.utils.argparse_utils import FlexibleArgumentParser
-        except ImportError:  # older vLLM
-            from vllm.utils import FlexibleArgumentParser
-    except ImportError:
-        raise ArgumentError(extra[0], "unknown argument (vLLM engine arguments need vLLM installed)") from None
-    parser = FlexibleArgumentParser(exit_on_error=False)
-    AsyncEngineArgs.add_cli_args(parser)
-    base = ["--model", "unused"]
-    try:
-        given, unknown = parser.parse_known_args(base + extra)
-    except (argparse.ArgumentError, SystemExit) as exc:
-        raise ArgumentError(extra[0], f"not a valid vLLM engine argument: {exc}") from None
-    if unknown:
-        raise ArgumentError(unknown[0], "unknown argument: neither KServe's nor a vLLM engine argument")
-    defaults = vars(parser.parse_args(base))
-    return {k: v for k, v in vars(given).items() if k != "model" and v != defaults.get(k)}
-
-
 # -- the entry --------------------------------------------------------------------------
 
 
 def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
     """Check the arguments against the model and build the entry; nothing is written."""
+    _check_arguments(args)
+    settings, folder, source, notes = _model_source(args)
+    config, sentence_transformers = read_config(folder, args.trust_remote_code, source)
+    settings.update(_common_settings(args))
+    task, backend = _choose(settings, config, sentence_transformers)
+    vllm_args: dict[str, Any] = {}
+    files: dict[str, str] = {}
+    if task in ENCODER_TASKS:
+        runner, config_pbtxt = _encoder_part(args, extra, settings, task, backend)
+    else:
+        runner, config_pbtxt, files, vllm_args = _generation_part(args, extra, settings, task, backend)
+    _check_family(family_of(task, backend), settings, vllm_args)
+    return Entry(args.model_name, task, backend, settings, runner, config_pbtxt, notes, files)
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """What the arguments alone get wrong, before anything is downloaded."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.model_name):
         raise ArgumentError("--model_name", f"{args.model_name!r}: use letters, digits, '_', '.', '-'")
     if args.max_model_len is not None and args.max_model_len < 1:
@@ -157,7 +144,10 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
         raise ArgumentError("--max-concurrent-requests", f"must be at least 1, got {args.max_concurrent_requests}")
     if (args.repository / args.model_name).exists() and not args.force:
         raise ArgumentError("--model_name", f"{args.repository / args.model_name} exists; --force replaces it")
-    notes = []
+
+
+def _model_source(args: argparse.Namespace) -> tuple[dict[str, Any], Path, str, list[str]]:
+    """model.json's `model` (and `revision`), the local folder, the argument that named it, and notes."""
     settings: dict[str, Any] = {}
     if args.model_id and Path(args.model_id).is_dir():  # KServe hands a local path to the HF API too
         args.model_dir, args.model_id = args.model_id, None
@@ -168,82 +158,91 @@ def plan(args: argparse.Namespace, extra: list[str] | None = None) -> Entry:
         else:
             settings["model"] = args.model_id.removeprefix("hf://")
             settings["revision"] = commit  # pinned: the entry serves what was checked here
-        notes.append(f"{args.model_id} at commit {commit}")
-        source = "--model_id"
-    elif args.model_dir:
-        if args.model_revision:
-            raise ArgumentError("--model_revision", "only for --model_id: a local folder holds one revision")
-        folder = Path(args.model_dir)
-        if not folder.is_dir():
-            raise ArgumentError("--model_dir", f"{folder} is not a folder")
-        settings["model"] = model_path(folder, args.repository)
-        source = "--model_dir"
-    else:
+        return settings, folder, "--model_id", [f"{args.model_id} at commit {commit}"]
+    if not args.model_dir:
         raise ArgumentError("--model_id", "give --model_id (a hub id) or --model_dir (a local folder)")
+    if args.model_revision:
+        raise ArgumentError("--model_revision", "only for --model_id: a local folder holds one revision")
+    folder = Path(args.model_dir)
+    if not folder.is_dir():
+        raise ArgumentError("--model_dir", f"{folder} is not a folder")
+    settings["model"] = model_path(folder, args.repository)
+    return settings, folder, "--model_dir", []
 
-    config, sentence_transformers = read_config(folder, args.trust_remote_code, source)
-    if args.tokenizer_revision:
-        settings["tokenizer_revision"] = args.tokenizer_revision
-    if args.task:
-        settings["task"] = args.task
-    if args.backend != "auto":
-        settings["backend"] = args.backend
-    if DTYPES[args.dtype]:
-        settings["dtype"] = DTYPES[args.dtype]
-    if args.trust_remote_code:
-        settings["trust_remote_code"] = True
 
+def _common_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The keys every model reads (`ModelSettings`), from KServe's arguments, where they are not the default."""
+    given = {
+        "tokenizer_revision": args.tokenizer_revision,
+        "task": args.task,
+        "backend": args.backend if args.backend != "auto" else None,
+        "dtype": DTYPES[args.dtype],
+        "trust_remote_code": args.trust_remote_code or None,
+    }
+    return {key: value for key, value in given.items() if value}
+
+
+def _choose(settings: dict[str, Any], config: Any, sentence_transformers: bool) -> tuple[Task, str]:
+    """The task and backend, by the rule the runners load the model with (triton_llm.tasks)."""
     try:
-        common = parse_settings(ModelSettings, settings)
-        task = resolve_task(common, config, sentence_transformers=sentence_transformers)
-        backend = resolve_backend(common, config, task)
+        return resolve(parse_settings(ModelSettings, settings), config, sentence_transformers=sentence_transformers)
     except SettingError as exc:
         raise ArgumentError(f"--{exc.key}", exc.message) from None
 
-    vllm_args: dict[str, Any] = {}
-    files: dict[str, str] = {}
-    if task in ENCODER_TASKS:
-        if args.max_model_len:
-            settings["max_length"] = args.max_model_len
-        for option in ENCODER_OPTIONS:
-            if getattr(args, option):
-                settings[option] = True if option in ENCODER_FLAGS else getattr(args, option).split(",")
-        if extra:
-            raise ArgumentError(extra[0], f"vLLM engine arguments do not apply to the {task} task")
-        if flag := chat_args.given(args):
-            raise ArgumentError(flag, f"a chat option; this model's task is {task}")
-        runner = "triton_llm.encoders.runner"
-        config_pbtxt = ENCODER_CONFIG.format(
-            description=_describe(args, task, backend),
-            max_batch_size=args.max_batch_size,
-            max_queue_size=args.max_concurrent_requests or encoder_queue_size(args.max_batch_size),
-            kind=args.instance_kind,
-        )
-    else:
-        for option in ENCODER_OPTIONS:
-            if getattr(args, option):
-                raise ArgumentError(f"--{option}", f"an encoder-task option; this model's task is {task}")
-        if args.max_model_len:
-            settings["max_model_len"] = args.max_model_len
-        vllm_args = engine_args(extra or [])
-        vllm_only = sorted(set(vllm_args) - HF_ENGINE_ARGS) if backend != "vllm" else []
-        if vllm_only:
-            raise ArgumentError(f"--{vllm_only[0].replace('_', '-')}", "a vLLM engine argument; this model is served "
-                                "by transformers (--backend)")  # fmt: skip
-        settings.update(vllm_args)
-        if args.max_concurrent_requests:
-            settings["max_concurrent_requests"] = args.max_concurrent_requests
-        chat, files = chat_args.chat_settings(args)
-        settings.update(chat)
-        runner = "triton_llm.generation.runner"
-        config_pbtxt = GENERATION_CONFIG.format(description=_describe(args, task, backend), kind=args.instance_kind)
-    family = EncoderSettings if task in ENCODER_TASKS else VllmSettings if backend == "vllm" else HfGenerationSettings
+
+def _encoder_part(
+    args: argparse.Namespace, extra: list[str] | None, settings: dict[str, Any], task: Task, backend: str
+) -> tuple[str, str]:
+    """An encoder task's keys added to `settings`; its runner and config.pbtxt."""
+    if args.max_model_len:
+        settings["max_length"] = args.max_model_len
+    for option in ENCODER_OPTIONS:
+        if getattr(args, option):
+            settings[option] = True if option in ENCODER_FLAGS else getattr(args, option).split(",")
+    if extra:
+        raise ArgumentError(extra[0], f"vLLM engine arguments do not apply to the {task} task")
+    if flag := chat_args.given(args):
+        raise ArgumentError(flag, f"a chat option; this model's task is {task}")
+    config_pbtxt = ENCODER_CONFIG.format(
+        description=_describe(args, task, backend),
+        max_batch_size=args.max_batch_size,
+        max_queue_size=args.max_concurrent_requests or encoder_queue_size(args.max_batch_size),
+        kind=args.instance_kind,
+    )
+    return "triton_llm.encoders.runner", config_pbtxt
+
+
+def _generation_part(
+    args: argparse.Namespace, extra: list[str] | None, settings: dict[str, Any], task: Task, backend: str
+) -> tuple[str, str, dict[str, str], dict[str, Any]]:
+    """A generation model's keys added to `settings`; its runner, config.pbtxt, chat template files and vLLM's
+    engine arguments."""
+    for option in ENCODER_OPTIONS:
+        if getattr(args, option):
+            raise ArgumentError(f"--{option}", f"an encoder-task option; this model's task is {task}")
+    if args.max_model_len:
+        settings["max_model_len"] = args.max_model_len
+    vllm_args = engine_args(extra or [])
+    vllm_only = sorted(set(vllm_args) - HF_ENGINE_ARGS) if backend != "vllm" else []
+    if vllm_only:
+        raise ArgumentError(f"--{vllm_only[0].replace('_', '-')}", "a vLLM engine argument; this model is served "
+                            "by transformers (--backend)")  # fmt: skip
+    settings.update(vllm_args)
+    if args.max_concurrent_requests:
+        settings["max_concurrent_requests"] = args.max_concurrent_requests
+    chat, files = chat_args.chat_settings(args)
+    settings.update(chat)
+    config_pbtxt = GENERATION_CONFIG.format(description=_describe(args, task, backend), kind=args.instance_kind)
+    return "triton_llm.generation.runner", config_pbtxt, files, vllm_args
+
+
+def _check_family(family: type[ModelSettings], settings: dict[str, Any], vllm_args: dict[str, Any]) -> None:
+    """model.json parsed as the runner will parse it, an error naming the argument that set the key."""
     try:
-        parse_settings(family, settings)  # as the runner will read it
+        parse_settings(family, settings)
     except SettingError as exc:
         flag = exc.key.replace("_", "-") if exc.key in vllm_args else exc.key  # vLLM's flags have dashes
         raise ArgumentError(f"--{flag}", exc.message) from None
-    return Entry(args.model_name, task, backend, settings, runner, config_pbtxt, notes, files)
 
 
 def encoder_queue_size(max_batch_size: int) -> int:

@@ -9,19 +9,17 @@ of 1,000 completions all queued (p99 36 s) and made every other request wait as 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import Any
 
 from triton_llm.errors import Unavailable
-from triton_llm.settings import GenerationSettings, parse_settings
+from triton_llm.settings import GenerationSettings
 
 # Seconds a refused client is told to wait: about one batch's worth of work on a small model.
 RETRY_AFTER_S = 1
 
 
-def bound(raw: Mapping[str, Any], max_num_seqs: int) -> int:
+def bound(settings: GenerationSettings, max_num_seqs: int) -> int:
     """model.json's `max_concurrent_requests`, else twice the engine's batch (one running, one waiting)."""
-    given = parse_settings(GenerationSettings, raw).max_concurrent_requests
+    given = settings.max_concurrent_requests
     return given if given is not None else 2 * max_num_seqs
 
 

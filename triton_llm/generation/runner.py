@@ -43,10 +43,9 @@ import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists insid
 from triton_llm.errors import InvalidInput, Unavailable  # noqa: E402
 from triton_llm.gc_heap import freeze_heap  # noqa: E402
 from triton_llm.generation import admission, protocol  # noqa: E402
-from triton_llm.generation.engines import create_engine, vllm_lora  # noqa: E402
+from triton_llm.generation.factory import advertised_inputs, create_engine, read_settings  # noqa: E402
 from triton_llm.generation.stats import E2E  # noqa: E402
 from triton_llm.metrics import ModelMetrics  # noqa: E402
-from triton_llm.settings import load_model_json  # noqa: E402
 from triton_llm.triton_log import route_logs_to_triton  # noqa: E402
 
 logger = logging.getLogger("triton_llm")
@@ -67,7 +66,7 @@ class TritonPythonModel:
         for spec in protocol.OUTPUTS:
             if spec["name"] not in have_out:
                 auto_complete_model_config.add_output(spec)
-        for spec in vllm_lora.advertised_inputs(pb_utils.get_model_dir()):
+        for spec in advertised_inputs(pb_utils.get_model_dir()):
             if spec["name"] not in have_in:
                 auto_complete_model_config.add_input(spec)
         # Decoupled: many responses per request. The engine batches, not Triton.
@@ -83,8 +82,8 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(
                 f"{self.model_name}: generation models need `model_transaction_policy {{ decoupled: true }}`"
             )
-        settings = load_model_json(pb_utils.get_model_dir())
-        self.engine = create_engine(settings, args)
+        typed = read_settings(pb_utils.get_model_dir())  # model.json, parsed once
+        self.engine = create_engine(typed, args)
         self.metrics = ModelMetrics(self.model_name, str(args["model_version"]), self.engine.stats)
 
         # engine_id -> (task, sender): requests whose final response is not sent yet.
@@ -105,7 +104,7 @@ class TritonPythonModel:
             raise
         logger.info("%s: engine ready in %.1f s", self.model_name, time.monotonic() - started)
         # Known once the engine has started: vLLM picks its own max_num_seqs when not given.
-        self.admission = admission.Admission(admission.bound(settings, self.engine.max_num_seqs))
+        self.admission = admission.Admission(admission.bound(typed.settings, self.engine.max_num_seqs))
 
         self._response_thread = threading.Thread(target=self._send_loop, name="responses", daemon=True)
         self._response_thread.start()

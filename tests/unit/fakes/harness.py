@@ -22,6 +22,8 @@ import pytest
 from tests.unit.fakes import pb_utils
 from tests.unit.fakes.engine import FakeEngine
 from triton_llm.generation import stats
+from triton_llm.settings import GenerationSettings, Typed, load_model_json, parse_settings
+from triton_llm.tasks import Task
 
 
 def install(monkeypatch: pytest.MonkeyPatch, model_dir: Path, module: str) -> ModuleType:
@@ -34,6 +36,17 @@ def install(monkeypatch: pytest.MonkeyPatch, model_dir: Path, module: str) -> Mo
     # reach pytest's capture, and no Triton handler outlives the test.
     monkeypatch.setattr(logging.getLogger("triton_llm"), "handlers", [logging.NullHandler()])
     return importlib.import_module(module)
+
+
+def fake_settings(model_dir: str) -> Typed:
+    """model.json as the factory reads it, with no model config to look up: a fake engine has none."""
+    return Typed(parse_settings(GenerationSettings, load_model_json(model_dir)), Task.TEXT_GENERATION, "fake")
+
+
+def use_engine(monkeypatch: pytest.MonkeyPatch, runner: ModuleType, engine: Any) -> None:
+    """The runner's factory hands out `engine`, for model.json read as `fake_settings` reads it."""
+    monkeypatch.setattr(runner, "read_settings", fake_settings)
+    monkeypatch.setattr(runner, "create_engine", lambda *args, **kwargs: engine)
 
 
 def model_args(decoupled: bool = True, max_batch_size: int = 0) -> dict[str, Any]:
@@ -102,6 +115,6 @@ class Served:
 
 def start_generation(monkeypatch: pytest.MonkeyPatch, model_dir: Path, engine: FakeEngine) -> Served:
     runner = install(monkeypatch, model_dir, "triton_llm.generation.runner")
-    monkeypatch.setattr(runner, "create_engine", lambda *args, **kwargs: engine)
+    use_engine(monkeypatch, runner, engine)
     monkeypatch.setattr(runner, "CANCEL_POLL_S", 0.01)  # a client's cancel is seen sooner
     return Served(runner, engine)

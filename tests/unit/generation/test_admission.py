@@ -11,9 +11,10 @@ import pytest
 
 from tests.unit.fakes import pb_utils
 from tests.unit.fakes.engine import FakeEngine, Script
-from tests.unit.fakes.harness import Served, install
+from tests.unit.fakes.harness import Served, install, use_engine
 from triton_llm.errors import SettingError
 from triton_llm.generation import admission
+from triton_llm.settings import GenerationSettings, parse_settings
 
 E = pb_utils.TritonError
 
@@ -25,7 +26,7 @@ def serve(monkeypatch, tmp_path):
     def start(engine: FakeEngine, **settings) -> Served:
         runner = install(monkeypatch, tmp_path, "triton_llm.generation.runner")
         (tmp_path / "model.json").write_text(json.dumps({"model": "fake-model", **settings}))
-        monkeypatch.setattr(runner, "create_engine", lambda *args, **kwargs: engine)
+        use_engine(monkeypatch, runner, engine)
         monkeypatch.setattr(runner, "CANCEL_POLL_S", 0.01)
         started.append(Served(runner, engine))
         return started[-1]
@@ -85,9 +86,12 @@ def test_the_default_bound_is_twice_the_engines_batch(serve):
 
 
 def test_the_bound_is_read_from_model_json_and_checked():
-    assert admission.bound({"model": "m", "max_concurrent_requests": 5}, max_num_seqs=64) == 5
-    assert admission.bound({"model": "m", "max_num_seqs": 8}, max_num_seqs=8) == 16
+    def bound(raw, max_num_seqs):
+        return admission.bound(parse_settings(GenerationSettings, raw), max_num_seqs)
+
+    assert bound({"model": "m", "max_concurrent_requests": 5}, max_num_seqs=64) == 5
+    assert bound({"model": "m", "max_num_seqs": 8}, max_num_seqs=8) == 16
     for bad in (0, -1, "8", 2.5):
         with pytest.raises(SettingError) as error:
-            admission.bound({"model": "m", "max_concurrent_requests": bad}, max_num_seqs=64)
+            bound({"model": "m", "max_concurrent_requests": bad}, max_num_seqs=64)
         assert error.value.key == "max_concurrent_requests"

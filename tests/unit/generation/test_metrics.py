@@ -11,8 +11,8 @@ from tests.unit.fakes import pb_utils
 from tests.unit.fakes.engine import FakeEngine, Script
 from tests.unit.fakes.harness import install, start_generation
 from triton_llm.generation import stats
-from triton_llm.generation.engines.hf_sampling import HfSampling
-from triton_llm.generation.engines.hf_scheduler import Batcher, Sequence
+from triton_llm.generation.engines.hf.sampling import HfSampling
+from triton_llm.generation.engines.hf.scheduler import Batcher, Sequence
 from triton_llm.generation.types import ChoiceDelta, GenerationChunk
 
 

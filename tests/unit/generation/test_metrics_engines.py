@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from triton_llm.generation import stats
-from triton_llm.generation.engines.hf_engine import HuggingFaceEngine
+from triton_llm.generation.engines.hf.engine import HuggingFaceEngine
 from triton_llm.settings import HfGenerationSettings, parse_settings
 from triton_llm.tasks import Task
 
@@ -25,7 +25,7 @@ def test_vllms_statistics_fill_the_load_and_the_engine_timings():
     from vllm.v1.engine import FinishReason
     from vllm.v1.metrics.stats import FinishedRequestStats, IterationStats, SchedulerStats
 
-    from triton_llm.generation.engines.vllm_stats import StatLoggers
+    from triton_llm.generation.engines.vllm.stats import StatLoggers
 
     s = stats.EngineStats()
     loggers = StatLoggers(s)

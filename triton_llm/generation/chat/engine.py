@@ -76,13 +76,13 @@ class ChatEngine:
         key = "tool_call_parser" if self.settings.tool_call_parser else "reasoning_parser"
         asked = bool(self.settings.tool_call_parser or self.settings.reasoning_parser)
         try:
-            from triton_llm.generation.engines.vllm_compat import parsers_missing
+            from triton_llm.generation.vllm_library import parsers_missing
         except ImportError as exc:
             if asked:
                 raise SettingError(key, f"{key} needs vLLM's parsers, and vLLM is not installed") from None
             self._missing_vllm = f"tool calling needs vLLM's parsers, which are not installed ({exc})"
             return
-        if (reason := parsers_missing(key if asked else None)) is not None:  # an older vLLM (vllm_compat)
+        if (reason := parsers_missing(key if asked else None)) is not None:  # an older vLLM (vllm_library)
             if asked:
                 raise SettingError(key, reason)
             self._missing_vllm = reason

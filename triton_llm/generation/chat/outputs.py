@@ -62,7 +62,7 @@ class ParsedOutputs:
 
     def _set_calls(self, choice: ChoiceDelta, calls: list[tuple[str | None, str, str]]) -> None:
         """The choice's whole calls from (id or None, name, arguments), and its finish reason."""
-        from triton_llm.generation.engines.vllm_compat import make_tool_call_id
+        from triton_llm.generation.vllm_library import make_tool_call_id
 
         whole = [
             {"id": id_ or make_tool_call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}

@@ -55,7 +55,7 @@ def parser_class(settings: GenerationSettings, tokenizer: Any) -> type:
 def _no_free_text_calls() -> type:
     from vllm.tool_parsers.abstract_tool_parser import ToolParser
 
-    from triton_llm.generation.engines.vllm_compat import tool_call_protocol
+    from triton_llm.generation.vllm_library import tool_call_protocol
 
     DeltaMessage, ExtractedToolCallInformation = tool_call_protocol()
 

@@ -4,10 +4,10 @@ import threading
 import pytest
 import torch
 
-from triton_llm.generation.engines import hf_attention
-from triton_llm.generation.engines.hf_batching import CausalBatcher, Seq2SeqBatcher, _sample
-from triton_llm.generation.engines.hf_sampling import HfSampling
-from triton_llm.generation.engines.hf_scheduler import Batcher, Sequence
+from triton_llm.generation.engines.hf import attention
+from triton_llm.generation.engines.hf.batching import CausalBatcher, Seq2SeqBatcher, _sample
+from triton_llm.generation.engines.hf.sampling import HfSampling
+from triton_llm.generation.engines.hf.scheduler import Batcher, Sequence
 
 
 class _BrokenEncoderModel:
@@ -163,7 +163,7 @@ def _tiny_llama(dtype: torch.dtype):
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256, attn_implementation=hf_attention.NAME,
+        num_key_value_heads=2, max_position_embeddings=256, attn_implementation=attention.NAME,
     )  # fmt: skip
     return LlamaForCausalLM(config).to(dtype).eval()
 

@@ -1,6 +1,6 @@
 import pytest
 
-from triton_llm.generation.engines.detokenizer import IncrementalDetokenizer, StopStrings
+from triton_llm.generation.engines.hf.detokenizer import IncrementalDetokenizer, StopStrings
 
 TEXTS = [
     "Hello, world! Voilà: 東京 is big 🎉🎉 and naïve café — ok.",

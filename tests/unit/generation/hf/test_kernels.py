@@ -5,8 +5,8 @@ import torch
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 from transformers.models.llama.modeling_llama import eager_attention_forward
 
-from triton_llm.generation.engines import hf_attention
-from triton_llm.generation.engines.hf_linear import PackedLinear, pack_linears
+from triton_llm.generation.engines.hf import attention
+from triton_llm.generation.engines.hf.linear import PackedLinear, pack_linears
 
 # SmolLM2-135M's shapes: 9 query heads on 3 KV heads of 64, hidden 576, MLP 1536.
 SMOLLM2 = {"heads": 9, "kv_heads": 3, "head_dim": 64, "hidden": 576, "mlp": 1536}
@@ -24,7 +24,7 @@ def test_grouped_attention_equals_eager_attention_on_a_padded_batch():
     mask = torch.ones(3, 9, dtype=torch.long)
     mask[0, :4] = 0
     logits = {}
-    for name in ("eager", hf_attention.NAME):
+    for name in ("eager", attention.NAME):
         config._attn_implementation = name
         torch.manual_seed(1)
         model = LlamaForCausalLM(config).eval()
@@ -37,7 +37,7 @@ def test_grouped_attention_equals_eager_attention_on_a_padded_batch():
                 position_ids=step_mask.sum(-1, keepdim=True) - 1, past_key_values=cache,
             ).logits  # fmt: skip
         logits[name] = (prefill[mask.bool()], step)
-    for ours, theirs in zip(logits[hf_attention.NAME], logits["eager"], strict=True):
+    for ours, theirs in zip(logits[attention.NAME], logits["eager"], strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
@@ -56,7 +56,7 @@ def test_grouped_attention_is_bit_identical_to_eager_in_bfloat16_on_smollm2_shap
         mask[0, :, :, :5] = low  # a left-padded row
     with torch.inference_mode():
         theirs = eager_attention_forward(module, query, key, value, mask, scaling=d**-0.5)[0]
-        ours = hf_attention.grouped_eager_attention(module, query, key, value, mask, scaling=d**-0.5)[0]
+        ours = attention.grouped_eager_attention(module, query, key, value, mask, scaling=d**-0.5)[0]
     assert torch.equal(ours, theirs)
 
 
@@ -102,7 +102,7 @@ def test_a_model_with_its_own_attention_arguments_gets_its_own_eager_attention()
     config = T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, decoder_start_token_id=0)
     ids, decoder_ids = torch.randint(0, 64, (2, 6)), torch.randint(0, 64, (2, 4))
     logits = []
-    for name in ("eager", hf_attention.NAME):  # T5 passes a position bias
+    for name in ("eager", attention.NAME):  # T5 passes a position bias
         config._attn_implementation = name
         torch.manual_seed(1)
         model = T5ForConditionalGeneration(config).eval()

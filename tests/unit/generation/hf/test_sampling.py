@@ -1,7 +1,7 @@
 import pytest
 
 from triton_llm.errors import InvalidInput
-from triton_llm.generation.engines.hf_sampling import to_hf_sampling
+from triton_llm.generation.engines.hf.sampling import to_hf_sampling
 
 
 def test_defaults_are_vllms():

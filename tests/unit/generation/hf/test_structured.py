@@ -15,8 +15,8 @@ import torch
 pytest.importorskip("xgrammar")
 
 from triton_llm.errors import InvalidInput  # noqa: E402
-from triton_llm.generation.engines import hf_structured  # noqa: E402
-from triton_llm.generation.engines.hf_structured import FIELD, Constraint, Grammars, RowGrammar, mask  # noqa: E402
+from triton_llm.generation.engines.hf import structured  # noqa: E402
+from triton_llm.generation.engines.hf.structured import FIELD, Constraint, Grammars, RowGrammar, mask  # noqa: E402
 
 VOCAB = 49152  # SmolLM2's config.vocab_size: the logits' width
 EOS = 2  # <|im_end|>
@@ -34,11 +34,11 @@ def checks(request, monkeypatch):
         pytest.importorskip("vllm")
     else:
         monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm...` raises ImportError
-    hf_structured._vllm_helpers.cache_clear()
-    hf_structured._vllm_check.cache_clear()
+    structured._vllm_helpers.cache_clear()
+    structured._vllm_check.cache_clear()
     yield request.param
-    hf_structured._vllm_helpers.cache_clear()
-    hf_structured._vllm_check.cache_clear()
+    structured._vllm_helpers.cache_clear()
+    structured._vllm_check.cache_clear()
 
 
 def allowed(grammar: RowGrammar) -> list[int]:
@@ -106,13 +106,13 @@ def test_only_constrained_rows_are_masked_in_float32_whatever_the_logits_width(g
     ],
 )  # fmt: skip
 def test_each_constraint_compiles(grammars, checks, value, kind):
-    assert hf_structured.parse(value, None if checks != "vllm" else grammars._tokenizer).kind == kind
+    assert structured.parse(value, None if checks != "vllm" else grammars._tokenizer).kind == kind
     assert grammars.compile(value) is not None
 
 
 def test_choice_becomes_the_grammar_vllm_makes(grammars, checks):
     choices = ["yes", 'say "hi"', "back\\slash", "tab\tnew\nline", "émoji 😀", "\x01\x7f"]
-    constraint = hf_structured.parse({"choice": choices}, grammars._tokenizer)
+    constraint = structured.parse({"choice": choices}, grammars._tokenizer)
     assert constraint.kind == "grammar"
     if checks == "vllm":
         from vllm.v1.structured_output.utils import choice_as_grammar
@@ -163,11 +163,11 @@ def test_a_schema_feature_xgrammar_cannot_enforce_is_refused_as_vllm_refuses_it(
 
 
 def test_compiled_grammars_are_cached_by_constraint(tokenizer, monkeypatch):
-    monkeypatch.setattr(hf_structured, "_CACHE_SIZE", 2)
+    monkeypatch.setattr(structured, "_CACHE_SIZE", 2)
     grammars = Grammars(tokenizer, vocab_size=VOCAB)
     calls = []
-    real = hf_structured._compile
-    monkeypatch.setattr(hf_structured, "_compile", lambda c, k: calls.append(k) or real(c, k))
+    real = structured._compile
+    monkeypatch.setattr(structured, "_compile", lambda c, k: calls.append(k) or real(c, k))
     first = grammars.compile({"regex": "a"})
     assert grammars.compile('{"regex": "a"}') is first and len(calls) == 1
     grammars.compile({"regex": "b"})
@@ -189,7 +189,7 @@ def test_without_xgrammar_a_constraint_is_refused_naming_the_field(tokenizer, mo
 
 @pytest.fixture(scope="module")
 def engine(model_dir):
-    from triton_llm.generation.engines.hf_engine import HuggingFaceEngine
+    from triton_llm.generation.engines.hf.engine import HuggingFaceEngine
     from triton_llm.settings import HfGenerationSettings, parse_settings
     from triton_llm.tasks import Task
 

@@ -19,7 +19,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.output_processor import RequestOutputCollector
 
 from triton_llm.errors import InvalidInput
-from triton_llm.generation.engines.vllm_engine import VllmEngine
+from triton_llm.generation.engines.vllm.engine import VllmEngine
 from triton_llm.generation.types import GenerateRequest
 
 MAX_MODEL_LEN = 32

@@ -16,7 +16,7 @@ from vllm.v1.engine.exceptions import EngineGenerateError
 from vllm.v1.engine.input_processor import InputProcessor
 
 from triton_llm.errors import InvalidInput
-from triton_llm.generation.engines.vllm_errors import client_error, describe, field_of
+from triton_llm.generation.engines.vllm.errors import client_error, describe, field_of
 
 
 def raised(fn, *args, **kwargs) -> Exception:

@@ -12,8 +12,8 @@ from openai_frontend.app import create_app
 from openai_frontend.backend import drop_colliding_adapters, find_model
 from tests.unit.fakes.model_server import FakeTriton, Response, embedding_model, generation_model
 from triton_llm.errors import InvalidInput, SettingError
-from triton_llm.generation.engines.vllm_args import engine_args
-from triton_llm.generation.engines.vllm_lora import Adapters, advertised_inputs, keep_a_cpu_slot_empty
+from triton_llm.generation.engines.vllm.args import engine_args
+from triton_llm.generation.engines.vllm.lora import Adapters, advertised_inputs, keep_a_cpu_slot_empty
 from triton_llm.settings import HfGenerationSettings, VllmSettings, load_model_json, parse_settings
 
 

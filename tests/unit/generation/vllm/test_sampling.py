@@ -2,7 +2,7 @@ import pytest
 from vllm.sampling_params import RequestOutputKind
 
 from triton_llm.errors import InvalidInput
-from triton_llm.generation.engines.vllm_sampling import to_sampling_params
+from triton_llm.generation.engines.vllm.sampling import to_sampling_params
 
 
 def test_strings_are_coerced_like_vllm_backend():

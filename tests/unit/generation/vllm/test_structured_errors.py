@@ -12,7 +12,7 @@ from vllm.exceptions import VLLMValidationError  # noqa: E402
 from vllm.sampling_params import StructuredOutputsParams  # noqa: E402
 from vllm.v1.structured_output.backend_xgrammar import validate_xgrammar_grammar  # noqa: E402
 
-from triton_llm.generation.engines.vllm_errors import client_error  # noqa: E402
+from triton_llm.generation.engines.vllm.errors import client_error  # noqa: E402
 
 
 @pytest.mark.parametrize("structured", [{"regex": "("}, {"json": "not json"}, {"grammar": "x"}])

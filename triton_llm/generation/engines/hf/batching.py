@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
-from triton_llm.generation.engines import hf_structured
-from triton_llm.generation.engines.hf_scheduler import Active, Batcher, Sequence
+from triton_llm.generation.engines.hf import structured
+from triton_llm.generation.engines.hf.scheduler import Active, Batcher, Sequence
 
 
 class CausalBatcher(Batcher):
@@ -189,7 +189,7 @@ def _pick(logits: torch.Tensor, seqs: list[Sequence]) -> list[int]:
     Rows are handled together where they can be."""
     from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
-    logits = hf_structured.mask(logits, [seq.grammar for seq in seqs])
+    logits = structured.mask(logits, [seq.grammar for seq in seqs])
     tokens = logits.argmax(dim=-1).tolist()
     sampled = [i for i, seq in enumerate(seqs) if not seq.sampling.greedy]
     if not sampled:

@@ -20,13 +20,13 @@ from typing import Any
 
 from triton_llm import hf_loading
 from triton_llm.errors import InvalidInput
-from triton_llm.generation.engines import hf_attention, hf_linear
 from triton_llm.generation.engines.base import check_token_ids, prompt_field, render_prompt, truncate_prompt
-from triton_llm.generation.engines.detokenizer import IncrementalDetokenizer, StopStrings
-from triton_llm.generation.engines.hf_batching import CausalBatcher, Seq2SeqBatcher
-from triton_llm.generation.engines.hf_sampling import to_hf_sampling
-from triton_llm.generation.engines.hf_scheduler import Sequence
-from triton_llm.generation.engines.hf_structured import Grammars, RowGrammar
+from triton_llm.generation.engines.hf import attention, linear
+from triton_llm.generation.engines.hf.batching import CausalBatcher, Seq2SeqBatcher
+from triton_llm.generation.engines.hf.detokenizer import IncrementalDetokenizer, StopStrings
+from triton_llm.generation.engines.hf.sampling import to_hf_sampling
+from triton_llm.generation.engines.hf.scheduler import Sequence
+from triton_llm.generation.engines.hf.structured import Grammars, RowGrammar
 from triton_llm.generation.engines.limits import check_max_tokens
 from triton_llm.generation.stats import EngineStats, Load
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
@@ -100,12 +100,12 @@ class HuggingFaceEngine:
         # grouped eager attention beats eager (see hf_attention). Both the grouped attention
         # and the packed linears compute eager's bits: greedy output is transformers' own
         # `generate` with attn_implementation="eager", in bfloat16 too (tools/hf_fidelity).
-        attn = s.attn_implementation or (hf_attention.NAME if cpu else None)
+        attn = s.attn_implementation or (attention.NAME if cpu else None)
         # The batchers put their inputs on `model.device`.
         model = hf_loading.load_model(cls, s, self.device, attn_implementation=attn)
         if cpu:
-            hf_linear.pack_linears(model, batch_hint=s.max_num_seqs, float32=s.pack_float32_linears)
-        follows = "eager" if attn == hf_attention.NAME else model.config._attn_implementation
+            linear.pack_linears(model, batch_hint=s.max_num_seqs, float32=s.pack_float32_linears)
+        follows = "eager" if attn == attention.NAME else model.config._attn_implementation
         logger.info("attention %s: greedy output follows transformers' %s attention", attn, follows)
         return model
 

@@ -49,7 +49,7 @@ class HfSampling:
     ignore_eos: bool = False
     skip_special_tokens: bool = True
     include_stop_str_in_output: bool = False
-    structured_outputs: Any = None  # as sent; `hf_structured.Grammars.compile` checks it
+    structured_outputs: Any = None  # as sent; `structured.Grammars.compile` checks it
 
     @property
     def greedy(self) -> bool:

@@ -35,8 +35,8 @@ from typing import Any
 
 import torch
 
-from triton_llm.generation.engines.hf_sampling import HfSampling
-from triton_llm.generation.engines.hf_structured import RowGrammar
+from triton_llm.generation.engines.hf.sampling import HfSampling
+from triton_llm.generation.engines.hf.structured import RowGrammar
 from triton_llm.generation.stats import ITL, QUEUE, TTFT, EngineStats
 
 logger = logging.getLogger(__name__)

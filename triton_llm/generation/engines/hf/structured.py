@@ -209,7 +209,7 @@ def _vllm_check() -> Callable[[dict[str, Any], Any], Constraint] | None:
         return None
     import pydantic
 
-    from triton_llm.generation.engines.vllm_errors import message
+    from triton_llm.generation.vllm_library import message
 
     config = v.StructuredOutputsConfig(backend="xgrammar")
     not_diffusion = types.SimpleNamespace(is_diffusion=False)  # the one model property the checks read

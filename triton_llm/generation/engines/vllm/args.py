@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from triton_llm import hf_loading
-from triton_llm.generation.engines.vllm_lora import keep_a_cpu_slot_empty
+from triton_llm.generation.engines.vllm.lora import keep_a_cpu_slot_empty
 from triton_llm.settings import VllmSettings, keys
 
 

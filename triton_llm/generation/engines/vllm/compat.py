@@ -1,11 +1,12 @@
-"""What differs between the vLLM versions we support, in one place.
+"""What differs between the vLLM versions we support, for the vLLM engine, in one place.
 
 The engine is written against vLLM 0.32 (the CPU build in .venv); the oldest vLLM we claim is
 0.16.0, the one NVIDIA's tritonserver 26.03 image ships (the Dockerfile's default base), and
 `make vllm-compat` (tools/vllm_compat.sh) runs the vLLM engine's integration tests on it.
 Each difference is looked up by feature, not by version number, so that a vLLM in between
 takes whichever side it has. What an older vLLM cannot do is refused by name when the model
-loads (`too_old`), never halfway through a request.
+loads (`vllm_library.too_old`), never halfway through a request. The differences in vLLM
+used as a library (its tool and reasoning parsers) are in `triton_llm.generation.vllm_library`.
 
 Differences handled here (0.16.0 against 0.32):
 - `vllm.exceptions.VLLMClientError` does not exist; its client errors are `ValueError`s
@@ -13,9 +14,6 @@ Differences handled here (0.16.0 against 0.32):
 - The renderer has no `default_chat_tok_params` / `default_cmpl_tok_params`; we build the same
   `TokenizeParams` as its own `LLM` does. `TokenizeParams.with_kwargs` takes a dict, not keywords.
 - `SchedulerStats` has no `num_skipped_waiting_reqs` (it counts every waiting request as waiting).
-- `vllm.parser`'s `Parser` has no `parse` / `parse_delta`, on which tool calling and reasoning
-  output are built: `tool_call_parser` and `reasoning_parser` are refused, and a request with
-  tools gets a 400 that says why.
 """
 
 from __future__ import annotations
@@ -24,21 +22,10 @@ import functools
 import inspect
 from typing import Any
 
-import vllm
-
 try:
     from vllm.exceptions import VLLMClientError
 except ImportError:  # vLLM 0.16: its client errors are ValueErrors (VLLMValidationError too)
     VLLMClientError = ValueError  # type: ignore[misc,assignment]
-
-VERSION: str = vllm.__version__
-
-
-def too_old(feature: str, key: str | None = None) -> str:
-    """The message that refuses `feature` on this vLLM, naming model.json's `key` where one asks for it."""
-    asked = f"{key} needs " if key else f"{feature} needs "
-    return f"{asked}a newer vLLM than {VERSION} (the one installed here): {feature} is not in its API"
-
 
 # -- the prompt ------------------------------------------------------------------------
 
@@ -78,35 +65,3 @@ def _takes_keywords(fn: Any) -> bool:
 def waiting_requests(scheduler_stats: Any) -> int:
     """The scheduler's waiting requests as vLLM's own gauge counts them (deferred ones included)."""
     return scheduler_stats.num_waiting_reqs + getattr(scheduler_stats, "num_skipped_waiting_reqs", 0)
-
-
-# -- tool calling and reasoning output ----------------------------------------------------
-
-
-def parsers_missing(key: str | None = None) -> str | None:
-    """Why this vLLM's parsers cannot serve tool calling and reasoning output (`key`: the
-    model.json key that asks for them), or None when they can."""
-    try:
-        from vllm.parser.abstract_parser import DelegatingParser
-    except ImportError:
-        return too_old("vllm.parser (tool calling and reasoning output)", key)
-    if not all(hasattr(DelegatingParser, name) for name in ("parse", "parse_delta")):
-        return too_old("Parser.parse (tool calling and reasoning output)", key)
-    return None
-
-
-def tool_call_protocol() -> tuple[type, type]:
-    """vLLM's `DeltaMessage` and `ExtractedToolCallInformation` (moved from `openai.engine` to `generate.base`)."""
-    try:
-        from vllm.entrypoints.generate.base.protocol import DeltaMessage, ExtractedToolCallInformation
-    except ImportError:
-        from vllm.entrypoints.openai.engine.protocol import DeltaMessage, ExtractedToolCallInformation
-    return DeltaMessage, ExtractedToolCallInformation
-
-
-def make_tool_call_id() -> str:
-    try:
-        from vllm.renderers.chat_utils import make_tool_call_id
-    except ImportError:
-        from vllm.entrypoints.chat_utils import make_tool_call_id
-    return make_tool_call_id()

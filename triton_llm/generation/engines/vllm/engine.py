@@ -8,9 +8,9 @@ from typing import Any
 
 from triton_llm.generation.engines.base import check_token_ids, prompt_field, render_prompt, truncation_length
 from triton_llm.generation.engines.limits import check_max_tokens
-from triton_llm.generation.engines.vllm_args import engine_args
-from triton_llm.generation.engines.vllm_errors import client_error, describe
-from triton_llm.generation.engines.vllm_lora import Adapters
+from triton_llm.generation.engines.vllm.args import engine_args
+from triton_llm.generation.engines.vllm.errors import client_error, describe
+from triton_llm.generation.engines.vllm.lora import Adapters
 from triton_llm.generation.stats import EngineStats, Load
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
 from triton_llm.settings import VllmSettings
@@ -36,7 +36,7 @@ class VllmEngine:
         from vllm.usage.usage_lib import UsageContext
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        from triton_llm.generation.engines.vllm_stats import StatLoggers
+        from triton_llm.generation.engines.vllm.stats import StatLoggers
 
         args = AsyncEngineArgs(**self.engine_args)
         self._stat_loggers = StatLoggers(self.stats)
@@ -55,7 +55,7 @@ class VllmEngine:
         return int(request.sampling.get("n", 1) or 1)
 
     async def generate(self, request: GenerateRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
-        from triton_llm.generation.engines.vllm_sampling import to_sampling_params
+        from triton_llm.generation.engines.vllm.sampling import to_sampling_params
 
         sampling = dict(request.sampling)
         lora = self.adapters.request(sampling.pop("lora_name", None))
@@ -102,16 +102,16 @@ class VllmEngine:
         Token ids go in as they are (a `TokensPrompt`)."""
         from vllm.renderers.inputs.preprocess import parse_model_prompt
 
-        from triton_llm.generation.engines import vllm_compat
+        from triton_llm.generation.engines.vllm import compat
 
         renderer = self._llm.renderer
         # A rendered chat template already holds its special tokens (as in vLLM's server).
         chat = request.messages is not None
-        tok_params = vllm_compat.tok_params(renderer, self._llm.model_config, chat)
+        tok_params = compat.tok_params(renderer, self._llm.model_config, chat)
         keep = truncation_length(request, self.max_model_len, room_for_output=True)
         if keep is not None:
             # vLLM's tokenizer truncates on the left for generation: the last `keep` tokens stay.
-            tok_params = vllm_compat.with_truncation(tok_params, keep)
+            tok_params = compat.with_truncation(tok_params, keep)
         source = {"prompt_token_ids": request.prompt_ids} if request.prompt_ids is not None else prompt
         try:
             (engine_input,) = await renderer.render_cmpl_async(

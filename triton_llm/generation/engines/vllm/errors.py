@@ -18,7 +18,8 @@ from vllm import SamplingParams
 from vllm.v1.engine.exceptions import EngineGenerateError
 
 from triton_llm.errors import InvalidInput
-from triton_llm.generation.engines.vllm_compat import VLLMClientError
+from triton_llm.generation.engines.vllm.compat import VLLMClientError
+from triton_llm.generation.vllm_library import message
 
 SAMPLING_FIELDS = frozenset(name for name in typing.get_type_hints(SamplingParams) if not name.startswith("_"))
 # vLLM's `parameter` names that mean the prompt (renderers/params.py, input_processor.py).
@@ -26,14 +27,6 @@ _PROMPT_PARAMETERS = {"input_tokens", "input_text", "prompt", "prompt_token_ids"
 # "The decoder prompt (length 9000) is longer than ...", "Token id 70000 is out of vocabulary".
 _PROMPT_MESSAGE = re.compile(r"\bprompt\b|^Token id -?\d+ is out of vocabulary", re.IGNORECASE)
 _LEADING_NAME = re.compile(r"[A-Za-z_]+")
-
-
-def message(exc: BaseException) -> str:
-    """The prose of a vLLM error, without what its str() appends."""
-    # VLLMValidationError's str() appends " (parameter=..., value=...)"; its first arg is the prose.
-    if exc.args and isinstance(exc.args[0], str):
-        return exc.args[0]
-    return str(exc)
 
 
 def field_of(exc: BaseException, prompt_field: str | None) -> str:

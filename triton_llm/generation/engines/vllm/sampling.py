@@ -22,8 +22,9 @@ from vllm import SamplingParams
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
 from triton_llm.errors import InvalidInput, json_object
-from triton_llm.generation.engines.vllm_compat import VLLMClientError
-from triton_llm.generation.engines.vllm_errors import field_of, message
+from triton_llm.generation.engines.vllm.compat import VLLMClientError
+from triton_llm.generation.engines.vllm.errors import field_of
+from triton_llm.generation.vllm_library import message
 
 _HINTS = typing.get_type_hints(SamplingParams)
 # Fields that are vLLM's internals or set by us, not by clients.

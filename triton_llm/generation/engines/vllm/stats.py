@@ -14,7 +14,7 @@ from typing import Any
 
 from vllm.v1.metrics.loggers import StatLoggerBase
 
-from triton_llm.generation.engines.vllm_compat import waiting_requests
+from triton_llm.generation.engines.vllm.compat import waiting_requests
 from triton_llm.generation.stats import ITL, QUEUE, TTFT, EngineStats, Load
 
 

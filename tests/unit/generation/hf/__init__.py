@@ -1,0 +1,1 @@
+"""The transformers engine's tests (triton_llm/generation/engines/hf/)."""

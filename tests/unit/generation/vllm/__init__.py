@@ -1,0 +1,1 @@
+"""The vLLM engine's tests (triton_llm/generation/engines/vllm/)."""

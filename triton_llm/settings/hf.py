@@ -1,0 +1,47 @@
+"""The transformers generation engine's keys, under vLLM's names where both engines read one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from triton_llm.errors import SettingError
+from triton_llm.settings.common import Family, setting
+from triton_llm.settings.generation import GenerationSettings
+
+
+class HfGenerationSettings(Family, GenerationSettings):
+    """Text generation and text2text with transformers (continuous batching), under vLLM's names where both read a
+    key; other vLLM keys are logged as without effect."""
+
+    family: ClassVar[str] = "transformers generation engine"
+
+    @classmethod
+    def check_extras(cls, extras: Mapping[str, Any], where: str) -> None:
+        if "lora_modules" in extras:
+            raise SettingError("lora_modules", "LoRA adapters need the vLLM engine (backend: vllm)", where)
+        super().check_extras(extras, where)
+
+    max_model_len: int | None = setting(vllm=True, gt=0)
+    """Longest prompt + output, in tokens (KServe's `--max_length`); default: the model's positions (T5: 512)."""
+    max_num_seqs: int = setting(64, vllm=True, gt=0)
+    """Sequences decoded together in one batch step."""
+    max_num_batched_tokens: int = setting(2048, vllm=True, gt=0)
+    """Prompt tokens prefilled between two decode steps, so that running sequences keep decoding while prompts join:
+    waiting prompts join in groups whose padded size (rows × longest) fits it, and a longer prompt (decoder-only) in
+    pieces of it. Unlike vLLM's, decode tokens do not count: decoding and prefill run as separate passes, and each
+    pass costs about a one-row decode step besides its tokens. A small value gives joining requests their first token
+    sooner, but costs throughput and, when many arrive together, stalls the running ones more often
+    (engines/hf/scheduler.py)."""
+    attn_implementation: str | None = setting()
+    """transformers' attention; default: grouped eager attention on a CPU (engines/hf/attention.py), the model's own
+    on a GPU.
+    Grouped eager computes `eager`'s bits: greedy output is transformers' `generate` with eager attention, bf16 too.
+    `sdpa` (transformers' default, which rounds otherwise) gives its output for prompts prefilled in one piece
+    (up to `max_num_batched_tokens`), at a cost for batches."""
+    pack_float32_linears: bool = setting(False)
+    """On a CPU, float32 linear layers packed for oneDNN too (bfloat16 ones always are): ~3x less CPU for the LM
+    head of a 16-row step, but oneDNN's sums differ from MKL's in the last bits, so greedy output may part from
+    transformers' `generate` (it held on 10 prompts of tools/hf_fidelity)."""
+    served_model_name: str | list[str] | None = setting(vllm=True)
+    """Accepted so that a vLLM entry moves over unchanged; the name served is the Triton model's."""
