@@ -7,10 +7,11 @@
 #   docker build --build-arg TRITON_TAG=<yy.mm> -t triton-llm .
 # The vLLM engine runs on the image's own vLLM, from 0.16.0 (what 26.03 ships, the oldest we
 # support: `make vllm-compat` runs its tests on it) to 0.32; the differences are in
-# triton_llm/generation/engines/vllm_compat.py. On vLLM 0.16 tool calling and reasoning output
-# (model.json's tool_call_parser, reasoning_parser) are refused: they need a newer vLLM's
-# parsers. Older tags ship older vLLMs (26.02: 0.13.0, 25.10: 0.10.2, 24.10: 0.5.x), which
-# the vLLM engine does not support; later tags build on NVIDIA's vLLM image, untested here.
+# triton_llm/generation/engines/vllm/compat.py and generation/vllm_library.py. On vLLM 0.16
+# tool calling and reasoning output (model.json's tool_call_parser, reasoning_parser) are
+# refused: they need a newer vLLM's parsers. Older tags ship older vLLMs (26.02: 0.13.0,
+# 25.10: 0.10.2, 24.10: 0.5.x), which the vLLM engine does not support; later tags build on
+# NVIDIA's vLLM image, untested here.
 #
 # Serve a model repository from the host, mounted at /models (read-only is fine):
 #   docker run --rm --gpus all --shm-size=1g -p 9000:9000 -v $PWD/my_repo:/models triton-llm

@@ -28,7 +28,7 @@ from openai_frontend.backend import ModelInfo, Outputs, drop_colliding_adapters
 from openai_frontend.errors import APIError, ServiceUnavailable, from_triton
 
 WATCH_S = 1.0
-# A model's LoRA adapters are optional inputs named so in its config (triton_llm's vllm_lora.ADVERTISED says why).
+# A model's LoRA adapters are optional inputs named so in its config (engines/vllm/lora.ADVERTISED says why).
 LORA_INPUT = "lora_module:"
 
 

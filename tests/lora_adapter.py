@@ -11,7 +11,7 @@ from pathlib import Path
 ADAPTER = "smollm2-lora"
 LORA_BASE = "smollm2-with-lora"  # the test repository's entry that serves it
 # model.json keys of the test model that serves it: vLLM's own LoRA arguments, kept small
-# (max_loras: vllm_args gives a CPU one slot more than the adapters).
+# (max_loras: engines/vllm/args.py gives a CPU one slot more than the adapters).
 LORA_SETTINGS = {"enable_lora": True, "max_lora_rank": 8}
 
 

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     vocab = AutoConfig.from_pretrained(args.model).vocab_size
     ids = torch.randint(100, vocab - 100, (args.batch, args.input_len))
     print(f"{args.input_len} in / {args.output_len} out, {args.batch} sequences, tok/s:")
-    # The engine first: its thread must be the only one running torch ops (see hf_batching).
+    # The engine first: its thread must be the only one running torch ops (see engines/hf/batching.py).
     engine_figures = asyncio.run(engine(args, ids))
     for name, (alone, batched) in (
         ("engine, continuous batching", engine_figures),

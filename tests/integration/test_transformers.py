@@ -39,7 +39,7 @@ RETURNS = {"return_num_input_tokens": True, "return_num_output_tokens": True, "r
 @pytest.fixture(scope="session")
 def reference(model_dir, t5_dir):
     """transformers' own greedy `generate`, one prompt at a time, in the served dtype, with the
-    attention implementation the engine follows on a CPU (eager: hf_attention)."""
+    attention implementation the engine follows on a CPU (eager: engines/hf/attention.py)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 

@@ -68,7 +68,7 @@ def test_the_model_is_loaded_on_the_thread_that_runs_the_steps():
 
     batcher = Seq2SeqBatcher(load, max_num_seqs=4)
     batcher.wait_loaded()
-    assert threads == [batcher._thread]  # one OpenMP pool: see hf_scheduler.Batcher
+    assert threads == [batcher._thread]  # one OpenMP pool: see engines/hf/scheduler.Batcher
     batcher.stop()
 
 

@@ -1,4 +1,4 @@
-"""Structured outputs on the transformers engine (hf_structured): vLLM's constraints checked as vLLM
+"""Structured outputs on the transformers engine (engines/hf/structured.py): vLLM's constraints checked as vLLM
 checks them, masks and termination with SmolLM2's real tokenizer, and SmolLM2 itself through the
 engine's batcher (greedy and sampled rows, n > 1, mixed with unconstrained rows)."""
 

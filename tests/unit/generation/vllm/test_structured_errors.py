@@ -1,5 +1,5 @@
 """vLLM's structured-output refusals name no field; ours name `structured_outputs` by where they
-were raised (vllm_errors), so that a regex or schema vLLM cannot compile is the client's 400."""
+were raised (engines/vllm/errors.py), so that a regex or schema vLLM cannot compile is the client's 400."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ own eager and SDPA outputs part on 5 of 8 prompts in bfloat16); serve with
 `attn_implementation: "sdpa"` for its output, for a prompt prefilled in one piece.
 
 SDPA is no alternative on a CPU for padded decoding batches (slower than eager, see
-`hf_engine`). A model whose attention takes anything more (soft-capping, sinks, T5's
+`engine`). A model whose attention takes anything more (soft-capping, sinks, T5's
 position bias) gets its own eager function.
 """
 

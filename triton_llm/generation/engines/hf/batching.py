@@ -1,6 +1,6 @@
 """Continuous batching for the transformers engine: many sequences share each forward pass.
 
-The scheduling thread (`hf_scheduler.Batcher`) joins and drops sequences between steps;
+The scheduling thread (`scheduler.Batcher`) joins and drops sequences between steps;
 the two batchers here say how a step runs:
   - `CausalBatcher` (decoder-only) keeps one padded batch and one KV cache
     (`DynamicCache`) for all active sequences, as TGI's CausalLM batches did: a joining

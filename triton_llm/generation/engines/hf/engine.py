@@ -2,10 +2,10 @@
 
 For the models vLLM does not implement (T5 and other encoder-decoders, new or custom
 architectures) or when model.json asks for `"backend": "huggingface"`. Batching is
-continuous (`hf_batching`); this module turns requests into sequences and token ids back
+continuous (`batching`, `scheduler`); this module turns requests into sequences and token ids back
 into text deltas, stop strings and finish reasons, with vLLM's semantics so that clients
 cannot tell the engines apart. Structured outputs are compiled here, off the event loop,
-and enforced per sequence by the batcher (`hf_structured`).
+and enforced per sequence by the batcher (`structured`).
 
 Its model.json keys are `HfGenerationSettings` (docs/settings.md).
 """
@@ -97,7 +97,7 @@ class HuggingFaceEngine:
         cls = AutoModelForCausalLM if self.task == Task.TEXT_GENERATION else AutoModelForSeq2SeqLM
         # On a CPU, eager attention beats SDPA for padded decoding batches (SmolLM2, bf16,
         # 200 cached tokens: 40 vs 59 ms per step alone, 81 vs 116 ms for 16 rows), and
-        # grouped eager attention beats eager (see hf_attention). Both the grouped attention
+        # grouped eager attention beats eager (see attention.py). Both the grouped attention
         # and the packed linears compute eager's bits: greedy output is transformers' own
         # `generate` with attn_implementation="eager", in bfloat16 too (tools/hf_fidelity).
         attn = s.attn_implementation or (attention.NAME if cpu else None)

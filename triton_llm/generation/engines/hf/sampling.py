@@ -3,7 +3,7 @@
 The fields and defaults are vLLM's `SamplingParams` (one protocol for both engines). What
 transformers' continuous batching can do per request is temperature, top-k, top-p, the
 token budget and the stop tokens; stop strings are ours (text level), and so are structured
-outputs (xgrammar, `hf_structured`, which checks them off the event loop). A field that would
+outputs (xgrammar, `structured`, which checks them off the event loop). A field that would
 change the output but that we cannot honour per request is refused, never ignored; its
 neutral value (e.g. `presence_penalty: 0`) is accepted.
 """

@@ -1,9 +1,9 @@
-"""The scheduling thread of the transformers engine's continuous batching (`hf_batching`).
+"""The scheduling thread of the transformers engine's continuous batching (`batching`).
 
 One thread per model (`Batcher`): requests join between steps, finished or cancelled ones
 leave at once, every step decodes one token for all active sequences. This module owns
 the queues, the joining and leaving, cancellation and failures; a subclass in
-`hf_batching` says how to join sequences into its batch and run one forward pass.
+`batching` says how to join sequences into its batch and run one forward pass.
 Updates go back as `on_update(token_ids, finished, error)` on the caller's event loop, with
 every token generated so far.
 

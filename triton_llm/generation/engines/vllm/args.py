@@ -3,7 +3,7 @@
 Keys are vLLM's own (`VllmSettings` checks each is an AsyncEngineArgs field), so an entry
 from Triton's vllm_backend moves over as it is. On a machine with no GPU, unless model.json
 says otherwise: `dtype` from what the CPU computes fast, `enforce_eager`, and a 2 GiB KV
-cache (VLLM_CPU_KVCACHE_SPACE); with LoRA adapters, a spare LoRA slot (vllm_lora). On a GPU
+cache (VLLM_CPU_KVCACHE_SPACE); with LoRA adapters, a spare LoRA slot (lora.py). On a GPU
 nothing is added: the model's dtype and vLLM's own defaults stand.
 """
 

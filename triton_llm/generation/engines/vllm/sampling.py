@@ -1,6 +1,6 @@
 """`sampling_parameters` JSON -> vLLM `SamplingParams`, with errors that name the field.
 
-vLLM's own constructor does the range checks (`vllm_errors` names the field of each); we
+vLLM's own constructor does the range checks (`errors` names the field of each); we
 add what it leaves to Python: unknown fields, wrong JSON types (of list items too, and of
 objects such as `repetition_detection`), the string-typed numbers that vllm_backend clients
 send ("0.7" for temperature), integers beyond 64 bits (vLLM's server takes a `seed` in
@@ -164,7 +164,7 @@ def to_sampling_params(params: dict[str, Any], stream: bool) -> SamplingParams:
     kwargs: dict[str, Any] = {}
     for name, value in params.items():
         if name == "lora_name":
-            # Not a SamplingParams field: VllmEngine takes it out first (vllm_lora).
+            # Not a SamplingParams field: VllmEngine takes it out first (lora.py).
             raise InvalidInput("sampling_parameters.lora_name", "LoRA adapters are chosen by the engine, not here")
         if name not in _HINTS or name.startswith("_") or name in _PRIVATE:
             raise InvalidInput(f"sampling_parameters.{name}", "unknown field")
