@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openai_frontend.app import create_app
+from openai_frontend.endpoints import Endpoint
 from openai_frontend.errors import InvalidField, from_triton
 from openai_frontend.serving.fields import openai_param
 from tests.unit.fakes.model_server import FakeTriton, Response, TritonError, embedding_model, model_error
@@ -52,23 +53,38 @@ def test_tritons_plain_messages_map_by_status(message, status, http, param):
 @pytest.mark.parametrize(
     ("endpoint", "field", "offset", "param"),
     [
-        ("completions", "text_input", 0, "prompt"),
-        ("chat", "text_input", 0, "messages"),
-        ("chat", "messages", 0, "messages"),
-        ("chat", "messages[0].role", 0, "messages[0].role"),
-        ("completions", "sampling_parameters.max_tokens", 0, "max_tokens"),
-        ("chat", "sampling_parameters.max_tokens", 0, "max_tokens"),
-        ("chat", "sampling_parameters.structured_outputs", 0, "response_format"),
-        ("completions", "sampling_parameters", 0, "sampling_parameters"),
-        ("embeddings", "text_input[3]", 64, "input[67]"),
-        ("embeddings", "text_input", 64, "input"),
-        ("embeddings", "dimensions", 0, "dimensions"),
-        ("embeddings", "truncate_prompt_tokens", 0, "truncate_prompt_tokens"),
-        ("completions", "an_input_added_tomorrow", 0, "an_input_added_tomorrow"),  # no whitelist
+        (Endpoint.COMPLETIONS, "text_input", 0, "prompt"),
+        (Endpoint.CHAT, "text_input", 0, "messages"),
+        (Endpoint.CHAT, "messages", 0, "messages"),
+        (Endpoint.CHAT, "messages[0].role", 0, "messages[0].role"),
+        (Endpoint.COMPLETIONS, "sampling_parameters.max_tokens", 0, "max_tokens"),
+        (Endpoint.CHAT, "sampling_parameters.max_tokens", 0, "max_tokens"),
+        (Endpoint.CHAT, "sampling_parameters.structured_outputs", 0, "response_format"),
+        (Endpoint.COMPLETIONS, "sampling_parameters", 0, "sampling_parameters"),
+        (Endpoint.EMBEDDINGS, "text_input[3]", 64, "input[67]"),
+        (Endpoint.EMBEDDINGS, "text_input", 64, "input"),
+        (Endpoint.EMBEDDINGS, "dimensions", 0, "dimensions"),
+        (Endpoint.EMBEDDINGS, "truncate_prompt_tokens", 0, "truncate_prompt_tokens"),
+        (Endpoint.COMPLETIONS, "an_input_added_tomorrow", 0, "an_input_added_tomorrow"),  # no whitelist
+        (Endpoint.DETOKENIZE, "input_ids", 0, "tokens"),
     ],
 )
 def test_model_fields_map_to_openai_params(endpoint, field, offset, param):
     assert openai_param(endpoint, field, offset) == param
+
+
+@pytest.mark.parametrize(
+    ("field", "offset", "param"),
+    [
+        ("text_input[1]", 0, "documents[1]"),
+        ("text_pair[1]", 2, "documents[3]"),
+        ("text_input", 0, "text_input"),  # not one row: the model's name, as any unknown input
+        ("text_input[1].x", 0, "text_input[1].x"),
+        ("truncate_prompt_tokens", 0, "truncate_prompt_tokens"),
+    ],
+)
+def test_scoring_rows_are_named_by_the_request(field, offset, param):
+    assert openai_param(Endpoint.SCORE, field, offset, rows=lambda row: f"documents[{row}]") == param
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import json
 from fastapi.testclient import TestClient
 
 from openai_frontend.app import create_app
+from openai_frontend.endpoints import Endpoint
 from openai_frontend.serving.accumulate import Accumulator
 from openai_frontend.serving.tensors import Step
 from tests.unit.fakes.model_server import FakeTriton, Response, TritonError, generation_model, model_error
@@ -151,3 +152,10 @@ def test_echo_puts_the_prompt_once_before_the_streamed_text():
     body = {"model": "gen", "prompt": "Q:", "n": 2, "echo": True, "stream": True}
     chunks = [json.loads(e) for e in events(client.post("/openai/v1/completions", json=body).text)[:-1]]
     assert [[c["text"] for c in chunk["choices"]] for chunk in chunks] == [["Q:A", "Q:B"], ["!", ""]]
+
+
+def test_every_endpoint_says_which_models_serve_it_and_reads_as_its_string():
+    info = generation_model("gen")
+    for endpoint in Endpoint:  # a new member without its rule in ModelInfo.serves is a KeyError
+        assert isinstance(info.serves(endpoint), bool)
+        assert endpoint == endpoint.value and f"{endpoint}" == str(endpoint) == endpoint.value  # metrics' labels
