@@ -87,7 +87,7 @@ def keep_a_cpu_slot_empty(args: dict[str, Any], adapters: int) -> None:
     if args.get("max_loras", 1) < need:
         if "max_loras" in args:
             logger.warning(
-                "max_loras %s raised to %s on this CPU (engines/vllm/lora.keep_a_cpu_slot_empty)", args["max_loras"], need
+                "max_loras %s raised to %s on this CPU (lora.keep_a_cpu_slot_empty)", args["max_loras"], need
             )
         args["max_loras"] = need
     if args.get("max_cpu_loras") is not None and args["max_cpu_loras"] < need:
