@@ -7,24 +7,31 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from openai_frontend.errors import FieldValueError
-from openai_frontend.schemas import raw
+from openai_frontend.schemas import integers, raw
 from openai_frontend.schemas.limits import MAX_LOGIT_BIAS, MAX_LOGPROBS, MAX_N, MAX_STOP
 from openai_frontend.schemas.structured import StructuredOutputs
 
 
 class StrictModel(BaseModel):
-    # A misspelt field is an error that names it, not something silently ignored.
-    model_config = ConfigDict(extra="forbid")
+    # A misspelt field is an error that names it, not something silently ignored; /openapi.json
+    # states the integer rule's range (schemas.integers).
+    model_config = ConfigDict(extra="forbid", json_schema_extra=integers.bound_schema)
 
 
 class RequestModel(StrictModel):
-    """A whole request body: its raw JSON is checked once, before any field is read."""
+    """A whole request body: its raw JSON is checked once, before any field is read, and its
+    integers once they are read (schemas.integers: a body model added later gets both)."""
 
     @model_validator(mode="before")
     @classmethod
     def _raw_json(cls, data: Any) -> Any:
         raw.check(data)
         return data
+
+    @model_validator(mode="after")
+    def _integers_fit(self):
+        integers.check(self)
+        return self
 
 
 # A response field of vLLM's that OpenAI's responses lack: left out unless it was asked for.
@@ -88,7 +95,7 @@ class SamplingFields(RequestModel):
     structured_outputs: StructuredOutputs | None = None
     return_token_ids: bool | None = Field(None, description="Add the token ids of the prompt and of each choice.")
     truncate_prompt_tokens: int | None = Field(
-        None, ge=-1, le=2**63 - 1, description="Keep the last N prompt tokens (-1: as many as the context holds)."
+        None, ge=-1, description="Keep the last N prompt tokens (-1: as many as the context holds)."
     )
 
     @model_validator(mode="after")
@@ -115,9 +122,12 @@ class SamplingFields(RequestModel):
         out: dict[str, float] = {}
         for key, bias in value.items():
             try:
-                out[str(int(key))] = bias
+                token = int(key)
             except ValueError:
-                raise ValueError(f"keys must be token ids (integers), got {key!r}") from None
+                token = None
+            if token is None or not integers.fits(token):  # a key is an integer too (schemas.integers)
+                raise ValueError(f"keys must be token ids (integers of 64 bits), got {key!r}")
+            out[str(token)] = bias
         return out
 
     def sampling_parameters(self, max_tokens: int | None) -> dict[str, Any]:

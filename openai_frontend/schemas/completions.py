@@ -15,10 +15,9 @@ from openai_frontend.schemas.limits import MAX_LOGPROBS, MAX_PROMPT_TOKEN_IDS, M
 Text = Annotated[str, Field(min_length=1)]
 Prompts = Annotated[list[Text], Field(min_length=1, max_length=MAX_PROMPTS)]
 # Token-id prompts, as OpenAI and vLLM take them: one list of ids, or a list of such lists
-# (not mixed with strings, as in vLLM). Ids fit the model's INT64 input; the model checks its vocabulary.
-TokenIds = Annotated[
-    list[Annotated[int, Field(ge=0, le=2**63 - 1)]], Field(min_length=1, max_length=MAX_PROMPT_TOKEN_IDS)
-]
+# (not mixed with strings, as in vLLM). Ids fit the model's INT64 input (schemas.integers);
+# the model checks its vocabulary.
+TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=MAX_PROMPT_TOKEN_IDS)]
 TokenPrompts = Annotated[list[TokenIds], Field(min_length=1, max_length=MAX_PROMPTS)]
 
 

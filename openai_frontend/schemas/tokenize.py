@@ -71,11 +71,9 @@ class TokenizeResponse(BaseModel):
 
 class DetokenizeRequest(RequestModel):
     model: str | None = None
-    # Ids fit the model's INT64 input; the model checks its vocabulary. Empty is refused, as
-    # an empty `input_ids` prompt is (vLLM answers "").
-    tokens: Annotated[
-        list[Annotated[int, Field(ge=0, le=2**63 - 1)]], Field(min_length=1, max_length=MAX_PROMPT_TOKEN_IDS)
-    ]
+    # Ids fit the model's INT64 input (schemas.integers); the model checks its vocabulary.
+    # Empty is refused, as an empty `input_ids` prompt is (vLLM answers "").
+    tokens: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=MAX_PROMPT_TOKEN_IDS)]
 
 
 class DetokenizeResponse(BaseModel):
