@@ -47,14 +47,7 @@ class ModelInfo:
         return sampling if self.lora_name is None else {**sampling, "lora_name": self.lora_name}
 
     def serves(self, endpoint: Endpoint) -> bool:
-        return {
-            Endpoint.COMPLETIONS: self.generate,
-            Endpoint.CHAT: self.chat,
-            Endpoint.EMBEDDINGS: self.embed,
-            # rerank and score: a cross-encoder's pairs, or cosine similarity of embeddings (as vLLM)
-            Endpoint.SCORE: self.cross_encoder or self.embed,
-            Endpoint.DETOKENIZE: self.generate,
-        }[endpoint]
+        return endpoint.served_by(self)
 
     def require(self, tensors: dict[str, str]) -> None:
         """Each of `tensors` ({model tensor: the OpenAI field that needs it}) is declared, or a

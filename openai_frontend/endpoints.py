@@ -1,5 +1,6 @@
-"""The endpoints the frontend serves, as one typed set: the key of what a model must serve
-(`backend.ModelInfo.serves`), of the field table (`serving.fields`) and of the metrics' labels.
+"""The endpoints the frontend serves, as one typed set: the key of which models serve each
+(`served_by`), of the field table (`serving.fields`) and of the metrics' labels. A new
+endpoint adds its member and its rule here.
 
 A member is its string (`Endpoint.CHAT == "chat"`, and `str()` and f-strings give "chat"), so
 labels and messages read as before. Written out rather than `enum.StrEnum`: Python 3.10 is
@@ -9,14 +10,29 @@ supported (pyproject), and 3.10 has no StrEnum.
 from __future__ import annotations
 
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from openai_frontend.backend import ModelInfo
 
 
 class Endpoint(str, Enum):
     COMPLETIONS = "completions"
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
-    SCORE = "score"  # /rerank and /score: a cross-encoder's pairs, or embeddings' cosine
+    SCORE = "score"  # /rerank and /score
     DETOKENIZE = "detokenize"  # /tokenize is a chat's or a completion's: it names their fields
 
     def __str__(self) -> str:
         return self.value
+
+    def served_by(self, info: ModelInfo) -> bool:
+        """Whether the model `info` can serve this endpoint."""
+        return {
+            Endpoint.COMPLETIONS: info.generate,
+            Endpoint.CHAT: info.chat,
+            Endpoint.EMBEDDINGS: info.embed,
+            # a cross-encoder's pairs, or cosine similarity of embeddings (as vLLM)
+            Endpoint.SCORE: info.cross_encoder or info.embed,
+            Endpoint.DETOKENIZE: info.generate,
+        }[self]

@@ -156,6 +156,6 @@ def test_echo_puts_the_prompt_once_before_the_streamed_text():
 
 def test_every_endpoint_says_which_models_serve_it_and_reads_as_its_string():
     info = generation_model("gen")
-    for endpoint in Endpoint:  # a new member without its rule in ModelInfo.serves is a KeyError
+    for endpoint in Endpoint:  # a new member without its rule in Endpoint.served_by is a KeyError
         assert isinstance(info.serves(endpoint), bool)
         assert endpoint == endpoint.value and f"{endpoint}" == str(endpoint) == endpoint.value  # metrics' labels
