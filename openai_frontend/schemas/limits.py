@@ -3,7 +3,8 @@
 The body size limit (`Settings.max_body_bytes`, a 413) and the nesting depth
 (`schemas.raw.MAX_DEPTH`) hold before a field is read; these hold per field, whatever the
 body limit is set to, so that no list in a request is unbounded. Free-form JSON values (a
-JSON schema, `chat_template_kwargs`) are bounded by the body size and the depth only.
+JSON schema, `chat_template_kwargs`) are bounded by the body size and the depth only. Every
+integer, free-form ones included, fits 64 bits (`schemas.integers`, one rule by type).
 """
 
 from __future__ import annotations

@@ -20,6 +20,11 @@ BODIES = {
     "chat/completions": {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1},
     "embeddings": {"model": "minilm", "input": "Hi"},
 }
+# Routes of encoder models, for the integer rule's tests.
+SCORING = {
+    "rerank": {"model": "bert-cross-encoder", "query": "Hi", "documents": ["a", "b"]},
+    "score": {"model": "bert-cross-encoder", "text_1": "Hi", "text_2": ["a", "b"]},
+}
 
 
 def post(frontend, path: str, content: bytes | dict, **kwargs) -> requests.Response:
@@ -38,7 +43,7 @@ def refused(frontend, path: str, content: bytes | dict, status: int = 400, param
     assert set(error) == {"message", "type", "param", "code"} and error["param"] == param, error
     kind = "not_found_error" if status == 404 else "invalid_request_error"
     assert error["type"] == kind and "Traceback" not in error["message"]
-    assert post(frontend, path, BODIES[path]).status_code == 200
+    assert post(frontend, path, {**BODIES, **SCORING}[path]).status_code == 200
     return error
 
 
@@ -119,6 +124,31 @@ def test_a_100_element_stop(frontend):
 def test_n_far_above_the_limit(frontend, n):
     refused(frontend, "completions", with_fields("completions", n=n), param="n")
     refused(frontend, "chat/completions", with_fields("chat/completions", n=n), param="n")
+
+
+@pytest.mark.parametrize("value", [2**63, 2**80], ids=["2^63", "2^80"])
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        # Request parameters of an encoder model: tritonclient refused them as int64, a 500.
+        ("embeddings", "dimensions"),
+        ("embeddings", "truncate_prompt_tokens"),
+        ("rerank", "truncate_prompt_tokens"),
+        ("score", "truncate_prompt_tokens"),
+        # Sampling parameters: the engine refused them; now the frontend does, as for every integer.
+        ("completions", "max_tokens"),
+        ("chat/completions", "seed"),
+    ],
+)
+def test_an_integer_beyond_int64_is_a_400_naming_its_field(frontend, path, field, value):
+    error = refused(frontend, path, {**BODIES, **SCORING}[path] | {field: value}, param=field)
+    assert "64 bits" in error["message"], error
+
+
+def test_an_integer_beyond_int64_in_a_string_or_a_token_list_is_refused_too(frontend):
+    refused(frontend, "embeddings", with_fields("embeddings", dimensions=str(2**63)), param="dimensions")
+    refused(frontend, "completions", with_fields("completions", prompt=[[1, 2], [2**64]]), param="prompt.1.0")
+    refused(frontend, "completions", with_fields("completions", logit_bias={str(2**63): 1}), param="logit_bias")
 
 
 def test_huge_logprobs(frontend):
