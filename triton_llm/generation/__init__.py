@@ -5,5 +5,8 @@
   `GenerationChunk` -> output tensors; pure Python and numpy;
 - `runner`: the `TritonPythonModel` every generation entry's model.py imports; it owns the
   threads and the response senders;
-- `engines/`: vLLM's AsyncLLM and the transformers engine behind one `Engine` protocol.
+- `factory`: model.json parsed once, the engine it names (in the chat layer), its extra inputs;
+- `engines/`: vLLM's AsyncLLM (`vllm/`) and the transformers engine (`hf/`) behind one `Engine`
+  protocol; `chat/`: templates, tool calling and reasoning over either; `vllm_library`: vLLM
+  used as a library by `chat/` and `engines/hf/`.
 """
