@@ -2,15 +2,24 @@
 # `serve` runs the package's console script; the bench targets run dev scripts from tools/.
 PY := .venv/bin/python
 
-.PHONY: setup serve test bench bench-embeddings bench-embeddings-peers unit vllm-compat image-test clean
+.PHONY: setup serve test quick unit bench-test bench bench-embeddings bench-embeddings-peers vllm-compat image-test clean
 setup:
 	@tools/bootstrap.sh
 
 serve: setup  ## start Triton (:8000 HTTP, :8001 gRPC, :8002 metrics) on model_repository/
 	@exec .venv/bin/triton-llm serve $(ARGS)
 
-test: setup  ## the whole suite, against a real tritonserver
-	@$(PY) -m pytest $(ARGS)
+test: setup  ## the whole suite, against a real tritonserver (the benchmark smoke runs are bench-test's)
+	@$(PY) -m pytest -m "not bench" $(ARGS)
+
+quick: setup  ## the edit loop: unit tests that start no subprocess and load no model (under a minute)
+	@$(PY) -m pytest tests/unit -m "not slow" -q $(ARGS)
+
+unit: setup  ## every unit test (no server; some start subprocesses or build tiny models)
+	@$(PY) -m pytest tests/unit $(ARGS)
+
+bench-test: setup  ## the benchmark tools' smoke runs, each against its own stacks (CI runs it after make test)
+	@$(PY) -m pytest -m bench $(ARGS)
 
 bench: setup  ## ours vs vLLM's own server (ARGS=--quick for a smoke run); writes results/bench/<time>/
 	@$(PY) -m tools.bench $(ARGS)
@@ -20,9 +29,6 @@ bench-embeddings: setup  ## embeddings/s with Triton's dynamic batching on and o
 
 bench-embeddings-peers: setup  ## ours vs vLLM's pooling server and infinity-emb (own venv, made on first use); writes results/bench-embeddings-peers/<time>/
 	@$(PY) -m tools.bench_embeddings --peers $(ARGS)
-
-unit: setup  ## unit tests only (no server)
-	@$(PY) -m pytest tests/unit $(ARGS)
 
 vllm-compat: setup  ## the vLLM engine's integration tests on the oldest vLLM we claim (VLLM_VERSION=, default 0.16.0), in a side venv
 	@tools/vllm_compat.sh $(ARGS)

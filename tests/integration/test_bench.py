@@ -1,4 +1,7 @@
-"""The benchmark tool's smoke mode produces its JSON, table and plot (no timing asserted)."""
+"""The benchmark tool's smoke mode produces its JSON, table and plot (no timing asserted).
+
+Each run starts its own stacks (vLLM's server, ours, Triton alone, the transformers engine): about
+five minutes in all, so these run in `make bench-test` (which CI runs), not in `make test`."""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import pytest
 
 from tests.servers import ROOT
 from tools.bench import FIGURES
+
+pytestmark = [pytest.mark.bench, pytest.mark.slow]
 
 
 def test_quick_bench_writes_json_markdown_and_png(tmp_path, model_dir):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +24,7 @@ import psutil
 import pytest
 import requests
 
-from tests.conftest import HF_OVERRIDES
+from tests.conftest import HF_OVERRIDES, TEST_ENGINE_OVERRIDES
 from tests.servers import ROOT, engine_requests, free_port, make_repository
 from triton_llm.cli import serve, tritonserver
 from triton_llm.cli.serve import wait_ready
@@ -40,13 +39,11 @@ def serve_command(repository, http: int, grpc: int, metrics: int, frontend: int 
 
 
 @pytest.fixture(scope="module")
-def second_repository(test_repository, tmp_path_factory):
-    """The test repository less its LoRA entry: this stack runs beside the session's, and a third
-    vLLM KV cache (2 GiB each on a CPU) does not fit in 24 GiB."""
-    from tests.lora_adapter import LORA_BASE
-
+def second_repository(model_dir, tmp_path_factory):
+    """The vLLM demo model alone: this stack runs beside the session's, and it needs one engine
+    process for Triton's own drain (the whole test repository took ~2.5 min more to load)."""
     dest = tmp_path_factory.mktemp("second") / "repo"
-    return shutil.copytree(test_repository, dest, ignore=shutil.ignore_patterns(LORA_BASE))
+    return make_repository(dest, {"smollm2": {"model": str(model_dir), **TEST_ENGINE_OVERRIDES}})
 
 
 def test_second_serve_reports_the_busy_port(second_repository):
