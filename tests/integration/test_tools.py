@@ -96,6 +96,42 @@ def test_required_gives_calls_with_finish_reason_tool_calls(client, model):
     assert finish == "tool_calls"
 
 
+def cuts(texts: list[str]) -> list[int]:
+    """max_tokens that cut a hermes call (`texts[k]`: its first k tokens) inside the closing tag, then inside
+    the arguments."""
+    in_tag = next(k for k, t in enumerate(texts) if "</" in t and "</tool_call>" not in t)
+    in_arguments = next(k for k, t in enumerate(texts) if '"arguments": {' in t) + 2
+    return [in_tag, in_arguments]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_forced_call_cut_by_max_tokens_is_the_same_streamed_or_not(client, triton, tokenizer, model):
+    # vLLM's server gives a call cut inside `</tool_call>` as markup in `content` when not streamed (and logs a
+    # traceback) and as `tool_calls` streamed; here both give the call as far as it got, finish_reason "length".
+    fields = {"messages": ASK, "tools": [WEATHER], "tool_choice": "required", "temperature": 0}
+    full = client.chat.completions.create(model=model, max_tokens=60, extra_body={"return_token_ids": True}, **fields)
+    full_call, ids = full.choices[0].message.tool_calls[0], full.choices[0].token_ids
+    logged = triton.log.stat().st_size
+    answers = []
+    for max_tokens in cuts([tokenizer.decode(ids[:k]) for k in range(len(ids) + 1)]):
+        choice = client.chat.completions.create(model=model, max_tokens=max_tokens, **fields).choices[0]
+        calls = [(c.function.name, c.function.arguments) for c in choice.message.tool_calls or []]
+        answers.append((choice.message.content or None, calls, choice.finish_reason))
+        content, streamed, finish, _ = assemble(
+            client.chat.completions.create(model=model, max_tokens=max_tokens, stream=True, **fields)
+        )
+        assert answers[-1] == (content or None, [(c["name"], c["arguments"]) for c in streamed], finish), max_tokens
+    (in_tag, in_arguments) = answers
+    assert in_tag[0] is None and in_tag[2] == in_arguments[2] == "length"
+    # Cut inside its closing tag, the call is whole; inside its arguments, it is what was written.
+    assert [(name, json.loads(arguments)) for name, arguments in in_tag[1]] == [
+        ("get_weather", json.loads(full_call.function.arguments))
+    ]
+    assert in_arguments[1][0][0] == "get_weather" and in_arguments[1][0][1].startswith("{")
+    log = triton.log.read_text(errors="replace")[logged:]
+    assert "Traceback" not in log and "Error in extracting tool call" not in log, log[-3000:]
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_hermes_parser_reads_the_models_output(client, model):
     # `auto` with a constraint of the client's: the model writes either the constraint's text (here a hermes
