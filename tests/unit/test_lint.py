@@ -6,6 +6,8 @@ import pytest
 
 from tests.servers import ROOT
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff comes with the test extra")
 def test_ruff_is_clean():

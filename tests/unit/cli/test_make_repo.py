@@ -230,6 +230,7 @@ def make_repo_against(
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_hub_download_is_pinned_to_its_commit_and_loads_offline(hub_model, tmp_path):
     with HubStandIn({"org/mini": hub_model}, token="hf_test") as hub:
         proc = make_repo_against(hub, tmp_path / "home", "--model_id", "hf://org/mini", "--model_name", "mini",
@@ -257,6 +258,7 @@ def test_hub_download_is_pinned_to_its_commit_and_loads_offline(hub_model, tmp_p
     assert proc.stdout.strip().endswith("(1, 384)")
 
 
+@pytest.mark.slow
 def test_download_dir_inside_the_repository(hub_model, tmp_path):
     repo = tmp_path / "repo"
     with HubStandIn({"org/mini": hub_model}) as hub:
@@ -267,6 +269,7 @@ def test_download_dir_inside_the_repository(hub_model, tmp_path):
     assert (repo / "weights" / "mini" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv, token, argument",
     [

@@ -18,6 +18,8 @@ import pytest
 from triton_llm.cli import serve, tritonserver
 from triton_llm.cli.serve import PortBusy, check_ports_free, ended, exit_code, stop_all, supervise, wait_ready
 
+pytestmark = pytest.mark.slow
+
 
 def time_wait_port() -> int:
     """A port whose only socket is a connection in TIME-WAIT, as a server leaves it after a stop:

@@ -10,6 +10,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from triton_llm.cli import supervisor
 
 
@@ -19,6 +21,7 @@ def _shm_file() -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_shared_memory_file_a_child_maps_is_noted_and_removed_only_once_unused():
     path = _shm_file()
     # A child that maps the file and waits: our tree's process, as a stub would be.

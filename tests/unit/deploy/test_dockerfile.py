@@ -104,12 +104,14 @@ def ignored(path: str, patterns: list[str]) -> bool:
     return excluded
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
 def test_hadolint_is_clean(dockerfile):
     proc = run_hadolint(str(dockerfile.relative_to(ROOT)))
     assert proc.returncode == 0, f"hadolint found problems in {dockerfile.name}:\n{proc.stdout}{proc.stderr}"
 
 
+@pytest.mark.slow
 def test_hadolint_catches_a_bad_dockerfile():
     # So that the test above cannot pass because hadolint checked nothing.
     proc = run_hadolint("-", stdin="FROM ubuntu\nRUN apt-get install curl\n")
@@ -177,6 +179,7 @@ def console_scripts() -> dict[str, str]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 
 
+@pytest.mark.slow
 def test_tini_starts_triton_llm_serve(steps):
     from triton_llm.cli.__main__ import COMMANDS
 

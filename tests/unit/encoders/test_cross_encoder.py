@@ -18,6 +18,8 @@ from triton_llm.errors import InvalidInput, SettingError
 from triton_llm.settings import EncoderSettings, parse_settings
 from triton_llm.tasks import Task, resolve_task
 
+pytestmark = pytest.mark.slow
+
 QUERY = "the capital of france"
 DOCUMENTS = [
     "paris is the capital of france",

@@ -12,6 +12,8 @@ from triton_llm.encoders.protocol import EncodeRequest
 from triton_llm.errors import InvalidInput
 from triton_llm.settings import EncoderSettings, parse_settings
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def bert(model_dir, tmp_path_factory) -> Path:

@@ -74,6 +74,7 @@ def test_cpu_time_is_summed_by_role_per_item_and_counts_new_processes_whole():
     assert TreeMonitor.cpu_ms_per_item(before, after, 100) == {"client": 2.0, "stub": 15.0}
 
 
+@pytest.mark.slow
 def test_the_monitor_sees_a_child_process_rss(tmp_path: Path):
     import subprocess
     import sys

@@ -9,6 +9,8 @@ from triton_llm.generation.engines.hf.batching import CausalBatcher, Seq2SeqBatc
 from triton_llm.generation.engines.hf.sampling import HfSampling
 from triton_llm.generation.engines.hf.scheduler import Batcher, Sequence
 
+pytestmark = pytest.mark.slow
+
 
 class _BrokenEncoderModel:
     """A model whose encoder fails: stands in for a forward pass that raises (e.g. out of memory)."""

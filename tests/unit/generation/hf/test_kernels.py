@@ -8,6 +8,8 @@ from transformers.models.llama.modeling_llama import eager_attention_forward
 from triton_llm.generation.engines.hf import attention
 from triton_llm.generation.engines.hf.linear import PackedLinear, pack_linears
 
+pytestmark = pytest.mark.slow
+
 # SmolLM2-135M's shapes: 9 query heads on 3 KV heads of 64, hidden 576, MLP 1536.
 SMOLLM2 = {"heads": 9, "kv_heads": 3, "head_dim": 64, "hidden": 576, "mlp": 1536}
 # (batch, new tokens, cached + new tokens): prefill and decode, alone and 16 rows.

@@ -18,6 +18,8 @@ from triton_llm.errors import InvalidInput  # noqa: E402
 from triton_llm.generation.engines.hf import structured  # noqa: E402
 from triton_llm.generation.engines.hf.structured import FIELD, Constraint, Grammars, RowGrammar, mask  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 VOCAB = 49152  # SmolLM2's config.vocab_size: the logits' width
 EOS = 2  # <|im_end|>
 
