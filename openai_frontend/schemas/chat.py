@@ -173,7 +173,7 @@ class ChatMessage(BaseModel):
 
 
 class DeltaMessage(BaseModel):
-    """A chunk's delta carries only what it has (routers.chat dumps it without its nulls)."""
+    """A chunk's delta carries only what it has (serving.chat dumps it without its nulls)."""
 
     role: Literal["assistant"] | None = None
     content: str | None = None

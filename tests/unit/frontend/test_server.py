@@ -22,6 +22,8 @@ from openai_frontend.settings import Settings
 from tests.servers import free_port
 from tests.unit.fakes.model_server import FakeTriton, Response
 
+pytestmark = pytest.mark.slow
+
 CHUNKS = 5
 
 
