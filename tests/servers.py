@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import requests
 
 from triton_llm.cli import tritonserver
@@ -126,3 +127,18 @@ class FrontendProcess:
             self.proc.kill()
             self.proc.wait()
         self._log_file.close()
+
+
+def serve_command(repository, http: int, grpc: int, metrics: int, frontend: int | None = None) -> list[str]:
+    frontend = free_port() if frontend is None else frontend
+    return [
+        sys.executable, "-m", "triton_llm.cli.serve", f"--model-repository={repository}",
+        f"--http-port={http}", f"--grpc-port={grpc}", f"--metrics-port={metrics}", f"--frontend-port={frontend}",
+    ]  # fmt: skip
+
+
+def running(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE  # a zombie has exited; only its parent's bookkeeping remains
+    except psutil.NoSuchProcess:
+        return False

@@ -19,8 +19,7 @@ import openai
 import psutil
 import requests
 
-from tests.integration.test_lifecycle import _running
-from tests.servers import ROOT, free_port
+from tests.servers import ROOT, free_port, running
 from triton_llm.cli.serve import wait_ready
 
 # Where pip put the console script for this interpreter (a venv's bin/).
@@ -57,7 +56,7 @@ def test_make_repo_serve_answers_openai_clients_and_stops_on_sigterm(minilm_dir,
         assert proc.wait(timeout=30) == 0
         assert time.monotonic() - started < 30
         _, alive = psutil.wait_procs(family, timeout=2)
-        assert not [p for p in alive if _running(p)], [(p.pid, p.name()) for p in alive]
+        assert not [p for p in alive if running(p)], [(p.pid, p.name()) for p in alive]
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -21,8 +21,7 @@ import pytest
 import requests
 
 from tests.conftest import HF_OVERRIDES, TEST_ENGINE_OVERRIDES
-from tests.integration.test_lifecycle import serve_command
-from tests.servers import ROOT, free_port, make_repository
+from tests.servers import ROOT, free_port, make_repository, serve_command
 from triton_llm.cli.serve import wait_ready
 
 RECOVERY_S = 240  # a reload on a busy 2-core machine; 10-30 s when idle
