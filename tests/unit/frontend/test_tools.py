@@ -5,130 +5,20 @@ the responses built (whole and streamed, n=2), and every refusal a 400 naming it
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
 
-import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from openai_frontend.app import create_app
-from openai_frontend.backend import ModelInfo
-from tests.unit.fakes.model_server import FakeTriton, Response, generation_model, model_error
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city.",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
-TIME = {"type": "function", "function": {"name": "get_time"}}
-TOOLS = [WEATHER, TIME]
-CHAT = [{"role": "user", "content": "Weather in Paris, and the time?"}]
-
-
-@dataclass
-class ParsedResponse(Response):
-    """A response of a model whose parsers are at work: calls and reasoning per choice."""
-
-    tool_calls: list[list[dict]] | None = None
-    reasoning: list[str] | None = None
-
-    def outputs(self):
-        out = super().outputs()
-        if self.tool_calls is not None:
-            out["tool_calls"] = np.array([json.dumps(c).encode() for c in self.tool_calls], dtype=np.object_)
-        if self.reasoning is not None:
-            out["reasoning_output"] = np.array([r.encode() for r in self.reasoning], dtype=np.object_)
-        return out
-
-
-def call(id_: str, name: str, arguments: str) -> dict:
-    return {"id": id_, "type": "function", "function": {"name": name, "arguments": arguments}}
-
-
-def piece(index: int, arguments: str, id_: str | None = None, name: str | None = None) -> dict:
-    """A streamed delta of call `index`: its first carries id, type and name."""
-    if id_ is None:
-        return {"index": index, "function": {"arguments": arguments}}
-    return {"index": index, "id": id_, "type": "function", "function": {"name": name, "arguments": arguments}}
-
-
-# n=2: choice 0 thinks, then calls both tools; choice 1 calls get_time.
-WHOLE = [
-    ParsedResponse(
-        ["", ""], ["tool_calls", "tool_calls"], [9, 6], 12,
-        tool_calls=[[call("call-a", "get_weather", '{"city": "Paris"}'), call("call-b", "get_time", "{}")],
-                    [call("call-c", "get_time", '{"tz": "UTC"}')]],
-        reasoning=["Two tools. ", ""],
-    )
-]  # fmt: skip
-STREAMED = [
-    ParsedResponse(["", ""], ["None", "None"], [3, 0], 12, tool_calls=[[], []], reasoning=["Two ", ""]),
-    ParsedResponse(
-        ["", ""], ["None", "None"], [2, 3], 12, reasoning=["tools. ", ""],
-        tool_calls=[[piece(0, "", "call-a", "get_weather")], [piece(0, '{"tz"', "call-c", "get_time")]],
-    ),
-    ParsedResponse(
-        ["", ""], ["tool_calls", "tool_calls"], [4, 3], 12, reasoning=["", ""],
-        tool_calls=[[piece(0, '{"city": "Paris"}'), piece(1, "{}", "call-b", "get_time")], [piece(0, ': "UTC"}')]],
-    ),
-]  # fmt: skip
-
-
-def tool_model(name: str = "gen") -> ModelInfo:
-    """A model of ours that declares the tool tensors (whatever protocol.py lists today)."""
-    info = generation_model(name)
-    return replace(
-        info,
-        inputs=info.inputs | {"tools", "tool_choice", "parallel_tool_calls"},
-        outputs=info.outputs | {"tool_calls", "reasoning_output"},
-    )
-
-
-def answer(model: str, values: dict) -> list[ParsedResponse]:
-    """WHOLE or STREAMED, with as many choices as the request asked for."""
-    n = values["sampling_parameters"]["n"]
-    per_choice = ("texts", "finish_reasons", "num_output_tokens", "tool_calls", "reasoning")
-    steps = STREAMED if values["stream"] else WHOLE
-    return [replace(step, **{name: getattr(step, name)[:n] for name in per_choice}) for step in steps]
-
-
-def fake(script=answer) -> FakeTriton:
-    return FakeTriton(models_=[tool_model()], script=script)
-
-
-def chat(triton: FakeTriton, **fields):
-    return TestClient(create_app(client=triton)).post(
-        "/openai/v1/chat/completions", json={"model": "gen", "messages": CHAT, **fields}
-    )
-
-
-def events(text: str) -> list[dict]:
-    parts = [p.removeprefix("data: ") for p in text.split("\n\n") if p]
-    assert parts[-1] == "[DONE]", text
-    return [json.loads(p) for p in parts[:-1]]
-
-
-def assemble(chunks: list[dict]) -> dict[int, list[dict]]:
-    """A client's assembly of streamed calls: per choice, per call index, id/type/name once and
-    the arguments concatenated."""
-    calls: dict[int, list[dict]] = {}
-    for chunk in chunks:
-        for choice in chunk["choices"]:
-            for delta in choice["delta"].get("tool_calls", []):
-                per_choice = calls.setdefault(choice["index"], [])
-                while len(per_choice) <= delta["index"]:
-                    per_choice.append({"id": None, "type": None, "function": {"name": None, "arguments": ""}})
-                whole = per_choice[delta["index"]]
-                whole["id"] = delta.get("id") or whole["id"]
-                whole["type"] = delta.get("type") or whole["type"]
-                function = delta.get("function", {})
-                whole["function"]["name"] = function.get("name") or whole["function"]["name"]
-                whole["function"]["arguments"] += function.get("arguments") or ""
-    return calls
-
+from tests.unit.frontend.tool_chat import (
+    CHAT,
+    TOOLS,
+    WHOLE,
+    ParsedResponse,
+    assemble,
+    call,
+    chat,
+    events,
+    fake,
+)
 
 # -- what the model is sent --------------------------------------------------------------
 
@@ -266,98 +156,3 @@ def test_a_whole_answer_that_only_reasoned_has_null_content():
     message = chat(fake(lambda m, v: answer)).json()["choices"][0]["message"]
     assert message == {"role": "assistant", "content": None, "reasoning_content": "Let me see",
                        "reasoning": "Let me see"}  # fmt: skip
-
-
-# -- refusals ----------------------------------------------------------------------------
-
-
-def test_a_model_without_the_tool_tensors_is_a_400_naming_tools():
-    plain = generation_model("plain")
-    triton = FakeTriton(models_=[replace(plain, inputs=plain.inputs - {"tools", "tool_choice", "parallel_tool_calls"})])
-    r = TestClient(create_app(client=triton)).post(
-        "/openai/v1/chat/completions", json={"model": "plain", "messages": CHAT, "tools": TOOLS, "tool_choice": "auto"}
-    )
-    assert r.status_code == 400 and r.json()["error"]["param"] == "tools", r.text
-    assert triton.requests == []
-
-
-@pytest.mark.parametrize(
-    ("fields", "param"), [({"add_generation_prompt": False}, "add_generation_prompt"),
-                          ({"add_generation_prompt": False, "continue_final_message": True}, "continue_final_message")]
-)  # fmt: skip
-def test_a_model_without_template_variables_names_the_field_that_needs_them(fields, param):
-    plain = generation_model("plain")
-    triton = FakeTriton(models_=[replace(plain, inputs=plain.inputs - {"chat_template_kwargs"})])
-    r = TestClient(create_app(client=triton)).post(
-        "/openai/v1/chat/completions", json={"model": "plain", "messages": CHAT, **fields}
-    )
-    assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
-
-
-ASSISTANT_CALL = {"role": "assistant", "tool_calls": [call("c", "get_time", "{}")]}
-
-
-@pytest.mark.parametrize(
-    ("fields", "param", "says"),
-    [
-        ({"tools": []}, "tools", "must not be an empty array"),
-        ({"tool_choice": "auto"}, "tool_choice", "`tools` must be set"),
-        ({"tool_choice": "required"}, "tool_choice", "`tools` must be set"),
-        ({"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "tool_choice",
-         "does not match any of the specified `tools`"),
-        ({"tools": TOOLS, "tool_choice": {"type": "function", "function": {}}}, "tool_choice.function.name", ""),
-        ({"tools": TOOLS, "tool_choice": "any"}, "tool_choice", ""),
-        ({"tools": [{"type": "function", "function": {"name": "a b"}}]}, "tools.0.function.name", "pattern"),
-        ({"tools": [{"type": "function", "function": {"name": "x" * 65}}]}, "tools.0.function.name", "pattern"),
-        ({"tools": [{"type": "code", "function": {"name": "x"}}]}, "tools.0.type", ""),
-        ({"tools": [{"function": {"name": "x", "parameters": []}}]}, "tools.0.function.parameters", ""),
-        ({"tools": [TIME] * 129}, "tools", "at most 128"),
-        ({"parallel_tool_calls": "maybe"}, "parallel_tool_calls", ""),
-        ({"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "get_time"}},
-          "structured_outputs": {"regex": "a+"}}, "structured_outputs", "not both"),
-        ({"messages": [{"role": "tool", "content": "sunny"}]}, "messages.0.tool_call_id", "required"),
-        ({"messages": [{**CHAT[0], "tool_calls": ASSISTANT_CALL["tool_calls"]}]}, "messages.0.tool_calls",
-         "only an assistant"),
-        ({"messages": [{**ASSISTANT_CALL, "tool_calls": [{"id": "c", "type": "function",
-          "function": {"name": "f", "arguments": {"a": 1}}}]}]}, "messages.0.tool_calls.0.function.arguments", ""),
-        ({"messages": [{**ASSISTANT_CALL, "tool_calls": [{"type": "function", "function": {"name": "f",
-          "arguments": "{}"}}]}]}, "messages.0.tool_calls.0.id", ""),
-        ({"add_generation_prompt": True, "continue_final_message": True}, "continue_final_message", "Cannot set both"),
-        ({"continue_final_message": True}, "continue_final_message", "Cannot set both"),  # the default is true
-        ({"chat_template_kwargs": {"continue_final_message": True}}, "chat_template_kwargs", "Cannot set both"),
-        ({"add_generation_prompt": None}, "add_generation_prompt", ""),
-    ],
-)  # fmt: skip
-def test_bad_tool_and_template_fields_are_400s_naming_them(fields, param, says):
-    triton = fake()
-    r = chat(triton, **fields)
-    error = r.json()["error"]
-    assert r.status_code == 400 and error["param"] == param and says in error["message"], r.text
-    assert triton.requests == []
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        {"tool_choice": "none"},
-        {"tools": TOOLS, "tool_choice": "none"},
-        {"tools": TOOLS, "structured_outputs": {"regex": "a+"}},  # vLLM: with auto, a constraint is fine
-        {"tools": TOOLS, "response_format": {"type": "json_object"}},
-        {"messages": [*CHAT, ASSISTANT_CALL, {"role": "tool", "tool_call_id": "c", "content": "12:00"}]},
-        {"messages": [*CHAT, {"role": "assistant", "content": "The weather is"}], "add_generation_prompt": False,
-         "continue_final_message": True},
-        {"tools": [{"type": "function", "function": {"name": "A-z_09", "strict": True, "parameters": {}}}]},
-    ],
-)  # fmt: skip
-def test_what_vllm_accepts_is_accepted(fields):
-    assert chat(fake(), **fields).status_code == 200
-
-
-@pytest.mark.parametrize(
-    "param",
-    ["tools", "tool_choice", "tools[0].function.name", "messages[2].tool_calls[0].function.arguments",
-     "parallel_tool_calls"],
-)  # fmt: skip
-def test_the_models_refusals_keep_their_field_names(param):
-    r = chat(fake(lambda m, v: [model_error(param, "is wrong")]), tools=TOOLS)
-    assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
