@@ -22,6 +22,14 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument("--api-key", default=defaults.api_key, help="require this bearer key (env TRITON_LLM_API_KEY)")
     parser.add_argument(
+        "--api-key-file", default=defaults.api_key_file, metavar="PATH",
+        help="more client keys, one a line (env TRITON_LLM_API_KEY_FILE)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--admin-key", default=defaults.admin_key,
+        help="the key of the control routes (model load/unload); unset, they are off (env TRITON_LLM_ADMIN_KEY)",
+    )  # fmt: skip
+    parser.add_argument(
         "--max-body-bytes", type=int, default=defaults.max_body_bytes,
         help="a larger request body is refused with 413 before it is parsed (default 4 MiB)",
     )  # fmt: skip
@@ -40,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings(
         triton_url=args.triton_url, host=args.host, port=args.port,
         route_prefix=f"/{prefix}" if prefix else "", api_key=args.api_key, max_body_bytes=args.max_body_bytes,
+        api_key_file=args.api_key_file, admin_key=args.admin_key,
         drain_timeout_s=args.drain_timeout, header_timeout_s=args.header_timeout,
         triton_metrics_url=args.triton_metrics_url,
     )  # fmt: skip

@@ -8,33 +8,17 @@ caller's (a test's fake: `create_app(client=fake)`).
 from __future__ import annotations
 
 import gc
-import secrets
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 
-from openai_frontend import errors
+from openai_frontend import auth, errors
 from openai_frontend.backend import ModelServer
 from openai_frontend.metrics import FrontendMetrics, MetricsMiddleware
 from openai_frontend.middleware import BodyLimit, Drain, DrainGate, RequestId
 from openai_frontend.routers import chat, completions, embeddings, health, models, rerank, tokenize
 from openai_frontend.settings import Settings
 from openai_frontend.triton_client import TritonClient
-
-
-async def _require_api_key(request: Request) -> None:  # async: no thread-pool hop per request (backend.get_triton)
-    key = request.app.state.settings.api_key
-    if key is None:
-        return
-    given = request.headers.getlist("authorization")
-    # One header, compared as bytes: compare_digest refuses a str holding non-ASCII (a 500),
-    # and two headers could be read differently by a proxy in front of us.
-    scheme, _, token = given[0].partition(" ") if len(given) == 1 else ("", "", "")
-    token_bytes = token.strip().encode("latin-1")  # the header's own bytes (ASGI decodes latin-1)
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token_bytes, key.encode()):
-        raise errors.Unauthorized(
-            "Invalid or missing API key: send one 'Authorization: Bearer <key>' header", code="invalid_api_key"
-        )
 
 
 def _freeze_heap() -> None:
@@ -65,12 +49,13 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.keys = auth.Keys.from_settings(settings)
     app.state.triton = client
     app.state.metrics = FrontendMetrics()
     app.state.drain = Drain()  # begun by the server on SIGTERM (server.py)
     errors.install(app)
 
-    api = APIRouter(prefix=settings.route_prefix, dependencies=[Depends(_require_api_key)])
+    api = APIRouter(prefix=settings.route_prefix, dependencies=[Depends(auth.require_client)])
     routers = (completions.router, chat.router, embeddings.router, rerank.router, models.router, tokenize.router)
     for router in routers:
         api.include_router(router)

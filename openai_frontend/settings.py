@@ -30,6 +30,10 @@ class Settings:
     route_prefix: str = field(default_factory=_prefix_from_env)
     # When set, every /v1 request needs `Authorization: Bearer <key>`.
     api_key: str | None = field(default_factory=lambda: os.environ.get("TRITON_LLM_API_KEY") or None)
+    # More client keys, one a line (auth.py); with api_key or alone.
+    api_key_file: str | None = field(default_factory=lambda: os.environ.get("TRITON_LLM_API_KEY_FILE") or None)
+    # The control routes' key (model load/unload, adapters); unset, those routes are a 404.
+    admin_key: str | None = field(default_factory=lambda: os.environ.get("TRITON_LLM_ADMIN_KEY") or None)
     # How long a model list read from Triton stays fresh.
     models_ttl_s: float = 5.0
     # A larger request body is a 413, refused before it is read or parsed: 4 MiB holds a

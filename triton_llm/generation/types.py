@@ -55,6 +55,8 @@ class GenerateRequest:
     tokenize_only: bool = False
     add_special_tokens: bool | None = None
     return_token_strs: bool = False
+    # `lora_control` (a vLLM model with runtime adapters): the JSON command, answered with no generation.
+    lora_control: str | None = None
 
 
 @dataclass

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
+from triton_llm import hf_loading
 from triton_llm.generation.engines.base import check_token_ids, prompt_field, render_prompt, truncation_length
 from triton_llm.generation.engines.limits import check_max_tokens
 from triton_llm.generation.engines.vllm.args import engine_args
 from triton_llm.generation.engines.vllm.errors import client_error, describe
 from triton_llm.generation.engines.vllm.lora import Adapters
+from triton_llm.generation.engines.vllm.lora_control import LoraControl
 from triton_llm.generation.stats import EngineStats, Load
 from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
 from triton_llm.settings import VllmSettings
@@ -24,6 +27,7 @@ class VllmEngine:
     def __init__(self, settings: VllmSettings):
         self.engine_args = engine_args(settings)
         self.adapters = Adapters(settings.lora_modules or (), self.engine_args.get("enable_lora"))
+        self.lora_control = LoraControl(settings, self.adapters, self.engine_args.get("enable_lora"))
         self._llm = None
         self._tokenizer = None
         self.max_model_len: int | None = None
@@ -49,16 +53,34 @@ class VllmEngine:
         for adapter in self.adapters.requests():
             # Loaded now, as vLLM's server does: a bad adapter stops the load, not a request.
             await self._llm.add_lora(adapter)
+        # A CPU's last LoRA slot stays empty (lora.keep_a_cpu_slot_empty), so at most max_loras - 1 adapters.
+        capacity = None if hf_loading.has_gpu() else self.engine_args.get("max_loras", 1) - 1
+        self.lora_control.started(self._llm, self.engine_args["model"], capacity)
         logger.info("vLLM engine ready: %s", self.engine_args)
 
     def num_choices(self, request: GenerateRequest) -> int:
-        return int(request.sampling.get("n", 1) or 1)
+        # A control request (lora_control) has no choices: the runner counts no tokens for it.
+        return 0 if request.lora_control is not None else int(request.sampling.get("n", 1) or 1)
 
     async def generate(self, request: GenerateRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
+        if request.lora_control is not None:  # answered with no generation, as tokenize_only
+            yield GenerationChunk(await self.lora_control.answer(request.lora_control), 0, [], True)
+            return
+        lora = await self.lora_control.lookup(request.sampling.get("lora_name"))
+        self.adapters.hold(lora)  # an unload meanwhile lets this request finish with its adapter
+        try:
+            async with aclosing(self._generate(request, request_id, lora)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            if (lora_id := self.adapters.release(lora)) is not None:
+                self.lora_control.forget(lora_id)
+
+    async def _generate(self, request: GenerateRequest, request_id: str, lora: Any) -> AsyncIterator[GenerationChunk]:
         from triton_llm.generation.engines.vllm.sampling import to_sampling_params
 
         sampling = dict(request.sampling)
-        lora = self.adapters.request(sampling.pop("lora_name", None))
+        sampling.pop("lora_name", None)
         params = to_sampling_params(sampling, request.stream)
         if request.prompt_ids is not None:
             check_token_ids(request.prompt_ids, self._vocab_limit())
