@@ -86,6 +86,8 @@ def parse_request(get: Callable[[str], np.ndarray | None], parameters_json: str 
     parameters (what Triton's generate endpoint passes as "parameters"), used for sampling
     when no `sampling_parameters` tensor is given, as vllm_backend does.
     """
+    if (control := text(get, "lora_control")) is not None:  # runtime LoRA: no prompt (lora_control.py)
+        return GenerateRequest(lora_control=control)
     prompt = parse_prompt(get)
     stream = bool(flag(get, "stream"))
     exclude = flag(get, "exclude_input_in_output")
@@ -140,6 +142,8 @@ def build_outputs(request: GenerateRequest, chunk: GenerationChunk, n: int, firs
     """
     if request.tokenize_only:
         return _tokenized(request, chunk)
+    if request.lora_control is not None:  # the control's answer, JSON
+        return {"text_output": _strings([chunk.prompt])}
     by_index = {c.index: c for c in chunk.choices}
     empty = ChoiceDelta(index=-1)
     choices = [by_index.get(i, empty) for i in range(n)]

@@ -49,6 +49,18 @@ class VllmSettings(GenerationSettings):
     """LoRA adapters a request may name (`lora_name`), as vLLM's `--lora-modules`: `{"name": ..., "path": ...}`
     objects or `name=path` strings, a relative path resolved against model.json's folder; needs `enable_lora: true`.
     vllm_backend's `multi_lora.json` beside model.json (`{"name": "path"}`) adds to them when `enable_lora` is on."""
+    # Runtime LoRA (vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING, per model here): engines/vllm/lora_control.py.
+    allow_runtime_lora_updating: bool = setting(False)
+    """Adapters loaded and unloaded while the model serves (the frontend's `/v1/load_lora_adapter` and
+    `/v1/unload_lora_adapter`, the `lora_control` input); needs `enable_lora: true`. `max_loras` and
+    `max_lora_rank` bound what can be loaded."""
+    lora_allowed_paths: list[str] | None = setting()
+    """Absolute folders an adapter loaded at run time may come from (its `lora_path` must be inside one);
+    default: none, so every `lora_path` is refused until this is set."""
+    lora_resolver: str | None = setting()
+    """Where an unknown `lora_name` is looked up on first use, as vLLM's filesystem resolver: an absolute folder
+    (`<folder>/<name>` holding `adapter_config.json`) or `hf://org/name[@revision]` (the repository's `<name>/`
+    folder); needs `allow_runtime_lora_updating`."""
 
     @classmethod
     def check_extras(cls, extras: Mapping[str, Any], where: str) -> None:

@@ -28,6 +28,7 @@ def engine_args(s: VllmSettings) -> dict[str, Any]:
         # CUDA graphs do not exist on CPU; compiling takes ~60 s more for no gain.
         args.setdefault("enforce_eager", True)
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-        if s.lora_modules and args.get("enable_lora"):
-            keep_a_cpu_slot_empty(args, len(s.lora_modules))
+        if (s.lora_modules or s.allow_runtime_lora_updating) and args.get("enable_lora"):
+            # Runtime adapters: at least one, however many model.json declares.
+            keep_a_cpu_slot_empty(args, max(len(s.lora_modules or ()), int(s.allow_runtime_lora_updating)))
     return args
