@@ -24,6 +24,15 @@
 # Triton 2.51, crash it with a deeply nested JSON body). To publish them anyway, append
 # `--triton-host 0.0.0.0` to the command and add -p 8000:8000 -p 8001:8001 -p 8002:8002.
 #
+# TLS on the frontend's port (docs/operations.md#tls-cors-and-the-request-log): mount the key
+# and certificate and name them; a renewed pair written over them is served within a second,
+# without a restart. Add TRITON_LLM_SSL_CA_CERTS to require client certificates it signed.
+#   docker run ... -v $PWD/certs:/certs:ro -e TRITON_LLM_SSL_KEYFILE=/certs/tls.key \
+#     -e TRITON_LLM_SSL_CERTFILE=/certs/tls.crt triton-llm
+#   curl --cacert certs/ca.crt https://localhost:9000/health/ready
+# CORS for browser clients: -e TRITON_LLM_ALLOWED_ORIGINS=https://app.example (default: none);
+# one JSON line per request on stderr: -e TRITON_LLM_LOG_REQUESTS=1 (prompts: TRITON_LLM_LOG_PROMPTS=1).
+#
 # Or write the repository entry for a hub model in the container and serve it at once
 # (`triton-llm make-repo` takes KServe's Hugging Face runtime arguments: --model_id,
 # --model_dir, --model_name, --task, --backend, --dtype, ...). The container runs as uid
@@ -94,9 +103,9 @@ USER 1000:1000
 
 # Healthy once Triton and every model are ready (the frontend's /health/ready asks Triton);
 # model loading (a download, CUDA graphs) can take minutes, hence the long start period.
-# Assumes the default frontend port.
+# Assumes the default frontend port; over HTTPS when the TLS variables below are set.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=10m --retries=3 \
-    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9000/health/ready', timeout=8)"]
+    CMD ["python3", "-m", "openai_frontend.probe", "9000"]
 
 # tini as PID 1 reaps zombies and, with -g, signals the whole foreground process group;
 # NVIDIA's entrypoint still runs (driver and CUDA compatibility checks) and execs the

@@ -7,7 +7,7 @@ import logging
 
 from openai_frontend import server
 from openai_frontend.app import create_app
-from openai_frontend.settings import Settings
+from openai_frontend.settings import Settings, parse_list
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,6 +42,23 @@ def main(argv: list[str] | None = None) -> None:
         help="close a connection whose request headers take longer (env TRITON_LLM_HEADER_TIMEOUT, default 10)",
     )  # fmt: skip
     parser.add_argument("--triton-metrics-url", help="Triton's Prometheus page, appended to GET /metrics")
+    tls = parser.add_argument_group("TLS (docs/operations.md; the files are re-read when they change)")
+    tls.add_argument("--ssl-keyfile", default=defaults.ssl_keyfile, help="env TRITON_LLM_SSL_KEYFILE")
+    tls.add_argument("--ssl-certfile", default=defaults.ssl_certfile, help="env TRITON_LLM_SSL_CERTFILE")
+    tls.add_argument("--ssl-ca-certs", default=defaults.ssl_ca_certs, help="client CA (env TRITON_LLM_SSL_CA_CERTS)")
+    tls.add_argument(
+        "--ssl-cert-reqs", default=defaults.ssl_cert_reqs,
+        help="client certificates: none, optional or required (0-2; default with a CA: required)",
+    )  # fmt: skip
+    cors = parser.add_argument_group("CORS (a JSON list or comma-separated; no origins: no CORS headers)")
+    cors.add_argument("--allowed-origins", type=parse_list, default=defaults.allowed_origins)
+    cors.add_argument("--allowed-methods", type=parse_list, default=defaults.allowed_methods)
+    cors.add_argument("--allowed-headers", type=parse_list, default=defaults.allowed_headers)
+    cors.add_argument("--allow-credentials", action="store_true", default=defaults.allow_credentials)
+    log = parser.add_argument_group("request log (logger openai_frontend.requests, one JSON line per request)")
+    log.add_argument("--enable-log-requests", action="store_true", default=defaults.log_requests)
+    log.add_argument("--enable-log-prompts", action="store_true", default=defaults.log_prompts, help="and prompts")
+    log.add_argument("--max-log-len", type=int, default=defaults.max_log_len, help="prompts cut at this many chars")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     prefix = args.route_prefix.strip("/")
@@ -51,6 +68,11 @@ def main(argv: list[str] | None = None) -> None:
         api_key_file=args.api_key_file, admin_key=args.admin_key,
         drain_timeout_s=args.drain_timeout, header_timeout_s=args.header_timeout,
         triton_metrics_url=args.triton_metrics_url,
+        ssl_keyfile=args.ssl_keyfile, ssl_certfile=args.ssl_certfile, ssl_ca_certs=args.ssl_ca_certs,
+        ssl_cert_reqs=args.ssl_cert_reqs, allowed_origins=args.allowed_origins, allowed_methods=args.allowed_methods,
+        allowed_headers=args.allowed_headers, allow_credentials=args.allow_credentials,
+        log_requests=args.enable_log_requests or args.enable_log_prompts, log_prompts=args.enable_log_prompts,
+        max_log_len=args.max_log_len,
     )  # fmt: skip
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server.run(create_app(settings), settings, log_level=args.log_level)

@@ -14,8 +14,10 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from openai_frontend import auth, errors
 from openai_frontend.backend import ModelServer
+from openai_frontend.cors import CORS
 from openai_frontend.metrics import FrontendMetrics, MetricsMiddleware
 from openai_frontend.middleware import BodyLimit, Drain, DrainGate, RequestId
+from openai_frontend.request_log import RequestLog
 from openai_frontend.routers import chat, completions, embeddings, health, models, rerank, tokenize
 from openai_frontend.settings import Settings
 from openai_frontend.triton_client import TritonClient
@@ -61,10 +63,18 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
-    # The last added runs first: every response, a 413 or a drain's 503 included, is counted
-    # and carries its id; a request refused while draining is not read.
+    # The last added runs first: every response, a 413, a drain's 503 and a CORS preflight
+    # included, is counted, logged and carries its id (and CORS headers); a request refused
+    # while draining is not read. CORS and the request log are in the chain only when on.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(DrainGate, drain=app.state.drain)
+    if settings.allowed_origins:
+        app.add_middleware(CORS, settings=settings)
+    if settings.log_requests or settings.log_prompts:
+        app.add_middleware(
+            RequestLog, route_prefix=settings.route_prefix, log_prompts=settings.log_prompts,
+            max_log_len=settings.max_log_len,
+        )  # fmt: skip
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, route_prefix=settings.route_prefix)
     app.add_middleware(RequestId)
     return app

@@ -19,6 +19,7 @@ from fastapi import Depends, Request
 
 from openai_frontend.endpoints import Endpoint
 from openai_frontend.errors import BadRequest, NotFound, ServiceUnavailable
+from openai_frontend.request_log import note_model
 
 logger = logging.getLogger(__name__)
 Outputs = dict[str, np.ndarray]
@@ -120,6 +121,7 @@ _reported: set[tuple[str, str]] = set()  # collisions logged once, not at every 
 async def require_model(server: ModelServer, name: str, endpoint: Endpoint) -> ModelInfo:
     """The model `name` (or the base model of the adapter `name`), ready and serving `endpoint`,
     or the error saying which it is not."""
+    note_model(name)  # for the request log, when it is on
     info = find_model(await server.models(), name) or find_model(await server.models(refresh=True), name)
     if info is None:
         raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")

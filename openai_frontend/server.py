@@ -12,6 +12,8 @@
   endless headers grows our memory. `HeaderLimits` closes a connection whose request headers
   are not complete `header_timeout_s` after it opened (on a kept-alive connection: after the
   next request's first byte), and answers 431 to headers over MAX_HEADER_BYTES.
+- **TLS** (`tls.py`), when the settings give a certificate: the tick re-reads renewed files.
+  A plain-HTTP request to the TLS port fails its handshake and its connection is closed.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from openai_frontend import tls
 from openai_frontend.middleware import Drain
 from openai_frontend.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# uvicorn calls `on_tick` every 0.1 s.
+TICK_S = 0.1
 # Once drained or out of time, how long uvicorn waits for the last writes before cancelling.
 CLOSE_GRACE_S = 1
 # A request line and headers over this are a 431 (h11's and Node's limit is 16 KiB, nginx's 32).
@@ -118,9 +123,12 @@ class HeaderLimits(HttpToolsProtocol):
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, drain: Drain, drain_timeout_s: float):
+    def __init__(
+        self, config: uvicorn.Config, drain: Drain, drain_timeout_s: float, certificates: tls.Reloader | None = None
+    ):
         super().__init__(config)
         self.drain, self.drain_timeout_s = drain, drain_timeout_s
+        self.certificates = certificates
         self._announced = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -132,6 +140,8 @@ class DrainingServer(uvicorn.Server):
             self.drain.start()
 
     async def on_tick(self, counter: int) -> bool:
+        if self.certificates is not None and counter % round(tls.CHECK_EVERY_S / TICK_S) == 0:
+            self.certificates.check()
         if self.drain.draining and not self.should_exit:
             if not self._announced:
                 self._announced = True
@@ -152,12 +162,15 @@ class DrainingServer(uvicorn.Server):
 
 
 def build(app: FastAPI, settings: Settings, log_level: str = "info") -> DrainingServer:
+    context = tls.context(settings)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=log_level, loop="uvloop", access_log=False,
         http=functools.partial(HeaderLimits, header_timeout_s=settings.header_timeout_s),
         timeout_graceful_shutdown=CLOSE_GRACE_S,
+        ssl_context_factory=(lambda *_: context) if context is not None else None,
     )  # fmt: skip
-    return DrainingServer(config, app.state.drain, settings.drain_timeout_s)
+    reloader = tls.Reloader(context, settings) if context is not None else None
+    return DrainingServer(config, app.state.drain, settings.drain_timeout_s, reloader)
 
 
 def run(app: FastAPI, settings: Settings, log_level: str = "info") -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -20,6 +21,39 @@ def env_seconds(name: str, default: float) -> float:
         return float(value) if value else default
     except ValueError:
         raise SystemExit(f"{name}={value!r}: expected a number of seconds") from None
+
+
+def parse_list(value: str) -> list[str]:
+    """A list given as vLLM's flags take it (`'["https://a.example"]'`) or comma-separated."""
+    value = value.strip()
+    if value.startswith("["):
+        try:
+            items = json.loads(value)
+        except json.JSONDecodeError:
+            raise SystemExit(f"{value!r}: expected a JSON list of strings or a comma-separated list") from None
+        return [str(i) for i in items]
+    return [i.strip() for i in value.split(",") if i.strip()]
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+def _env_list(name: str, default: tuple[str, ...] = ()) -> list[str]:
+    value = _env(name)
+    return parse_list(value) if value is not None else list(default)
+
+
+def _env_flag(name: str) -> bool:
+    return (_env(name) or "").lower() in ("1", "true", "yes", "on")
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        raise SystemExit(f"{name}={value!r}: expected an integer") from None
 
 
 @dataclass
@@ -45,3 +79,19 @@ class Settings:
     header_timeout_s: float = field(default_factory=lambda: env_seconds("TRITON_LLM_HEADER_TIMEOUT", 10.0))
     # Triton's Prometheus page, appended to GET /metrics (None: the frontend's own metrics only).
     triton_metrics_url: str | None = None
+    # TLS (tls.py): the server's key and certificate chain (PEM), re-read when the files change;
+    # with a CA, clients must present a certificate it signed (ssl_cert_reqs: none, optional, required).
+    ssl_keyfile: str | None = field(default_factory=lambda: _env("TRITON_LLM_SSL_KEYFILE"))
+    ssl_certfile: str | None = field(default_factory=lambda: _env("TRITON_LLM_SSL_CERTFILE"))
+    ssl_ca_certs: str | None = field(default_factory=lambda: _env("TRITON_LLM_SSL_CA_CERTS"))
+    ssl_cert_reqs: str | None = field(default_factory=lambda: _env("TRITON_LLM_SSL_CERT_REQS"))
+    # CORS (app.py): the origins browsers may call from ("*": any); none, no CORS headers at all.
+    allowed_origins: list[str] = field(default_factory=lambda: _env_list("TRITON_LLM_ALLOWED_ORIGINS"))
+    allowed_methods: list[str] = field(default_factory=lambda: _env_list("TRITON_LLM_ALLOWED_METHODS", ("*",)))
+    allowed_headers: list[str] = field(default_factory=lambda: _env_list("TRITON_LLM_ALLOWED_HEADERS", ("*",)))
+    allow_credentials: bool = field(default_factory=lambda: _env_flag("TRITON_LLM_ALLOW_CREDENTIALS"))
+    # The request log (request_log.py): one JSON line per request; prompts only with
+    # log_prompts, cut at max_log_len characters.
+    log_requests: bool = field(default_factory=lambda: _env_flag("TRITON_LLM_LOG_REQUESTS"))
+    log_prompts: bool = field(default_factory=lambda: _env_flag("TRITON_LLM_LOG_PROMPTS"))
+    max_log_len: int = field(default_factory=lambda: _env_int("TRITON_LLM_MAX_LOG_LEN", 2048))

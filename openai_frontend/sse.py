@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 
 from openai_frontend.endpoints import Endpoint
 from openai_frontend.errors import APIError, ServerError
+from openai_frontend.request_log import note_stream_error
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +44,12 @@ async def stream_response(
                 yield _event(chunk)
         except APIError as exc:
             metrics.errors.labels(endpoint, str(exc.status)).inc()
+            note_stream_error(exc.status)
             yield b"data: " + json.dumps(exc.body()).encode() + b"\n\n"
         except Exception:
             logger.exception("%s: stream failed", endpoint)
             metrics.errors.labels(endpoint, "500").inc()
+            note_stream_error(500)
             yield b"data: " + json.dumps(ServerError("internal server error").body()).encode() + b"\n\n"
         finally:
             await chunks.aclose()  # a client gone before the first `async for` step: Triton's stream too

@@ -94,11 +94,16 @@ def engine_requests(url: str, model: str = "smollm2") -> float:
 
 
 class FrontendProcess:
-    """`python -m openai_frontend` as a subprocess on a free port."""
+    """`python -m openai_frontend` as a subprocess on a free port; over TLS when `ca` is given
+    (the CA that signs its certificate; `cert`: a client certificate and key, for mutual TLS)."""
 
-    def __init__(self, triton_grpc_url: str, log: Path, env: dict[str, str] | None = None, args: list[str] = ()):
+    def __init__(
+        self, triton_grpc_url: str, log: Path, env: dict[str, str] | None = None, args: list[str] = (),
+        ca: Path | None = None, cert: tuple[Path, Path] | None = None,
+    ):  # fmt: skip
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
+        self.verify, self.cert = (str(ca) if ca else True), cert
         self.log = log
         self._log_file = open(log, "wb")
         cmd = [sys.executable, "-m", "openai_frontend", f"--triton-url={triton_grpc_url}", f"--port={self.port}", *args]
@@ -112,7 +117,7 @@ class FrontendProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"frontend exited with {self.proc.returncode}:\n{self.log.read_text()[-5000:]}")
             try:
-                if requests.get(self.url + path, timeout=5).status_code == status:
+                if requests.get(self.url + path, timeout=5, verify=self.verify, cert=self.cert).status_code == status:
                     return
             except requests.ConnectionError:
                 pass

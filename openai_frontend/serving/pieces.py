@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
+from openai_frontend import request_log
 from openai_frontend.backend import Outputs
 
 
@@ -23,4 +24,7 @@ async def in_pieces(rows: int, size: int, rid: str, run: Callable[[slice, str], 
     finally:
         for piece in pieces:
             piece.cancel()
-    return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
+    outputs = {name: np.concatenate([r[name] for r in results]) for name in results[0]}
+    if (record := request_log.current()) is not None and "num_input_tokens" in outputs:
+        record.add_tokens(int(outputs["num_input_tokens"].sum()), None)
+    return outputs

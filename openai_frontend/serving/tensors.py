@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from openai_frontend import request_log
 from openai_frontend.backend import ModelInfo, ModelServer, Outputs
 from openai_frontend.endpoints import Endpoint
 from openai_frontend.errors import InvalidField
@@ -154,9 +155,13 @@ async def steps(
     """The decoded responses of one model request made for `endpoint`, whose client is told
     of a refused input by its OpenAI name (`sent`: see `fields.openai_param`); `request_id` is
     Triton's id of the request."""
+    tokens = request_log.counter()  # None unless the request log is on
     try:
         async for outputs in client.generate(model, values, request_id):
-            yield decode(outputs)
+            step = decode(outputs)
+            if tokens is not None:
+                tokens.add(step.num_input_tokens, sum(step.num_output_tokens))
+            yield step
     except InvalidField as exc:
         raise for_endpoint(exc, endpoint, sent=sent) from None
 

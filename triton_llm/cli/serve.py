@@ -27,6 +27,7 @@ import argparse
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
+from openai_frontend import tls
 from openai_frontend.settings import Settings, env_seconds
 from triton_llm.cli import supervisor, tritonserver
 
@@ -77,15 +79,19 @@ def check_ports_free(host: str, ports: dict[str, int]) -> None:
                 ) from None
 
 
-def wait_ready(proc: subprocess.Popen, url: str, timeout: float, also: Iterable[subprocess.Popen] = ()) -> bool:
-    """True once `url` answers 200; False after `timeout`, or as soon as `proc` or one of `also` exits."""
+def wait_ready(
+    proc: subprocess.Popen, url: str, timeout: float, also: Iterable[subprocess.Popen] = (),
+    context: ssl.SSLContext | None = None,
+) -> bool:  # fmt: skip
+    """True once `url` answers 200 (over TLS with `context`); False after `timeout`, or as soon as
+    `proc` or one of `also` exits."""
     watched = [proc, *also]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in watched):
             return False
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2, context=context) as r:
                 if r.status == 200:
                     return True
         except OSError:
@@ -188,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         help="on SIGTERM, requests in flight get this long to finish (env TRITON_LLM_DRAIN_TIMEOUT, default 30)",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    frontend_settings = Settings()  # as the frontend reads the environment it inherits (TLS: tls.py)
+    try:
+        probe = tls.probe_context(frontend_settings)  # None without TLS
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"serve: the frontend's TLS files do not load: {exc}") from None
+    scheme = tls.scheme(frontend_settings)
 
     ports = {"Triton HTTP": args.http_port, "Triton gRPC": args.grpc_port, "Triton metrics": args.metrics_port}
     try:
@@ -242,15 +254,15 @@ def main(argv: list[str] | None = None) -> int:
             print("serve: tritonserver did not become ready (see its log above)", file=sys.stderr)
             return status or 1
         watch.poll()  # the models' processes, noted before any client can reach them
-        ready_url = f"http://{loopback(args.host)}:{args.frontend_port}/health/ready"
-        if frontend is not None and not wait_ready(frontend, ready_url, 60, also=children.values()):
+        ready_url = f"{scheme}://{loopback(args.host)}:{args.frontend_port}/health/ready"
+        if frontend is not None and not wait_ready(frontend, ready_url, 60, also=children.values(), context=probe):
             status = ended(children)
             print("serve: the OpenAI frontend did not become ready", file=sys.stderr)
             return status or 1
         urls = (f"Triton HTTP {base}, gRPC {args.triton_host}:{args.grpc_port}, "
                 f"metrics http://{args.triton_host}:{args.metrics_port}/metrics")  # fmt: skip
         if frontend is not None:
-            urls += f", OpenAI http://{args.host}:{args.frontend_port}{Settings().route_prefix}/v1"
+            urls += f", OpenAI {scheme}://{args.host}:{args.frontend_port}{frontend_settings.route_prefix}/v1"
         print(f"serve: ready in {time.monotonic() - started:.1f} s: {urls}", flush=True)
         # Whichever child exits first ends the stack.
         return supervise(children, watch)
