@@ -42,6 +42,17 @@ class ModelInfo:
     # Its LoRA adapters: OpenAI model names served by this model with `lora_name` (as vLLM lists them).
     adapters: tuple[str, ...] = ()
     lora_name: str | None = None  # set on what `find_model` returns for an adapter's name
+    # Its names from model.json's `served_model_name` (listed instead of `name`, which still routes).
+    aliases: tuple[str, ...] = ()
+    # Not serving by choice: never loaded, or unloaded (or its load failed) through the control
+    # routes: a 404 to requests, and left out of readiness. `loading`: such a load is in flight.
+    offline: bool = False
+    loading: bool = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names /v1/models lists for it."""
+        return self.aliases or (self.name,)
 
     def with_adapter(self, sampling: dict[str, Any]) -> dict[str, Any]:
         """A request's sampling parameters, naming the adapter its `model` asked for (vllm_backend's `lora_name`)."""
@@ -86,36 +97,57 @@ class ModelServer(Protocol):
         cross-encoder's: each row's second text, `text_pair`)."""
         ...
 
+    async def load_model(self, model: str) -> None:
+        """Load (or reload) the repository entry `model`, returning once it is READY; the model
+        list is read afresh after it. An entry not in the repository is a NotFound."""
+        ...
+
+    async def unload_model(self, model: str) -> None:
+        """Unload `model`, returning once Triton has let its requests in flight finish; it stays
+        unloaded (a 404 to requests) until a load."""
+        ...
+
 
 def find_model(models: dict[str, ModelInfo], name: str) -> ModelInfo | None:
-    """The Triton model `name`, or the base model of the adapter `name` (its `lora_name` set)."""
+    """The Triton model `name`, the model one of whose aliases is `name`, or the base model of the
+    adapter `name` (its `lora_name` set). `drop_colliding_names` left each name one owner."""
     if (info := models.get(name)) is not None:
+        return info
+    if (info := next((m for m in models.values() if name in m.aliases), None)) is not None:
         return info
     base = next((m for m in models.values() if name in m.adapters), None)
     return None if base is None else dataclasses.replace(base, lora_name=name)
 
 
-def drop_colliding_adapters(models: dict[str, ModelInfo]) -> None:
-    """An adapter named like a Triton model or like another model's adapter would make `model`
-    ambiguous: the Triton model (or the first model) keeps the name, with an error in the log."""
-    claimed: dict[str, str] = {}
+def drop_colliding_names(models: dict[str, ModelInfo]) -> None:
+    """A name shared by two models would make `model` ambiguous, so each name gets one owner, in
+    this order: a Triton model's own name; the aliases (`served_model_name`), model by model in
+    the index's order; then the LoRA adapters likewise. A later claim is dropped, with an error
+    in the log (once, not at every refresh)."""
+    claimed: dict[str, str] = {name: f"the model '{name}'" for name in models}
     for info in models.values():
-        kept = []
-        for adapter in info.adapters:
-            owner = adapter if adapter in models else claimed.get(adapter)
-            if owner is None:
-                claimed[adapter] = info.name
-                kept.append(adapter)
-            elif (info.name, adapter) not in _reported:
-                _reported.add((info.name, adapter))
-                logger.error(
-                    "LoRA adapter '%s' of model '%s' is not served: the name is taken by %s; rename it in model.json",
-                    adapter, info.name, f"the model '{owner}'" if owner == adapter else f"an adapter of '{owner}'",
-                )  # fmt: skip
-        info.adapters = tuple(kept)
+        info.aliases = _claim(info, info.aliases, "served_model_name", claimed, "an alias")
+    for info in models.values():
+        info.adapters = _claim(info, info.adapters, "LoRA adapter", claimed, "an adapter")
 
 
-_reported: set[tuple[str, str]] = set()  # collisions logged once, not at every refresh
+def _claim(info: ModelInfo, names: tuple[str, ...], kind: str, claimed: dict[str, str], what: str) -> tuple[str, ...]:
+    kept = []
+    for name in dict.fromkeys(names):
+        owner = claimed.get(name)
+        if owner is None or (kind == "served_model_name" and name == info.name):
+            claimed.setdefault(name, f"{what} of '{info.name}'")
+            kept.append(name)
+        elif (kind, info.name, name) not in _reported:
+            _reported.add((kind, info.name, name))
+            logger.error(
+                "%s '%s' of model '%s' is not served: the name is taken by %s; rename it in model.json",
+                kind, name, info.name, owner,
+            )  # fmt: skip
+    return tuple(kept)
+
+
+_reported: set[tuple[str, str, str]] = set()  # collisions logged once, not at every refresh
 
 
 async def require_model(server: ModelServer, name: str, endpoint: Endpoint) -> ModelInfo:
@@ -123,7 +155,7 @@ async def require_model(server: ModelServer, name: str, endpoint: Endpoint) -> M
     or the error saying which it is not."""
     note_model(name)  # for the request log, when it is on
     info = find_model(await server.models(), name) or find_model(await server.models(refresh=True), name)
-    if info is None:
+    if info is None or info.offline:
         raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")
     if not info.ready:
         raise ServiceUnavailable(f"The model '{name}' is not ready")

@@ -7,7 +7,8 @@ model Triton batches dynamically. Implements `backend.ModelServer`, what the rou
 
 A model whose process dies never answers the requests it held (Triton keeps them open). While
 requests are in flight, a watchdog reads Triton's model index every WATCH_S; a request whose
-model is no longer READY (serve unloads it to reload it) ends with a 503 at once.
+model is no longer READY (serve unloads it to reload it) ends with a 503 at once, unless an
+operator is unloading it (`unload_model`, repository_control.py): Triton lets those finish.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ import tritonclient.grpc.aio as grpc_aio
 from tritonclient.grpc import InferInput
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
-from openai_frontend.backend import ModelInfo, Outputs, drop_colliding_adapters
+from openai_frontend.backend import ModelInfo, Outputs, drop_colliding_names
 from openai_frontend.errors import APIError, ServiceUnavailable, from_triton
+from openai_frontend.repository_control import RepositoryControl
 
 WATCH_S = 1.0
-# A model's LoRA adapters are optional inputs named so in its config (engines/vllm/lora.ADVERTISED says why).
+# A model's LoRA adapters and served names are optional inputs named so in its config
+# (engines/vllm/lora.ADVERTISED says why; triton_llm/served_names.py).
 LORA_INPUT = "lora_module:"
+ALIAS_INPUT = "served_model_name:"
 
 
 class _InFlight:
@@ -57,6 +61,7 @@ class TritonClient:
         self._lock = asyncio.Lock()
         self._inflight: dict[str, set[_InFlight]] = defaultdict(set)
         self._watchdog: asyncio.Task | None = None
+        self._control = RepositoryControl(self._client, self._index)
 
     async def close(self) -> None:
         if self._watchdog is not None:
@@ -85,6 +90,8 @@ class TritonClient:
                 continue  # Triton itself is gone: the requests' own calls fail
             states = {m["name"]: m.get("state", "") for m in index.get("models", [])}
             for model in list(self._inflight):
+                if model in self._control.unloading:
+                    continue
                 if (state := states.get(model, "UNAVAILABLE")) != "READY":
                     for request in list(self._inflight.get(model, ())):
                         request.end(state)
@@ -103,15 +110,18 @@ class TritonClient:
                 self._models_at = time.monotonic()
             return self._models
 
-    async def _read_models(self) -> dict[str, ModelInfo]:
+    async def _index(self) -> dict[str, str]:
+        """Each repository entry's state: READY, LOADING, UNLOADING, UNAVAILABLE, "" (never loaded)."""
         try:
             index = await self._client.get_model_repository_index(as_json=True)
         except InferenceServerException as exc:
             raise ServiceUnavailable(f"Triton at {self.url} is unreachable: {exc.message()}") from None
+        return {entry["name"]: entry.get("state", "") for entry in index.get("models", [])}
+
+    async def _read_models(self) -> dict[str, ModelInfo]:
         models = {}
-        for entry in index.get("models", []):
-            name = entry["name"]
-            ready = entry.get("state") == "READY"
+        for name, state in (await self._index()).items():
+            ready = state == "READY"
             config: dict[str, Any] = {}
             if ready:
                 try:
@@ -134,9 +144,26 @@ class TritonClient:
                 inputs=frozenset(inputs),
                 outputs=frozenset(outputs),
                 adapters=tuple(n.removeprefix(LORA_INPUT) for n in inputs if n.startswith(LORA_INPUT)),
+                aliases=tuple(n.removeprefix(ALIAS_INPUT) for n in inputs if n.startswith(ALIAS_INPUT)),
+                offline=self._control.offline(name, state),
+                loading=not ready and name in self._control.loading,
             )
-        drop_colliding_adapters(models)
+        drop_colliding_names(models)
         return models
+
+    async def load_model(self, model: str) -> None:
+        self._models_at = 0.0  # read afresh while it loads (it is `loading`), and after
+        try:
+            await self._control.load(model)
+        finally:
+            self._models_at = 0.0
+
+    async def unload_model(self, model: str) -> None:
+        self._models_at = 0.0
+        try:
+            await self._control.unload(model)
+        finally:
+            self._models_at = 0.0
 
     async def generate(self, model: str, values: dict[str, Any], request_id: str = "") -> AsyncIterator[Outputs]:
         """Stream the responses of one request; leaving early cancels it in Triton."""

@@ -23,7 +23,7 @@ async def response(triton: ModelServer, info: ModelInfo, body: EmbeddingRequest,
 
     async def piece(rows: slice, piece_id: str) -> Outputs:
         try:
-            return await triton.embed(body.model, texts[rows], parameters, piece_id)
+            return await triton.embed(info.name, texts[rows], parameters, piece_id)
         except InvalidField as exc:
             # The model numbers the texts of this piece; the client's are `input[offset + i]`.
             raise for_endpoint(exc, Endpoint.EMBEDDINGS, rows.start) from None

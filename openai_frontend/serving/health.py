@@ -2,8 +2,12 @@
 
 Readiness asks Triton whether it and every model are ready, each call bounded by
 READY_TIMEOUT_S, so that a probe during a burst answers 503 rather than hanging past the
-probe's own timeout. The metrics are the frontend's own, then Triton's (`triton_metrics_url`,
-fetched within METRICS_TIMEOUT_S), so that one scrape of the one exposed port sees both:
+probe's own timeout. A model an operator is loading, or has unloaded, through the control
+routes (or never loaded) is left out rather than making the pod unready: the others still
+serve, and a load of minutes must not take the pod out of its Service (ModelInfo.offline,
+.loading). A model that stops by itself (serve reloading a dead one) still makes it 503.
+The metrics are the frontend's own, then Triton's (`triton_metrics_url`, fetched within
+METRICS_TIMEOUT_S), so that one scrape of the one exposed port sees both:
 Triton's metrics port listens on loopback only.
 """
 
@@ -37,10 +41,11 @@ async def _ask_triton(triton: ModelServer) -> dict:
     if not await triton.server_ready():
         raise ServiceUnavailable(f"Triton at {triton.url} is not ready")
     models = await triton.models(refresh=True)
-    not_ready = sorted(name for name, m in models.items() if not m.ready)
-    if not models or not_ready:
+    not_ready = sorted(name for name, m in models.items() if not (m.ready or m.offline or m.loading))
+    serving = sorted(name for name, m in models.items() if m.ready)
+    if not serving or not_ready:
         raise ServiceUnavailable(f"models not ready: {', '.join(not_ready) or 'none loaded'}")
-    return {"status": "ok", "models": sorted(models)}
+    return {"status": "ok", "models": serving}
 
 
 async def exposition(registry: CollectorRegistry, triton_metrics_url: str | None) -> bytes:

@@ -130,8 +130,8 @@ async def _run(
     async def piece(part: slice, piece_id: str) -> Outputs:
         try:
             if pairs is None:
-                return await triton.embed(body.model, texts[part], parameters, piece_id)
-            return await triton.embed(body.model, texts[part], parameters, piece_id, pairs=pairs[part])
+                return await triton.embed(info.name, texts[part], parameters, piece_id)
+            return await triton.embed(info.name, texts[part], parameters, piece_id, pairs=pairs[part])
         except InvalidField as exc:
             raise for_endpoint(exc, Endpoint.SCORE, part.start, rows=row) from None
 

@@ -5,7 +5,9 @@
   process is not healthy" forever, and keeps the model READY. We unload the model (Triton then
   reports it unavailable, so the frontend's readiness says so and its in-flight requests end
   with a 503) and load it again. A model that fails to load again ends `serve` with status 1,
-  so that the container restarts.
+  so that the container restarts. Only a model Triton still calls READY is reloaded: one an
+  operator unloads (the frontend's control routes) is UNLOADING before its process exits, or
+  gone from the index once its folder is removed, and stays unloaded.
 - **Orphans.** An engine's own processes (vLLM's EngineCore and workers) outlive a killed
   stub. `serve` is their subreaper (prctl PR_SET_CHILD_SUBREAPER), so they become its
   children: any child that is not tritonserver or the frontend is one, and is stopped.
@@ -105,11 +107,12 @@ class Supervisor:
             self._reloading.discard(model)
 
     def _state(self, model: str) -> str | None:
+        """Triton's state of `model` ("" when it is not in the repository), or None when Triton did not answer."""
         try:
             index = json.loads(self._post("/v2/repository/index", timeout=5))
         except (OSError, ValueError):
             return None
-        return next((m.get("state") for m in index if m.get("name") == model), None)
+        return next((m.get("state", "") for m in index if m.get("name") == model), "")
 
     def _post(self, path: str, timeout: float) -> bytes:
         request = urllib.request.Request(f"{self._http}{path}", data=b"", method="POST")

@@ -26,6 +26,7 @@ os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists inside the stub)
 
+from triton_llm import served_names  # noqa: E402
 from triton_llm.encoders.engine import Encoder, resolve_encoder_task  # noqa: E402
 from triton_llm.encoders.protocol import EncodeRequest, parse_request  # noqa: E402
 from triton_llm.errors import InvalidInput  # noqa: E402
@@ -43,7 +44,7 @@ class TritonPythonModel:
         task_class, _, _ = resolve_encoder_task(_settings())
         config = auto_complete_model_config.as_dict()
         have = {t["name"] for t in config["input"]} | {t["name"] for t in config["output"]}
-        for spec in task_class.inputs:
+        for spec in [*task_class.inputs, *served_names.advertised_inputs(pb_utils.get_model_dir())]:
             if spec["name"] not in have:
                 auto_complete_model_config.add_input(spec)
         for spec in task_class.outputs:

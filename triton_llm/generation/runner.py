@@ -40,6 +40,7 @@ except locale.Error:
 
 import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists inside the stub)
 
+from triton_llm import served_names  # noqa: E402
 from triton_llm.errors import InvalidInput, Unavailable  # noqa: E402
 from triton_llm.gc_heap import freeze_heap  # noqa: E402
 from triton_llm.generation import admission, protocol  # noqa: E402
@@ -66,7 +67,8 @@ class TritonPythonModel:
         for spec in protocol.OUTPUTS:
             if spec["name"] not in have_out:
                 auto_complete_model_config.add_output(spec)
-        for spec in advertised_inputs(pb_utils.get_model_dir()):
+        model_dir = pb_utils.get_model_dir()
+        for spec in [*advertised_inputs(model_dir), *served_names.advertised_inputs(model_dir)]:
             if spec["name"] not in have_in:
                 auto_complete_model_config.add_input(spec)
         # Decoupled: many responses per request. The engine batches, not Triton.

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from triton_llm.errors import SettingError
 from triton_llm.tasks import Task
@@ -52,6 +52,22 @@ class ModelSettings(BaseModel):
     """What the model serves; default: from its config (`architectures`, `is_encoder_decoder`)."""
     backend: Backend = setting("auto", kserve=True)
     """`auto`: vLLM when it implements the architecture and the task is text generation, else transformers."""
+    served_model_name: str | list[str] | None = setting(vllm=True)
+    """The names the OpenAI frontend serves the model under, one or a list (vLLM's `--served-model-name`): `/v1/models`
+    lists each (not the Triton model's name, unless it is one of them), a request naming any of them or the Triton
+    name reaches the model, and the answer's `model` is the name the request used. A name that another model, an
+    earlier model's alias or an adapter already has is not served (the frontend logs an error naming both)."""
+
+    @field_validator("served_model_name")
+    @classmethod
+    def _names(cls, value: str | list[str] | None) -> str | list[str] | None:
+        names = [value] if isinstance(value, str) else value or []
+        if value is not None and not names:
+            raise ValueError("give at least one name")
+        for name in names:
+            if not name or name != name.strip() or not name.isprintable() or len(name) > 256:
+                raise ValueError(f"{name!r} is not a model name: 1 to 256 printable characters, no space at an end")
+        return value
 
     @classmethod
     def check_extras(cls, extras: Mapping[str, Any], where: str) -> None:

@@ -43,5 +43,3 @@ class HfGenerationSettings(Family, GenerationSettings):
     """On a CPU, float32 linear layers packed for oneDNN too (bfloat16 ones always are): ~3x less CPU for the LM
     head of a 16-row step, but oneDNN's sums differ from MKL's in the last bits, so greedy output may part from
     transformers' `generate` (it held on 10 prompts of tools/hf_fidelity)."""
-    served_model_name: str | list[str] | None = setting(vllm=True)
-    """Accepted so that a vLLM entry moves over unchanged; the name served is the Triton model's."""

@@ -3,6 +3,7 @@ and that only the unused ones are removed."""
 
 from __future__ import annotations
 
+import json
 import mmap
 import os
 import subprocess
@@ -57,3 +58,21 @@ def test_a_stub_is_named_by_its_model_folder_and_other_processes_are_not_stubs()
     import psutil
 
     assert supervisor._stub_model(psutil.Process()) is None
+
+
+def test_a_model_unloaded_by_an_operator_is_not_reloaded(monkeypatch):
+    """Its process is gone, but Triton says UNLOADING, UNAVAILABLE, or no longer lists it (the
+    folder removed): only a model still READY died and is reloaded."""
+    watch = supervisor.Supervisor(triton_pid=os.getpid(), http_base="http://127.0.0.1:9", children=[])
+    reloads = []
+    monkeypatch.setattr(watch, "_reload", reloads.append)
+    monkeypatch.setattr(supervisor.psutil.Process, "children", lambda self, recursive=False: [])
+    for index in ([{"name": "m", "state": "UNLOADING"}], [{"name": "m", "state": "UNAVAILABLE"}], []):
+        monkeypatch.setattr(watch, "_post", lambda path, timeout, index=index: json.dumps(index).encode())
+        watch._stubs, watch._gone = {4242: "m"}, set()
+        watch._watch_stubs()
+        assert watch._gone == set() and reloads == []
+    monkeypatch.setattr(watch, "_post", lambda path, timeout: b'[{"name": "m", "state": "READY"}]')
+    watch._stubs = {4242: "m"}
+    watch._watch_stubs()  # READY with its process gone: it died
+    assert watch._reloading == {"m"}

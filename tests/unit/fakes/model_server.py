@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from openai_frontend.backend import ModelInfo, Outputs
-from openai_frontend.errors import from_triton
+from openai_frontend.errors import BadRequest, NotFound, from_triton
 from triton_llm.generation import protocol
 
 
@@ -92,6 +92,9 @@ class FakeTriton:
     ready: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)  # Triton's request id of each request
+    # Model control: each call as (action, model), and a load's error (Triton's message) by model.
+    model_controls: list[tuple[str, str]] = field(default_factory=list)
+    load_errors: dict[str, str] = field(default_factory=dict)
 
     async def close(self) -> None:
         pass
@@ -101,6 +104,26 @@ class FakeTriton:
 
     async def models(self, refresh: bool = False) -> dict[str, ModelInfo]:
         return {m.name: m for m in self.models_}
+
+    async def load_model(self, model: str) -> None:
+        """As TritonClient's: an entry of `models_` (one with `offline` set is a repository entry not loaded)."""
+        info = self._entry(model)
+        self.model_controls.append(("load", model))
+        if model in self.load_errors:
+            info.offline = True
+            raise BadRequest(f"model: '{model}' could not be loaded: {self.load_errors[model]}", param="model")
+        info.ready, info.offline = True, False
+
+    async def unload_model(self, model: str) -> None:
+        info = self._entry(model)
+        self.model_controls.append(("unload", model))
+        info.ready, info.offline = False, True
+
+    def _entry(self, model: str) -> ModelInfo:
+        info = next((m for m in self.models_ if m.name == model), None)
+        if info is None:
+            raise NotFound(f"The model '{model}' is not in Triton's repository", param="model", code="model_not_found")
+        return info
 
     async def generate(self, model: str, values: dict[str, Any], request_id: str = "") -> AsyncIterator[Outputs]:
         self.requests.append(values)

@@ -33,8 +33,8 @@ from tests.unit.fakes.model_server import (
     model_error,
 )
 from tests.unit.frontend.test_rerank import FakeScorer, cross_encoder
-from tests.unit.frontend.test_tools import TOOLS, tool_model
-from tests.unit.frontend.test_tools import answer as tool_answer
+from tests.unit.frontend.tool_chat import TOOLS, tool_model
+from tests.unit.frontend.tool_chat import answer as tool_answer
 
 RECORDED = Path(__file__).with_name("wire_bytes.json")
 CHAT = [{"role": "user", "content": "Hi"}]

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openai_frontend.app import create_app
-from openai_frontend.backend import drop_colliding_adapters, find_model
+from openai_frontend.backend import drop_colliding_names, find_model
 from tests.unit.fakes.model_server import FakeTriton, Response, embedding_model, generation_model
 from triton_llm.errors import InvalidInput, SettingError
 from triton_llm.generation.engines.vllm.args import engine_args
@@ -103,7 +103,7 @@ def test_colliding_adapter_names_are_dropped_with_an_error(caplog):
         "emb": embedding_model("emb"),
     }
     with caplog.at_level(logging.ERROR):
-        drop_colliding_adapters(models)
+        drop_colliding_names(models)
     assert models["gen"].adapters == ("sql", "doc") and models["gen2"].adapters == ("own",)
     assert "taken by the model 'emb'" in caplog.text and "an adapter of 'gen'" in caplog.text
     assert find_model(models, "own").name == "gen2" and find_model(models, "own").lora_name == "own"
