@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 class VllmEngine:
     adapters = Adapters()  # none until __init__ reads model.json's
+    lora_control = LoraControl(VllmSettings.model_construct(), adapters, None)  # off until then too
 
     def __init__(self, settings: VllmSettings):
         self.engine_args = engine_args(settings)
