@@ -18,7 +18,7 @@ from openai_frontend.cors import CORS
 from openai_frontend.metrics import FrontendMetrics, MetricsMiddleware
 from openai_frontend.middleware import BodyLimit, Drain, DrainGate, RequestId
 from openai_frontend.request_log import RequestLog
-from openai_frontend.routers import chat, completions, embeddings, health, model_control, models, rerank, tokenize
+from openai_frontend.routers import chat, completions, embeddings, health, lora, model_control, models, rerank, tokenize
 from openai_frontend.settings import Settings
 from openai_frontend.triton_client import TritonClient
 
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
     # The operator's routes: the admin key's, a 404 without one (auth.py).
     control = APIRouter(prefix=settings.route_prefix, dependencies=[Depends(auth.require_admin)])
     control.include_router(model_control.router)
+    control.include_router(lora.router)
     app.include_router(control)
     app.include_router(health.router)
     # The last added runs first: every response, a 413, a drain's 503 and a CORS preflight

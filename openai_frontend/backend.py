@@ -17,6 +17,7 @@ from typing import Annotated, Any, Protocol
 import numpy as np
 from fastapi import Depends, Request
 
+from openai_frontend import adapters
 from openai_frontend.endpoints import Endpoint
 from openai_frontend.errors import BadRequest, NotFound, ServiceUnavailable
 from openai_frontend.request_log import note_model
@@ -48,6 +49,10 @@ class ModelInfo:
     # routes: a 404 to requests, and left out of readiness. `loading`: such a load is in flight.
     offline: bool = False
     loading: bool = False
+    # Runtime LoRA (its config declares `lora_control`): adapters load and unload while it serves, and
+    # `adapters` is read from it; `lora_resolver`: it loads an unknown adapter name on first use.
+    lora_control: bool = False
+    lora_resolver: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -71,6 +76,10 @@ class ModelInfo:
 
 class ModelServer(Protocol):
     url: str
+
+    async def lora_control(self, model: str, command: dict[str, Any]) -> dict[str, Any]:
+        """A runtime-LoRA control request's answer (docs/protocol.md: `lora_control`)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -155,6 +164,8 @@ async def require_model(server: ModelServer, name: str, endpoint: Endpoint) -> M
     or the error saying which it is not."""
     note_model(name)  # for the request log, when it is on
     info = find_model(await server.models(), name) or find_model(await server.models(refresh=True), name)
+    if info is None:
+        info = await adapters.resolve(server, name)  # a resolver's adapter, on first use
     if info is None or info.offline:
         raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")
     if not info.ready:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -29,10 +30,13 @@ from openai_frontend.backend import ModelInfo, Outputs, drop_colliding_names
 from openai_frontend.errors import APIError, ServiceUnavailable, from_triton
 from openai_frontend.repository_control import RepositoryControl
 
+logger = logging.getLogger(__name__)
 WATCH_S = 1.0
 # A model's LoRA adapters and served names are optional inputs named so in its config
 # (engines/vllm/lora.ADVERTISED says why; triton_llm/served_names.py).
 LORA_INPUT = "lora_module:"
+# A model taking adapters at run time declares the control input; one resolving unknown names, the marker.
+LORA_CONTROL, LORA_RESOLVER = "lora_control", "lora_resolver"
 ALIAS_INPUT = "served_model_name:"
 
 
@@ -143,13 +147,38 @@ class TritonClient:
                 sparse_outputs="sparse_outputs" in inputs,
                 inputs=frozenset(inputs),
                 outputs=frozenset(outputs),
-                adapters=tuple(n.removeprefix(LORA_INPUT) for n in inputs if n.startswith(LORA_INPUT)),
+                adapters=await self._adapters(name, inputs) if ready else (),
+                lora_control=LORA_CONTROL in inputs,
+                lora_resolver=LORA_RESOLVER in inputs,
                 aliases=tuple(n.removeprefix(ALIAS_INPUT) for n in inputs if n.startswith(ALIAS_INPUT)),
                 offline=self._control.offline(name, state),
                 loading=not ready and name in self._control.loading,
             )
         drop_colliding_names(models)
         return models
+
+    async def _adapters(self, model: str, inputs: dict[str, None]) -> tuple[str, ...]:
+        """A model's LoRA adapters: those its config names, or, taking adapters at run time, its list now."""
+        declared = tuple(n.removeprefix(LORA_INPUT) for n in inputs if n.startswith(LORA_INPUT))
+        if LORA_CONTROL not in inputs:
+            return declared
+        try:
+            return tuple((await self.lora_control(model, {"action": "list"}, changes=False))["adapters"])
+        except APIError as exc:
+            logger.warning("%s: its LoRA adapters could not be listed (%s); listing those it declares", model, exc)
+            return declared
+
+    async def lora_control(self, model: str, command: dict[str, Any], changes: bool = True) -> dict[str, Any]:
+        """A runtime-LoRA control request (docs/protocol.md: `lora_control`): the model's JSON answer.
+        A change makes the next `models()` read Triton again, so the adapters listed follow at once."""
+        answer = b"{}"
+        try:
+            async for outputs in self.generate(model, {LORA_CONTROL: json.dumps(command)}):
+                answer = outputs["text_output"][0]
+        finally:
+            if changes:
+                self._models_at = 0.0
+        return json.loads(answer)
 
     async def load_model(self, model: str) -> None:
         self._models_at = 0.0  # read afresh while it loads (it is `loading`), and after

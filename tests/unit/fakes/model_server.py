@@ -95,6 +95,9 @@ class FakeTriton:
     # Model control: each call as (action, model), and a load's error (Triton's message) by model.
     model_controls: list[tuple[str, str]] = field(default_factory=list)
     load_errors: dict[str, str] = field(default_factory=dict)
+    # (model, command) -> a runtime-LoRA control answer (`lora_control`) or an error; and those sent
+    controller: Callable[[str, dict[str, Any]], dict[str, Any] | TritonError] | None = None
+    controls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     async def close(self) -> None:
         pass
@@ -132,6 +135,13 @@ class FakeTriton:
             if isinstance(item, TritonError):
                 raise from_triton(item.message, item.status)
             yield item.outputs()
+
+    async def lora_control(self, model: str, command: dict[str, Any]) -> dict[str, Any]:
+        self.controls.append((model, command))
+        answer = self.controller(model, command) if self.controller else {"message": "", "adapters": []}
+        if isinstance(answer, TritonError):
+            raise from_triton(answer.message, answer.status)
+        return answer
 
     async def embed(self, model: str, texts: list[str], parameters: dict[str, Any], request_id: str = "") -> Outputs:
         self.requests.append({"texts": texts, **parameters})

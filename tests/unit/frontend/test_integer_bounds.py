@@ -9,6 +9,7 @@ parameter is int64): whatever reaches it unchecked is a 500, as it was on the re
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from openai_frontend.app import create_app
 from openai_frontend.backend import ModelInfo, Outputs
 from openai_frontend.schemas.integers import INT64_MAX, INT64_MIN
+from openai_frontend.settings import Settings
 from tests.unit.fakes.model_server import FakeTriton, Response, embedding_model, generation_model
 
 HUGE = {"2^63": 2**63, "2^80": 2**80, "-2^63-1": -(2**63) - 1}
@@ -37,6 +39,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "/score": SCORE,
     "/tokenize": {"model": "gen", "prompt": "Hi"},
     "/detokenize": {"model": "gen", "tokens": [1, 2]},
+    "/v1/load_lora_adapter": {"lora_name": "new", "lora_path": "/adapters/new"},
+    "/v1/unload_lora_adapter": {"lora_name": "sql"},
 }
 Path = tuple[str | int, ...]
 
@@ -79,8 +83,11 @@ def _script(model: str, values: dict[str, Any]) -> list[Response]:
     return [Response(["x"], ["stop"], [1], 3, token_ids=[[1]], prompt_token_ids=[1, 2])]
 
 
+LORA = replace(generation_model("lora"), lora_control=True, adapters=("sql",))  # runtime LoRA's routes
 APP = create_app(
-    client=Int64Triton(models_=[generation_model("gen"), embedding_model("emb"), _cross_encoder()], script=_script)
+    Settings(admin_key="admin"),  # the control routes are served with one
+    client=Int64Triton(models_=[generation_model("gen"), embedding_model("emb"), _cross_encoder(), LORA],
+                       script=_script),  # fmt: skip
 )
 PREFIX = APP.state.settings.route_prefix
 DOC = APP.openapi()
@@ -150,7 +157,7 @@ def param(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    return TestClient(APP, raise_server_exceptions=False)
+    return TestClient(APP, raise_server_exceptions=False, headers={"Authorization": "Bearer admin"})
 
 
 def test_every_post_route_has_a_valid_body_here_and_it_is_served(client):
