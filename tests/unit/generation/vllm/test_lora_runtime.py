@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.unit.fakes.wire import inputs
+from triton_llm import hf_loading
 from triton_llm.errors import InvalidInput, SettingError
 from triton_llm.generation.engines.vllm.args import engine_args
 from triton_llm.generation.engines.vllm.lora import Adapters, advertised_inputs
@@ -22,6 +23,12 @@ from triton_llm.generation.types import GenerationChunk
 from triton_llm.settings import VllmSettings, parse_settings
 
 HIDDEN = 16
+
+
+@pytest.fixture(autouse=True)
+def cpu(monkeypatch):
+    """A CPU, without importing torch to ask (a first import may start a subprocess)."""
+    monkeypatch.setattr(hf_loading, "has_gpu", lambda: False)
 
 
 def weights(path: Path, tensors: dict[str, tuple[int, ...]]) -> None:
