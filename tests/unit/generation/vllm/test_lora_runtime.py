@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -254,3 +257,49 @@ def test_the_resolver_loads_an_unknown_name_from_its_folder_on_first_use(tmp_pat
     asyncio.run(scenario())
     # The resolver's folder is one adapters may be loaded from.
     assert run(lora, action="load", lora_name="b", lora_path=str(folder / "found"))["adapters"] == ["found", "b"]
+
+
+# In a process of its own: huggingface_hub reads HF_ENDPOINT when it is imported.
+HF_RESOLVER = """
+import asyncio, json
+from types import SimpleNamespace
+from triton_llm.generation.engines.vllm.lora import Adapters
+from triton_llm.generation.engines.vllm.lora_control import LoraControl
+from triton_llm.settings import VllmSettings, parse_settings
+
+class LLM:
+    vllm_config = SimpleNamespace(lora_config=SimpleNamespace(max_lora_rank=8))
+    errored = False
+    async def add_lora(self, request):
+        return True
+
+keys = {"enable_lora": True, "allow_runtime_lora_updating": True, "lora_resolver": "hf://org/adapters"}
+lora = LoraControl(parse_settings(VllmSettings, {"model": "m", **keys}), Adapters(), True)
+lora.adapters.requests()
+lora.started(LLM(), "m", None)
+
+async def main():
+    found = await lora.lookup("tenant")
+    answer = json.loads(await lora.answer(json.dumps({"action": "resolve", "lora_name": "nobody"})))
+    print("RESULT " + json.dumps({"path": found.lora_path, **answer}))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_an_hf_resolver_loads_the_names_folder_of_its_hub_repository(tmp_path):
+    from tests.hub_standin import HubStandIn
+    from tests.servers import ROOT
+
+    adapter(tmp_path / "repo" / "tenant")
+    with HubStandIn({"org/adapters": tmp_path / "repo"}) as hub:
+        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "home"), "HF_HUB_DISABLE_XET": "1"}
+        env.pop("HF_TOKEN", None)
+        proc = subprocess.run([sys.executable, "-c", HF_RESOLVER], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line is not None, proc.stderr[-3000:]
+    result = json.loads(line.removeprefix("RESULT "))
+    assert result["path"].endswith("/tenant") and "snapshots" in result["path"]
+    assert result["adapters"] == ["tenant"] and result["message"] == "not found"
