@@ -3,7 +3,9 @@ with Retry-After and readiness says 503 while serve reloads the model, then it s
 no engine process is orphaned and no /dev/shm file of ours outlives the stack.
 
 One serve, with one model per engine kind; each kill is what an OOM killer does: the
-transformers model's stub (its engine lives in it), then vLLM's EngineCore process.
+transformers model's stub (its engine lives in it), then vLLM's EngineCore process. The same
+stack then ends as a pod does: SIGTERM with a client of Triton's own HTTP streaming, whose
+stream finishes whole before every process stops (one vLLM stack for both: ~45 s less).
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import pytest
 import requests
 
 from tests.conftest import HF_OVERRIDES, TEST_ENGINE_OVERRIDES
-from tests.servers import ROOT, free_port, make_repository, serve_command
+from tests.servers import ROOT, free_port, make_repository, running, serve_command
+from triton_llm.cli import serve, tritonserver
 from triton_llm.cli.serve import wait_ready
 
 RECOVERY_S = 240  # a reload on a busy 2-core machine; 10-30 s when idle
+DRAIN_S = 5
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +42,21 @@ def stack(model_dir, tmp_path_factory):
         },
     )
     shm_before = set(os.listdir("/dev/shm"))
-    port = free_port()
+    port, http = free_port(), free_port()
     log = tmp / "serve.log"
+    # A short drain: Triton waits out its exit timeout (the drain + UNLOAD_S) for a stub that was
+    # killed, and nothing is in flight when this stack stops.
+    cmd = [*serve_command(repository, http, free_port(), free_port(), port), f"--drain-timeout={DRAIN_S}"]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(serve_command(repository, free_port(), free_port(), free_port(), port), cwd=ROOT,
-                                stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})  # fmt: skip
         try:
             assert wait_ready(proc, f"http://127.0.0.1:{port}/health/ready", 400), log.read_text()[-5000:]
             while b"serve: ready" not in log.read_bytes():  # serve watches the models from here on
                 time.sleep(0.2)
-            yield proc, f"http://127.0.0.1:{port}", log
-            proc.send_signal(signal.SIGTERM)
+            yield proc, f"http://127.0.0.1:{port}", log, http
+            if proc.poll() is None:  # the last test stops it; else stop it here
+                proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=90) == 0
             left = set(os.listdir("/dev/shm")) - shm_before - _mapped_by_anyone()
             assert not left, f"/dev/shm files left by the stack: {sorted(left)}"
@@ -60,7 +67,7 @@ def stack(model_dir, tmp_path_factory):
 
 @pytest.mark.parametrize("victim", ["transformers stub", "vLLM EngineCore"])
 def test_a_killed_engine_ends_its_requests_with_503_then_the_model_serves_again(stack, victim):
-    proc, url, log = stack
+    proc, url, log, _ = stack
     model = "smollm2-hf" if victim == "transformers stub" else "smollm2"
     stream = _Stream(url, model)
     assert stream.started.wait(60), "no first chunk"
@@ -98,6 +105,37 @@ def test_a_killed_engine_ends_its_requests_with_503_then_the_model_serves_again(
     names = [p.name() for p in psutil.Process(proc.pid).children(recursive=True) if _alive(p)]
     assert names.count("VLLM::EngineCore") == 1 and names.count("VLLM::Worker") == 1, names
     assert sum("triton_python" in n for n in names) == 2, names
+
+
+def test_sigterm_lets_tritons_own_stream_finish_then_every_process_stops(stack):
+    """A client of Triton itself (in the pod, or with --triton-host) is drained by Triton: its stream
+    ends whole, then the models unload, all within Triton's exit timeout (the drain + UNLOAD_S)."""
+    proc, _, log, http = stack
+    # Keep a streamed request in flight, so that shutdown happens under load.
+    body = {"text_input": "Tell me a story.", "stream": True, "parameters": {"max_tokens": 40, "ignore_eos": True}}
+    # Connection: close, as Triton 2.51 waits for its HTTP connections to close, not just their
+    # requests: a kept-alive one would hold its stop until the exit timeout.
+    url = f"http://127.0.0.1:{http}/v2/models/smollm2/generate_stream"
+    stream = requests.post(url, json=body, stream=True, headers={"Connection": "close"})
+    lines = stream.iter_lines()
+    next(lines)
+    family = psutil.Process(proc.pid).children(recursive=True)
+    names = {p.name() for p in family}
+    assert any("tritonserver" in n for n in names), names
+    assert any("triton_python" in n for n in names), names
+    assert any("EngineCor" in n for n in names), names  # vLLM's engine process
+
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    chunks = [json.loads(line.removeprefix(b"data: ")) for line in lines if line]
+    assert proc.wait(timeout=60) == 0
+    elapsed = time.monotonic() - started
+    assert len(chunks) == 39, chunks[-3:]  # the rest of the 40 tokens, none lost
+    assert "Found 1 HTTP service connections" in log.read_text()  # Triton waited for the stream
+    assert elapsed < DRAIN_S + tritonserver.UNLOAD_S + serve.STOP_MARGIN_S
+    print(f"SIGTERM with a 40-token stream on Triton's HTTP: serve exited after {elapsed:.1f} s")
+    _, alive = psutil.wait_procs(family, timeout=2)
+    assert not [p for p in alive if running(p)], [(p.pid, p.name()) for p in alive]
 
 
 class _Stream(threading.Thread):

@@ -1,12 +1,12 @@
 """The serve command (`python -m triton_llm.cli.serve`, the code `triton-llm serve` runs): ready, stops everything
 on SIGTERM, refuses a busy port but restarts at once after a stop, and exits non-zero when a child dies.
 
-The stack as a container runs it is test_exposed_stack.py.
+The stack as a container runs it is test_exposed_stack.py; SIGTERM with Triton's own stream in
+flight ends test_engine_death.py's stack.
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import subprocess
@@ -16,74 +16,21 @@ import psutil
 import pytest
 import requests
 
-from tests.conftest import TEST_ENGINE_OVERRIDES
 from tests.servers import ROOT, free_port, make_repository, running, serve_command
-from triton_llm.cli import serve, tritonserver
 from triton_llm.cli.serve import wait_ready
 
 
-@pytest.fixture(scope="module")
-def second_repository(model_dir, tmp_path_factory):
-    """The vLLM demo model alone: this stack runs beside the session's, and it needs one engine
-    process for Triton's own drain (the whole test repository took ~2.5 min more to load)."""
-    dest = tmp_path_factory.mktemp("second") / "repo"
-    return make_repository(dest, {"smollm2": {"model": str(model_dir), **TEST_ENGINE_OVERRIDES}})
-
-
-def test_second_serve_reports_the_busy_port(second_repository):
+def test_second_serve_reports_the_busy_port(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         proc = subprocess.run(
-            serve_command(second_repository, port, free_port(), free_port()),
+            serve_command(tmp_path, port, free_port(), free_port()),
             cwd=ROOT, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     assert proc.returncode == 2
     assert f"127.0.0.1:{port} is already in use" in proc.stderr
-
-
-def test_sigterm_lets_tritons_own_stream_finish_then_every_process_stops(second_repository, tmp_path):
-    """A client of Triton itself (in the pod, or with --triton-host) is drained by Triton: its stream
-    ends whole, then the models unload, all within Triton's exit timeout (the drain + UNLOAD_S)."""
-    http = free_port()
-    log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen(
-        serve_command(second_repository, http, free_port(), free_port()), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        ready = wait_ready(proc, f"http://127.0.0.1:{http}/v2/health/ready", 300)
-        assert ready, (tmp_path / "serve.log").read_text()[-5000:]
-        # Keep a streamed request in flight, so that shutdown happens under load.
-        body = {"text_input": "Tell me a story.", "stream": True, "parameters": {"max_tokens": 40, "ignore_eos": True}}
-        # Connection: close, as Triton 2.51 waits for its HTTP connections to close, not just their
-        # requests: a kept-alive one would hold its stop until the exit timeout.
-        url = f"http://127.0.0.1:{http}/v2/models/smollm2/generate_stream"
-        stream = requests.post(url, json=body, stream=True, headers={"Connection": "close"})
-        lines = stream.iter_lines()
-        next(lines)
-        family = psutil.Process(proc.pid).children(recursive=True)
-        names = {p.name() for p in family}
-        assert any("tritonserver" in n for n in names), names
-        assert any("triton_python" in n for n in names), names
-        assert any("EngineCor" in n for n in names), names  # vLLM's engine process
-
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        chunks = [json.loads(line.removeprefix(b"data: ")) for line in lines if line]
-        assert proc.wait(timeout=60) == 0
-        elapsed = time.monotonic() - started
-        assert len(chunks) == 39, chunks[-3:]  # the rest of the 40 tokens, none lost
-        text = (tmp_path / "serve.log").read_text()
-        assert "Found 1 HTTP service connections" in text  # Triton waited for the stream
-        assert elapsed < 30 + tritonserver.UNLOAD_S + serve.STOP_MARGIN_S
-        print(f"SIGTERM with a 40-token stream on Triton's HTTP: serve exited after {elapsed:.1f} s")
-        _, alive = psutil.wait_procs(family, timeout=2)
-        assert not [p for p in alive if running(p)], [(p.pid, p.name()) for p in alive]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
 
 
 def test_a_restart_right_after_a_stop_gets_the_same_ports(tmp_path):
