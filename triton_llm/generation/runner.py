@@ -40,7 +40,7 @@ except locale.Error:
 
 import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists inside the stub)
 
-from triton_llm import served_names  # noqa: E402
+from triton_llm import served_names, tracing  # noqa: E402
 from triton_llm.errors import InvalidInput, Unavailable  # noqa: E402
 from triton_llm.gc_heap import freeze_heap  # noqa: E402
 from triton_llm.generation import admission, protocol  # noqa: E402
@@ -87,6 +87,7 @@ class TritonPythonModel:
         typed = read_settings(pb_utils.get_model_dir())  # model.json, parsed once
         self.engine = create_engine(typed, args)
         self.metrics = ModelMetrics(self.model_name, str(args["model_version"]), self.engine.stats)
+        self.tracer = tracing.from_env(self.model_name)  # None unless OTEL_* names an endpoint
 
         # engine_id -> (task, sender): requests whose final response is not sent yet.
         self._inflight: dict[str, tuple[asyncio.Task, Any]] = {}
@@ -136,13 +137,16 @@ class TritonPythonModel:
         with self._lock:
             self._inflight[engine_id] = (task, sender)
         outcome = "error"
+        spans = None if self.tracer is None else self.tracer.start(request)
         try:
-            outcome = await self._run(request, sender, engine_id)
+            outcome = await self._run(request, sender, engine_id, spans)
         finally:
             self.admission.release()
             self.metrics.finished(outcome)
+            if spans is not None:
+                spans.end(outcome)
 
-    async def _run(self, request, sender, engine_id: str) -> str:
+    async def _run(self, request, sender, engine_id: str, spans: tracing.RequestSpans | None = None) -> str:
         """Serve one request to its final response; return its outcome for the metrics."""
         try:
             started = time.monotonic()
@@ -152,6 +156,8 @@ class TritonPythonModel:
             last = None
             async for chunk in self.engine.generate(parsed, engine_id):
                 self.engine.stats.chunk(chunk, first, n)  # counted here, published by the poll
+                if spans is not None:
+                    spans.chunk(chunk)
                 outputs = protocol.build_outputs(parsed, chunk, n, first)
                 first = False
                 if parsed.stream or chunk.finished:

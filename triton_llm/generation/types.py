@@ -77,6 +77,17 @@ class ChoiceDelta:
     tool_calls: list[dict[str, Any]] | None = None
 
 
+@dataclass(frozen=True)
+class EngineTimings:
+    """When the engine queued a request, began its prefill, and made its first and last token
+    (time.monotonic() seconds): the queue, prefill and decode spans of a traced request."""
+
+    queued: float
+    scheduled: float
+    first_token: float
+    last_token: float
+
+
 @dataclass
 class GenerationChunk:
     """One step of output for a request: engines yield these, the runner sends them."""
@@ -91,3 +102,5 @@ class GenerationChunk:
     # A `tokenize_only` answer's: the engine's context length, and the prompt's token strings when asked.
     max_model_len: int | None = None
     token_strs: list[str] | None = None
+    # On the final chunk, when the engine measured them (read only by tracing: triton_llm/tracing.py).
+    timings: EngineTimings | None = None

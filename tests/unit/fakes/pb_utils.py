@@ -131,6 +131,7 @@ class InferenceRequest:
         self._id = request_id
         self._parameters = json.dumps(parameters or {})
         self.sender = ResponseSender(request_id, ledger)
+        self.trace_context: str | None = None  # what Triton's OpenTelemetry mode hands the model (a test sets it)
 
     def request_id(self) -> str:
         return self._id
@@ -140,6 +141,20 @@ class InferenceRequest:
 
     def get_response_sender(self) -> ResponseSender:
         return self.sender
+
+    def trace(self) -> InferenceTrace:
+        return InferenceTrace(self.trace_context)
+
+
+class InferenceTrace:
+    """Triton 2.51's `request.trace()`: `get_context()` is the JSON carrier of the request's span
+    ({"traceparent": ...}) when Triton traced it, else None."""
+
+    def __init__(self, context: str | None):
+        self._context = context
+
+    def get_context(self) -> str | None:
+        return self._context
 
 
 def get_input_tensor_by_name(request: InferenceRequest, name: str) -> Tensor | None:

@@ -25,11 +25,11 @@ from triton_llm.generation.engines.hf import attention, linear
 from triton_llm.generation.engines.hf.batching import CausalBatcher, Seq2SeqBatcher
 from triton_llm.generation.engines.hf.detokenizer import IncrementalDetokenizer, StopStrings
 from triton_llm.generation.engines.hf.sampling import to_hf_sampling
-from triton_llm.generation.engines.hf.scheduler import Sequence
+from triton_llm.generation.engines.hf.scheduler import Active, Sequence
 from triton_llm.generation.engines.hf.structured import Grammars, RowGrammar
 from triton_llm.generation.engines.limits import check_max_tokens
 from triton_llm.generation.stats import EngineStats, Load
-from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
+from triton_llm.generation.types import ChoiceDelta, EngineTimings, GenerateRequest, GenerationChunk
 from triton_llm.settings import HfGenerationSettings
 from triton_llm.tasks import Task
 
@@ -174,6 +174,7 @@ class HuggingFaceEngine:
             for i in range(sampling.n)
         ]
         updates: asyncio.Queue = asyncio.Queue()
+        actives: list[Active] = []  # the batcher's view of each choice: its timings
         assert self._batcher is not None
         for i, choice in enumerate(choices):
             seq = Sequence(
@@ -181,7 +182,9 @@ class HuggingFaceEngine:
                 stream=request.stream or bool(sampling.stop),  # stop strings are checked token by token
                 grammar=RowGrammar(compiled, grammar_stops) if compiled is not None else None,
             )  # fmt: skip
-            self._batcher.submit(seq, lambda ids, done, err, i=i: updates.put_nowait((i, ids, done, err)))
+            actives.append(
+                self._batcher.submit(seq, lambda ids, done, err, i=i: updates.put_nowait((i, ids, done, err)))
+            )
         pending = len(choices)
         try:
             while pending:
@@ -195,7 +198,8 @@ class HuggingFaceEngine:
                 if choice.finish_reason is not None:
                     pending -= 1
                 if request.stream:
-                    yield GenerationChunk(prompt, len(prompt_ids), [delta], pending == 0, prompt_ids)
+                    timings = _timings(actives) if pending == 0 else None
+                    yield GenerationChunk(prompt, len(prompt_ids), [delta], pending == 0, prompt_ids, timings=timings)
             if not request.stream:
                 yield GenerationChunk(
                     prompt,
@@ -206,6 +210,7 @@ class HuggingFaceEngine:
                     ],
                     finished=True,
                     prompt_token_ids=prompt_ids,
+                    timings=_timings(actives),
                 )
         finally:
             for choice in choices:
@@ -246,6 +251,18 @@ class HuggingFaceEngine:
         if self._batcher is not None:
             await asyncio.to_thread(self._batcher.stop)
             self._batcher = None
+
+
+def _timings(actives: list[Active]) -> EngineTimings | None:
+    """A request's timings over its choices: the first one queued to the last token of any."""
+    if not all(a.joined and a.first_token for a in actives):
+        return None
+    return EngineTimings(
+        queued=min(a.arrived for a in actives),
+        scheduled=min(a.joined for a in actives),
+        first_token=min(a.first_token for a in actives),
+        last_token=max(a.last_token for a in actives),
+    )
 
 
 def _ids(value: int | list[int] | None) -> list[int]:

@@ -1,25 +1,21 @@
 """The scheduling thread of the transformers engine's continuous batching (`batching`).
 
-One thread per model (`Batcher`): requests join between steps, finished or cancelled ones
-leave at once, every step decodes one token for all active sequences. This module owns
-the queues, the joining and leaving, cancellation and failures; a subclass in
-`batching` says how to join sequences into its batch and run one forward pass.
-Updates go back as `on_update(token_ids, finished, error)` on the caller's event loop, with
-every token generated so far.
+One thread per model (`Batcher`): requests join between steps, finished or cancelled ones leave at once, every step
+decodes one token for all active sequences. This module owns the queues, the joining and leaving, cancellation and
+failures; a subclass in `batching` says how to join sequences into its batch and run one forward pass. Updates go
+back as `on_update(token_ids, finished, error)` on the caller's event loop, with every token generated so far.
 
-Chunked prefill (vLLM's `max_num_batched_tokens` idea): between two decode steps at most
-that many prompt tokens are prefilled, so that the active rows keep decoding while long
-prompts join. Waiting prompts join in groups whose padded size (rows x longest) fits the
-cap, whole; a prompt longer than the cap alone is prefilled in pieces of the cap into a
-cache of its own (decoder-only models), and joins the batch with its last piece.
-Decoding and prefill stay separate passes (one padded batch cannot hold both), and on a
-CPU a pass costs about a one-row decode step before its tokens: SmolLM2, bf16, one thread's
-CPU time, prefill of 1 / 16 / 128 tokens 36 / 56 / 205 ms, a 16-row decode step 64 ms. Served
-(`tools.bench --systems hf --concurrency 16`, 128 in / 64 out, one quiet run per cap, 2026-11-26),
-cap: tok/s, ITL p99 ms, TTFT p50 ms: 2048: 182, 227, 1485; 256: 169, 339, 257; 64: 140, 193,
-266 (vLLM's server: 162, 63, 2639). A small cap gives first tokens sooner, but when 16 requests
-arrive together the first ones to join stall once per group that follows. Hence the default
-of 2048: whole groups as before, long prompts in pieces.
+Chunked prefill (vLLM's `max_num_batched_tokens` idea): between two decode steps at most that many prompt tokens are
+prefilled, so that the active rows keep decoding while long prompts join. Waiting prompts join in groups whose
+padded size (rows x longest) fits the cap, whole; a prompt longer than the cap alone is prefilled in pieces of the
+cap into a cache of its own (decoder-only models), and joins the batch with its last piece. Decoding and prefill
+stay separate passes (one padded batch cannot hold both), and on a CPU a pass costs about a one-row decode step
+before its tokens: SmolLM2, bf16, one thread's CPU time, prefill of 1 / 16 / 128 tokens 36 / 56 / 205 ms, a 16-row
+decode step 64 ms. Served (`tools.bench --systems hf --concurrency 16`, 128 in / 64 out, one quiet run per cap,
+2026-11-26), cap: tok/s, ITL p99 ms, TTFT p50 ms: 2048: 182, 227, 1485; 256: 169, 339, 257; 64: 140, 193, 266
+(vLLM's server: 162, 63, 2639). A small cap gives first tokens sooner, but when 16 requests arrive together the
+first ones to join stall once per group that follows. Hence the default of 2048: whole groups as before, long
+prompts in pieces.
 """
 
 from __future__ import annotations
@@ -69,6 +65,8 @@ class Active:
     prefilled: int = 0  # chunked prefill: prompt tokens in `prefix` so far
     prefix: Any = None  # chunked prefill: the cache of the prompt's first `prefilled` tokens
     arrived: float = field(default_factory=time.monotonic)  # for the metrics: queue time, TTFT
+    joined: float = 0.0  # when its prefill began; with `first_token`, a traced request's spans (engine.py)
+    first_token: float = 0.0
     last_token: float = 0.0  # when its last token came, for the inter-token latency
 
 
@@ -119,11 +117,12 @@ class Batcher:
 
     # -- any thread -----------------------------------------------------------------------
 
-    def submit(self, seq: Sequence, on_update: OnUpdate) -> None:
-        """Queue a sequence; call from the event loop that `on_update` must run on."""
+    def submit(self, seq: Sequence, on_update: OnUpdate) -> Active:
+        """Queue a sequence; call from the event loop that `on_update` must run on. Its timings are final once it is."""
         with self._lock:
             self._count += 1
-        self._incoming.put(Active(seq, on_update, asyncio.get_running_loop()))
+        self._incoming.put(active := Active(seq, on_update, asyncio.get_running_loop()))
+        return active
 
     def cancel(self, request_id: str) -> None:
         with self._lock:
@@ -213,7 +212,9 @@ class Batcher:
                 elif self.max_num_seqs > len(self.active) and waiting:
                     joining = self._next_group(waiting, self.max_num_seqs - len(self.active))
                     waiting = waiting[len(joining) :]
-                    self.stats.observe(QUEUE, [time.monotonic() - a.arrived for a in joining])
+                    for a in joining:
+                        a.joined = time.monotonic()
+                    self.stats.observe(QUEUE, [a.joined - a.arrived for a in joining])
                 if joining:
                     self._prefill(joining)
                 if self.active:
@@ -272,6 +273,7 @@ class Batcher:
             a = self.active[row]
             (itl if a.generated else ttft).append(now - (a.last_token if a.generated else a.arrived))
             a.last_token = now
+            a.first_token = a.first_token or now
             a.generated.append(token)
             try:
                 ended = token in a.seq.eos_token_ids or (a.seq.grammar is not None and a.seq.grammar.accept(token))

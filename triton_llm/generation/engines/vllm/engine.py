@@ -15,7 +15,7 @@ from triton_llm.generation.engines.vllm.errors import client_error, describe
 from triton_llm.generation.engines.vllm.lora import Adapters
 from triton_llm.generation.engines.vllm.lora_control import LoraControl
 from triton_llm.generation.stats import EngineStats, Load
-from triton_llm.generation.types import ChoiceDelta, GenerateRequest, GenerationChunk
+from triton_llm.generation.types import ChoiceDelta, EngineTimings, GenerateRequest, GenerationChunk
 from triton_llm.settings import VllmSettings
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ class VllmEngine:
                     finished=output.finished,
                     prompt_token_ids=prompt_ids,
                     prompt_logprobs=prompt_logprobs,
+                    timings=_timings(output.metrics) if output.finished else None,
                 )
         except Exception as exc:
             # vLLM checks the sampling parameters against the model before scheduling.
@@ -178,6 +179,13 @@ class VllmEngine:
         if self._llm is not None:
             self._llm.shutdown()
             self._llm = None
+
+
+def _timings(metrics: Any) -> EngineTimings | None:
+    """vLLM's own per-request timestamps (`RequestStateStats`, kept because our stat logger turns its
+    stats on; its engine core's time.monotonic), None where it has not measured them all."""
+    stamps = [getattr(metrics, f, 0.0) for f in ("queued_ts", "scheduled_ts", "first_token_ts", "last_token_ts")]
+    return EngineTimings(*stamps) if all(stamps) else None
 
 
 def _positions(steps: list) -> list[dict[int, dict[str, Any]]]:
