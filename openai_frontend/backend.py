@@ -46,9 +46,10 @@ class ModelInfo:
     # Its names from model.json's `served_model_name` (listed instead of `name`, which still routes).
     aliases: tuple[str, ...] = ()
     # Not serving by choice: never loaded, or unloaded (or its load failed) through the control
-    # routes: a 404 to requests, and left out of readiness. `loading`: such a load is in flight.
+    # routes: a 404 to requests, and left out of readiness. `changing`: a load or an unload through
+    # them is in flight (Triton's own readiness is false meanwhile: serving/health.py).
     offline: bool = False
-    loading: bool = False
+    changing: bool = False
     # Runtime LoRA (its config declares `lora_control`): adapters load and unload while it serves, and
     # `adapters` is read from it; `lora_resolver`: it loads an unknown adapter name on first use.
     lora_control: bool = False

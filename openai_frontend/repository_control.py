@@ -31,6 +31,11 @@ class RepositoryControl:
         self.unloading: set[str] = set()  # unloads in flight
         self.unloaded: set[str] = set()  # unloaded, or failed to load, through here
 
+    @property
+    def changing(self) -> set[str]:
+        """The models with a load or an unload in flight through here."""
+        return self.loading | self.unloading
+
     def offline(self, name: str, state: str) -> bool:
         """Not serving by choice: never loaded, or unloaded (or failed to load) through here."""
         return state != "READY" and (not state or name in self.unloaded)

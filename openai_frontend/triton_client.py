@@ -152,7 +152,7 @@ class TritonClient:
                 lora_resolver=LORA_RESOLVER in inputs,
                 aliases=tuple(n.removeprefix(ALIAS_INPUT) for n in inputs if n.startswith(ALIAS_INPUT)),
                 offline=self._control.offline(name, state),
-                loading=not ready and name in self._control.loading,
+                changing=not ready and name in self._control.changing,
             )
         drop_colliding_names(models)
         return models

@@ -5,7 +5,9 @@ READY_TIMEOUT_S, so that a probe during a burst answers 503 rather than hanging 
 probe's own timeout. A model an operator is loading, or has unloaded, through the control
 routes (or never loaded) is left out rather than making the pod unready: the others still
 serve, and a load of minutes must not take the pod out of its Service (ModelInfo.offline,
-.loading). A model that stops by itself (serve reloading a dead one) still makes it 503.
+.changing). Triton's own readiness is strict, false while any model loads or unloads, so it is
+overruled while an operator's load or unload is in flight; the models are still checked one by
+one. A model that stops by itself (serve reloading a dead one) still makes it 503.
 The metrics are the frontend's own, then Triton's (`triton_metrics_url`, fetched within
 METRICS_TIMEOUT_S), so that one scrape of the one exposed port sees both:
 Triton's metrics port listens on loopback only.
@@ -38,10 +40,11 @@ async def readiness(triton: ModelServer) -> dict:
 
 
 async def _ask_triton(triton: ModelServer) -> dict:
-    if not await triton.server_ready():
-        raise ServiceUnavailable(f"Triton at {triton.url} is not ready")
+    ready = await triton.server_ready()
     models = await triton.models(refresh=True)
-    not_ready = sorted(name for name, m in models.items() if not (m.ready or m.offline or m.loading))
+    if not ready and not any(m.changing for m in models.values()):
+        raise ServiceUnavailable(f"Triton at {triton.url} is not ready")
+    not_ready = sorted(name for name, m in models.items() if not (m.ready or m.offline or m.changing))
     serving = sorted(name for name, m in models.items() if m.ready)
     if not serving or not_ready:
         raise ServiceUnavailable(f"models not ready: {', '.join(not_ready) or 'none loaded'}")

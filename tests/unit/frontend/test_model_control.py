@@ -108,3 +108,13 @@ def test_a_model_that_stops_by_itself_still_makes_readiness_a_503():
     triton.models_[0].ready = False  # not offline: serve is reloading it
     r = client.get("/health/ready")
     assert r.status_code == 503 and "gen" in r.json()["error"]["message"]
+
+
+def test_tritons_strict_readiness_is_overruled_only_while_an_operator_changes_a_model():
+    client, triton = stack()
+    triton.ready = False  # Triton: not ready while any model loads
+    assert client.get("/health/ready").status_code == 503
+    triton.models_[2].changing = True  # `new` is being loaded through the control routes
+    assert client.get("/health/ready").json() == {"status": "ok", "models": ["emb", "gen"]}
+    triton.models_[0].ready = False  # another model stopped meanwhile: not excused
+    assert client.get("/health/ready").status_code == 503
