@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lora_adapter import ADAPTER, LORA_BASE, LORA_SETTINGS
+from tests.lora_adapter import ADAPTER, LORA_BASE, LORA_SETTINGS, RUNTIME_ADAPTER, RUNTIME_SEED, runtime_settings
 from tests.servers import ROOT, make_repository, start_triton
 
 # Greedy runs must compare like with like: prefix caching would let a repeated prompt skip
@@ -92,6 +92,38 @@ def lora_adapter(model_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def runtime_lora_dirs(tmp_path_factory) -> tuple[Path, Path]:
+    """LORA_BASE's folders for adapters at run time (test_lora_runtime): the allowed one, the resolver's."""
+    root = tmp_path_factory.mktemp("lora-runtime")
+    return root / "allowed", root / "resolver"
+
+
+@pytest.fixture(scope="session")
+def runtime_adapter(model_dir, runtime_lora_dirs) -> Path:
+    """An adapter unlike `lora_adapter` (another seed), in the allowed folder: loaded through the API."""
+    from tests.lora_adapter import build_adapter
+
+    return build_adapter(model_dir, runtime_lora_dirs[0] / RUNTIME_ADAPTER, seed=RUNTIME_SEED)
+
+
+@pytest.fixture(scope="session")
+def lora_reference(model_dir, lora_adapter, runtime_adapter, triton) -> dict[str, list[dict]]:
+    """vLLM offline on an engine like LORA_BASE, in one run (a vLLM start is ~50 s): PROMPTS then CHAT
+    with no adapter ("base") and with `lora_adapter` ("lora"; test_lora), and the first two PROMPTS with
+    `runtime_adapter` ("runtime"; test_lora_runtime), each adapter with the id the served engine gives it."""
+    lora = {"name": ADAPTER, "path": str(lora_adapter)}
+    runtime = {"name": RUNTIME_ADAPTER, "path": str(runtime_adapter)}
+    plain = [{"prompt": p, "sampling": GREEDY} for p in PROMPTS] + [{"messages": CHAT, "sampling": GREEDY}]
+    later = [{"prompt": p, "sampling": GREEDY, "lora": runtime} for p in PROMPTS[:2]]
+    out = vllm_offline(
+        {"model": str(model_dir), **TEST_ENGINE_OVERRIDES, **LORA_SETTINGS, "lora_modules": [lora]},
+        plain + [{**r, "lora": lora} for r in plain] + later,
+    )
+    n = len(plain)
+    return {"base": out[:n], "lora": out[n : 2 * n], "runtime": out[2 * n :]}
+
+
+@pytest.fixture(scope="session")
 def test_repository(model_dir, request, tmp_path_factory) -> Path:
     from triton_llm.cli import make_repo
 
@@ -100,8 +132,8 @@ def test_repository(model_dir, request, tmp_path_factory) -> Path:
         no_tools = {"tool_call_parser": None, "enable_auto_tool_choice": False}  # refused there (vllm_compat)
         make_repository(repository, {"smollm2": {"model": str(model_dir), **TEST_ENGINE_OVERRIDES, **no_tools}})
         return repository
-    t5_dir, minilm_dir, bert_dirs, lora_adapter = map(
-        request.getfixturevalue, ("t5_dir", "minilm_dir", "bert_dirs", "lora_adapter")
+    t5_dir, minilm_dir, bert_dirs, lora_adapter, runtime_lora_dirs = map(
+        request.getfixturevalue, ("t5_dir", "minilm_dir", "bert_dirs", "lora_adapter", "runtime_lora_dirs")
     )
     # Written by the generator, as a user would: `auto` (vLLM has no T5) resolves to transformers.
     overrides = ["--dtype", HF_OVERRIDES["dtype"], "--max-num-seqs", str(HF_OVERRIDES["max_num_seqs"])]
@@ -119,6 +151,7 @@ def test_repository(model_dir, request, tmp_path_factory) -> Path:
                 **TEST_ENGINE_OVERRIDES,
                 **LORA_SETTINGS,
                 "lora_modules": [{"name": ADAPTER, "path": str(lora_adapter)}],
+                **runtime_settings(*runtime_lora_dirs),  # test_lora_runtime
             },
             # float32: greedy output must equal transformers' `generate` token for token,
             # and in bfloat16 a batch's arithmetic differs from a lone request's.
@@ -126,8 +159,7 @@ def test_repository(model_dir, request, tmp_path_factory) -> Path:
             # The dtype a CPU with bf16 instructions serves: one request at a time, still transformers' own
             # greedy output (test_transformers; skipped on other CPUs).
             "smollm2-hf-bf16": {"model": str(model_dir), **HF_OVERRIDES, "dtype": "bfloat16"},
-            # Served under a second name too (served_model_name: test_model_control).
-            "minilm": {"model": str(minilm_dir), "served_model_name": ["minilm", "all-minilm-l6-v2"]},
+            "minilm": {"model": str(minilm_dir)},
             # MiniLM was not trained for truncation; this entry only lets `dimensions` through.
             "minilm-matryoshka": {"like": "minilm", "model": str(minilm_dir), "is_matryoshka": True},
             # The encoder tasks, each with some of KServe's options; float32 so that

@@ -8,22 +8,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import CHAT, GREEDY, PROMPTS, TEST_ENGINE_OVERRIDES, vllm_offline
-from tests.lora_adapter import ADAPTER, LORA_BASE, LORA_SETTINGS
+from tests.conftest import CHAT, GREEDY, PROMPTS
+from tests.lora_adapter import ADAPTER, LORA_BASE
 
 MODEL = LORA_BASE
 
 
 @pytest.fixture(scope="module")
-def reference(model_dir, lora_adapter, triton) -> dict[str, list[dict]]:
-    """vLLM offline on an engine like the served one: base and adapter outputs of PROMPTS, then CHAT."""
-    lora = {"name": ADAPTER, "path": str(lora_adapter)}
-    plain = [{"prompt": p, "sampling": GREEDY} for p in PROMPTS] + [{"messages": CHAT, "sampling": GREEDY}]
-    out = vllm_offline(
-        {"model": str(model_dir), **TEST_ENGINE_OVERRIDES, **LORA_SETTINGS, "lora_modules": [lora]},
-        plain + [{**r, "lora": lora} for r in plain],
-    )
-    return {"base": out[: len(plain)], "lora": out[len(plain) :]}
+def reference(lora_reference) -> dict[str, list[dict]]:
+    """vLLM offline on an engine like the served one: base and adapter outputs of PROMPTS, then CHAT
+    (conftest's run, which test_lora_runtime's adapter shares)."""
+    return lora_reference
 
 
 def generate(triton, prompt: str, **parameters) -> requests.Response:
