@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from openai_frontend import auth, errors
+from openai_frontend import auth, errors, tracing
 from openai_frontend.backend import ModelServer
 from openai_frontend.cors import CORS
 from openai_frontend.metrics import FrontendMetrics, MetricsMiddleware
@@ -82,4 +82,7 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
         )  # fmt: skip
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, route_prefix=settings.route_prefix)
     app.add_middleware(RequestId)
+    if tracing.configured():  # OTEL_* names an endpoint; outermost, so its span holds all of the above
+        tracing.install_provider()
+        app.add_middleware(tracing.TraceRequests, route_prefix=settings.route_prefix)
     return app

@@ -26,6 +26,7 @@ import tritonclient.grpc.aio as grpc_aio
 from tritonclient.grpc import InferInput
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
+from openai_frontend import tracing
 from openai_frontend.backend import ModelInfo, Outputs, drop_colliding_names
 from openai_frontend.errors import APIError, ServiceUnavailable, from_triton
 from openai_frontend.repository_control import RepositoryControl
@@ -208,7 +209,7 @@ class TritonClient:
             # Keep our side of the stream open until the last response is in.
             await finished.wait()
 
-        stream = self._client.stream_infer(requests())
+        stream = self._client.stream_infer(requests(), headers=tracing.triton_headers(model))  # None: not traced
         done = False
         inflight = self._track(model, stream.cancel)
         try:
@@ -248,8 +249,9 @@ class TritonClient:
         """One request to an encoder model: its texts as the batch dimension (with `pairs`, a
         cross-encoder's second text of each row, `text_pair`)."""
         tensors = [_texts("text_input", texts)] + ([] if pairs is None else [_texts("text_pair", pairs)])
+        headers = tracing.triton_headers(model)  # None unless this request is traced
         call = asyncio.ensure_future(
-            self._client.infer(model, tensors, request_id=request_id, parameters=parameters or None)
+            self._client.infer(model, tensors, request_id=request_id, parameters=parameters or None, headers=headers)
         )
         inflight = self._track(model, call.cancel)
         try:

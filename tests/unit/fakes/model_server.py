@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from openai_frontend import tracing
 from openai_frontend.backend import ModelInfo, Outputs
 from openai_frontend.errors import BadRequest, NotFound, from_triton
 from triton_llm.generation import protocol
@@ -92,6 +93,8 @@ class FakeTriton:
     ready: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)  # Triton's request id of each request
+    # The gRPC metadata TritonClient sends with each request: a traced one's W3C context, else None.
+    grpc_headers: list[dict[str, str] | None] = field(default_factory=list)
     # Model control: each call as (action, model), and a load's error (Triton's message) by model.
     model_controls: list[tuple[str, str]] = field(default_factory=list)
     load_errors: dict[str, str] = field(default_factory=dict)
@@ -131,6 +134,7 @@ class FakeTriton:
     async def generate(self, model: str, values: dict[str, Any], request_id: str = "") -> AsyncIterator[Outputs]:
         self.requests.append(values)
         self.request_ids.append(request_id)
+        self.grpc_headers.append(tracing.triton_headers(model))
         for item in self.script(model, values):
             if isinstance(item, TritonError):
                 raise from_triton(item.message, item.status)
@@ -146,6 +150,7 @@ class FakeTriton:
     async def embed(self, model: str, texts: list[str], parameters: dict[str, Any], request_id: str = "") -> Outputs:
         self.requests.append({"texts": texts, **parameters})
         self.request_ids.append(request_id)
+        self.grpc_headers.append(tracing.triton_headers(model))
         result = (self.embedder and self.embedder(model, texts, parameters)) or _embeddings(texts)
         if isinstance(result, TritonError):
             raise from_triton(result.message, result.status)
