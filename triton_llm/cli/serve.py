@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
         drain_s=args.drain_timeout,
+        extra=tritonserver.trace_flags(),  # none unless OTEL_* names an endpoint (the frontend's rule)
     )
     local = loopback(args.triton_host)
     started = time.monotonic()

@@ -20,7 +20,10 @@ import os
 import shutil
 import sys
 import sysconfig
+from collections.abc import Mapping
 from pathlib import Path
+
+from openai_frontend import tracing
 
 # A system Triton (NVIDIA's container images) to launch instead of the pytriton copy.
 SYSTEM_HOME = os.environ.get("TRITON_HOME")
@@ -123,6 +126,20 @@ def command(
         f"--exit-timeout-secs={math.ceil(drain_s + UNLOAD_S)}",
         *(extra or []),
     ]
+
+
+def trace_flags(env: Mapping[str, str] = os.environ) -> list[str]:
+    """Triton's OpenTelemetry trace mode, on when the OTEL_* variables that the frontend and the models
+    read name an endpoint (docs/operations.md#traces). Triton exports OTLP/HTTP only, to the same URL.
+    `rate=0`: Triton traces exactly the requests that carry a W3C context, each under its parent (it
+    traces every such request whatever the rate): the frontend's sampled ones, and clients' own."""
+    url = tracing.traces_url(env)
+    if url is None:
+        return []
+    service = env.get("OTEL_SERVICE_NAME") or "triton-inference-server"  # Triton's own default name
+    settings = ["mode=opentelemetry", "level=TIMESTAMPS", "rate=0", "count=-1", f"opentelemetry,url={url}",
+                f"opentelemetry,resource=service.name={service}"]  # fmt: skip
+    return [f"--trace-config={s}" for s in settings]
 
 
 def main(argv: list[str] | None = None) -> int:
