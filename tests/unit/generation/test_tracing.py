@@ -119,10 +119,9 @@ def test_the_transformers_engine_times_a_request_over_its_choices():
 
 
 def test_the_vllm_engine_takes_vllms_own_timestamps():
-    stats = SimpleNamespace(
-        arrival_time=1e9, queued_ts=10.0, scheduled_ts=10.5, first_token_ts=11.0, last_token_ts=12.0
-    )
-    assert vllm_engine._timings(stats) == EngineTimings(10.0, 10.5, 11.0, 12.0)
-    assert vllm_engine._timings(None) is None  # vLLM kept no stats for it
-    assert vllm_engine._timings(SimpleNamespace(queued_ts=10.0, scheduled_ts=0.0, first_token_ts=0.0,
-                                                last_token_ts=0.0)) is None  # fmt: skip
+    stats = SimpleNamespace(queued_ts=10.0, scheduled_ts=10.5, first_token_ts=11.0, last_token_ts=12.0)
+    assert vllm_engine._timings(SimpleNamespace(metrics=stats)) == EngineTimings(10.0, 10.5, 11.0, 12.0)
+    assert vllm_engine._timings(SimpleNamespace(metrics=None)) is None  # vLLM kept no stats for it
+    assert vllm_engine._timings(SimpleNamespace()) is None  # an older vLLM's output
+    unscheduled = SimpleNamespace(queued_ts=10.0, scheduled_ts=0.0, first_token_ts=0.0, last_token_ts=0.0)
+    assert vllm_engine._timings(SimpleNamespace(metrics=unscheduled)) is None

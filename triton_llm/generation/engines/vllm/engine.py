@@ -108,7 +108,7 @@ class VllmEngine:
                     finished=output.finished,
                     prompt_token_ids=prompt_ids,
                     prompt_logprobs=prompt_logprobs,
-                    timings=_timings(output.metrics) if output.finished else None,
+                    timings=_timings(output) if output.finished else None,
                 )
         except Exception as exc:
             # vLLM checks the sampling parameters against the model before scheduling.
@@ -181,9 +181,10 @@ class VllmEngine:
             self._llm = None
 
 
-def _timings(metrics: Any) -> EngineTimings | None:
-    """vLLM's own per-request timestamps (`RequestStateStats`, kept because our stat logger turns its
-    stats on; its engine core's time.monotonic), None where it has not measured them all."""
+def _timings(output: Any) -> EngineTimings | None:
+    """vLLM's own timestamps of a finished request (`output.metrics`, a `RequestStateStats` kept because
+    our stat logger turns its stats on; its engine core's time.monotonic), None where it measured not all."""
+    metrics = getattr(output, "metrics", None)  # older vLLMs' outputs may carry none
     stamps = [getattr(metrics, f, 0.0) for f in ("queued_ts", "scheduled_ts", "first_token_ts", "last_token_ts")]
     return EngineTimings(*stamps) if all(stamps) else None
 
