@@ -159,7 +159,8 @@ def test_repository(model_dir, request, tmp_path_factory) -> Path:
             # The dtype a CPU with bf16 instructions serves: one request at a time, still transformers' own
             # greedy output (test_transformers; skipped on other CPUs).
             "smollm2-hf-bf16": {"model": str(model_dir), **HF_OVERRIDES, "dtype": "bfloat16"},
-            "minilm": {"model": str(minilm_dir)},
+            # Served under a second name too (served_model_name: test_model_control).
+            "minilm": {"model": str(minilm_dir), "served_model_name": ["minilm", "all-minilm-l6-v2"]},
             # MiniLM was not trained for truncation; this entry only lets `dimensions` through.
             "minilm-matryoshka": {"like": "minilm", "model": str(minilm_dir), "is_matryoshka": True},
             # The encoder tasks, each with some of KServe's options; float32 so that
