@@ -48,9 +48,10 @@ def traces_url(env: Mapping[str, str] = os.environ) -> str | None:
     return env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
 
 
-def install_provider() -> None:
+def install_provider(service: str = SERVICE) -> None:
     """This process's tracer provider from the OTEL_* variables (OTLP/HTTP exporter, sampler, batch,
-    resource), unless one is set already (an `opentelemetry-instrument` run's, a test's)."""
+    resource; `service` when they name none), unless one is set already (an `opentelemetry-instrument`
+    run's, a test's). The models' stubs install theirs with it too (triton_llm/tracing.py)."""
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
 
@@ -62,7 +63,7 @@ def install_provider() -> None:
 
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: SERVICE}))
+        resource = resource.merge(Resource({SERVICE_NAME: service}))
     provider = TracerProvider(resource=resource)  # its sampler: OTEL_TRACES_SAMPLER
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)

@@ -1,7 +1,7 @@
 """OpenTelemetry spans of a generation request inside its model: the engine's queue, prefill and decode.
 
-On only when the standard variables name an OTLP endpoint (`configured`: the frontend's rule in
-openai_frontend/tracing.py, written twice because the Triton side never imports the frontend), and
+On only when the standard variables name an OTLP endpoint (`configured`, and the tracer provider
+`install_provider`: openai_frontend/tracing.py's, whose module imports nothing heavy), and
 then only for the requests Triton itself traced: the spans' parent is the context Triton hands the
 model with the request (`request.trace().get_context()`, Triton's OpenTelemetry mode), which sits
 under the frontend's span when the frontend sent a `traceparent`. Off, OpenTelemetry is never
@@ -22,24 +22,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from collections.abc import Mapping
 from typing import Any
 
+from openai_frontend.tracing import configured, install_provider
 from triton_llm.generation.types import EngineTimings, GenerationChunk
 
 logger = logging.getLogger(__name__)
 SERVICE = "triton-llm-model"  # service.name when OTEL_SERVICE_NAME (or OTEL_RESOURCE_ATTRIBUTES) gives none
-
-
-def configured(env: Mapping[str, str] = os.environ) -> bool:
-    """An OTLP endpoint is set and tracing is not turned off (the OpenTelemetry SDK's variables)."""
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    if env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
-        return False
-    return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
 
 def from_env(model_name: str) -> Tracer | None:
@@ -47,32 +37,12 @@ def from_env(model_name: str) -> Tracer | None:
     return Tracer(model_name) if configured() else None
 
 
-def _install_provider() -> None:
-    """This process's tracer provider from the OTEL_* variables (exporter, sampler, batch, resource),
-    unless one is set already (an `opentelemetry-instrument` run's, a test's)."""
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-
-    if isinstance(trace.get_tracer_provider(), TracerProvider):
-        return
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    resource = Resource.create()
-    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: SERVICE}))
-    provider = TracerProvider(resource=resource)  # its sampler: OTEL_TRACES_SAMPLER
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
-
-
 class Tracer:
     def __init__(self, model_name: str):
         from opentelemetry import trace
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-        _install_provider()
+        install_provider(SERVICE)
         self.model_name = model_name
         self.trace = trace
         self.tracer = trace.get_tracer("triton_llm")
