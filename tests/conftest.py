@@ -233,14 +233,8 @@ def vllm_offline(settings: dict, requests: list[dict]) -> list[dict]:
 @pytest.fixture(scope="session")
 def frontend(triton, tmp_path_factory):
     """The OpenAI frontend on the session's Triton, default route prefix (/openai)."""
-    from tests.servers import FrontendProcess
+    from tests.servers import frontend_up
 
-    server = FrontendProcess(triton.grpc_url, tmp_path_factory.mktemp("frontend") / "frontend.log",
-                             env={"KSERVE_OPENAI_ROUTE_PREFIX": "openai"})  # fmt: skip
-    try:
-        server.wait_up()
-    except BaseException:
-        server.stop()
-        raise
-    yield server
-    server.stop()
+    log = tmp_path_factory.mktemp("frontend") / "frontend.log"
+    with frontend_up(triton.grpc_url, log, env={"KSERVE_OPENAI_ROUTE_PREFIX": "openai"}) as server:
+        yield server

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -132,6 +134,17 @@ class FrontendProcess:
             self.proc.kill()
             self.proc.wait()
         self._log_file.close()
+
+
+@contextmanager
+def frontend_up(triton_grpc_url: str, log: Path, **kwargs) -> Iterator[FrontendProcess]:
+    """A FrontendProcess (same arguments) once it answers, stopped on the way out."""
+    server = FrontendProcess(triton_grpc_url, log, **kwargs)
+    try:
+        server.wait_up()
+        yield server
+    finally:
+        server.stop()
 
 
 def serve_command(repository, http: int, grpc: int, metrics: int, frontend: int | None = None) -> list[str]:

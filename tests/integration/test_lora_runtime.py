@@ -24,15 +24,11 @@ RESOLVED = "smollm2-lora-resolved"
 @pytest.fixture(scope="module")
 def admin(triton, tmp_path_factory):
     """A frontend with the admin key; the session's `frontend` is the second replica."""
-    from tests.servers import FrontendProcess
+    from tests.servers import frontend_up
 
     env = {"KSERVE_OPENAI_ROUTE_PREFIX": "openai", "TRITON_LLM_ADMIN_KEY": ADMIN_KEY}
-    server = FrontendProcess(triton.grpc_url, tmp_path_factory.mktemp("lora-admin") / "frontend.log", env=env)
-    try:
-        server.wait_up()
+    with frontend_up(triton.grpc_url, tmp_path_factory.mktemp("lora-admin") / "frontend.log", env=env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def control(frontend, route: str, body: dict) -> requests.Response:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.servers import FrontendProcess
+from tests.servers import frontend_up
 from triton_llm.cli import make_repo
 
 ADMIN = {"Authorization": "Bearer operator-key"}
@@ -25,17 +25,11 @@ ALIAS = "all-minilm-l6-v2"  # tests/conftest.py gives the `minilm` entry this na
 @pytest.fixture(scope="module")
 def operated(triton, tmp_path_factory):
     """A frontend on the session's Triton with a client key and an admin key."""
-    server = FrontendProcess(
+    with frontend_up(
         triton.grpc_url, tmp_path_factory.mktemp("operated") / "frontend.log",
         env={"KSERVE_OPENAI_ROUTE_PREFIX": "openai"}, args=["--api-key", "client-key", "--admin-key", "operator-key"],
-    )  # fmt: skip
-    try:
-        server.wait_up()
-    except BaseException:
-        server.stop()
-        raise
-    yield server
-    server.stop()
+    ) as server:  # fmt: skip
+        yield server
 
 
 def embed(base: str, model: str, headers: dict = CLIENT) -> requests.Response:
