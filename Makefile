@@ -12,7 +12,7 @@ serve: setup  ## start Triton (:8000 HTTP, :8001 gRPC, :8002 metrics) on model_r
 test: setup  ## the whole suite, against a real tritonserver (the benchmark smoke runs are bench-test's)
 	@$(PY) -m pytest -m "not bench" $(ARGS)
 
-quick: setup  ## the edit loop: unit tests that start no subprocess and load no model (under a minute)
+quick: setup  ## the edit loop: unit tests that start no subprocess and load no model (about a minute)
 	@$(PY) -m pytest tests/unit -m "not slow" -q $(ARGS)
 
 unit: setup  ## every unit test (no server; some start subprocesses or build tiny models)

@@ -1,5 +1,5 @@
 """The quick tier's rule, kept by the tests themselves: a unit test not marked `slow` starts no
-subprocess (`make quick` runs only those, as the edit loop of under a minute). One that must is
+subprocess (`make quick` runs only those, as the edit loop of about a minute). One that must is
 marked `@pytest.mark.slow` (or its module `pytestmark = pytest.mark.slow`), as are those that
 build or load a model, or take seconds.
 
