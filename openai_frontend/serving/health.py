@@ -43,6 +43,10 @@ async def _ask_triton(triton: ModelServer) -> dict:
     ready = await triton.server_ready()
     models = await triton.models(refresh=True)
     if not ready and not any(m.changing for m in models.values()):
+        # An operator's load or unload may have ended between the two questions: Triton's
+        # "not ready" was then about it, and asking again tells.
+        ready = await triton.server_ready()
+    if not ready and not any(m.changing for m in models.values()):
         raise ServiceUnavailable(f"Triton at {triton.url} is not ready")
     not_ready = sorted(name for name, m in models.items() if not (m.ready or m.offline or m.changing))
     serving = sorted(name for name, m in models.items() if m.ready)

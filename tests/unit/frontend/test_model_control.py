@@ -118,3 +118,20 @@ def test_tritons_strict_readiness_is_overruled_only_while_an_operator_changes_a_
     assert client.get("/health/ready").json() == {"status": "ok", "models": ["emb", "gen"]}
     triton.models_[0].ready = False  # another model stopped meanwhile: not excused
     assert client.get("/health/ready").status_code == 503
+
+
+def test_a_load_that_ends_between_tritons_answers_does_not_make_readiness_a_503():
+    """Triton said "not ready" while `new` loaded; by the time the models were read, the load had
+    ended (nothing `changing`): the first answer was about the load, not a 503 (seen once in 240
+    probes during a load and unload on the real stack)."""
+    client, triton = stack()
+    answers = iter([False, True])
+
+    async def server_ready() -> bool:
+        return next(answers, True)
+
+    triton.server_ready = server_ready
+    assert client.get("/health/ready").json() == {"status": "ok", "models": ["emb", "gen"]}
+    triton.server_ready = FakeTriton.server_ready.__get__(triton)
+    triton.ready = False  # and still not ready on asking again: a 503
+    assert client.get("/health/ready").status_code == 503
