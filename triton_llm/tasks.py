@@ -55,6 +55,8 @@ _SUFFIX_TASKS = (
     ("ForSequenceClassification", Task.SEQUENCE_CLASSIFICATION),
     ("ForSequenceClassification", Task.CROSS_ENCODER),
 )
+# Hub's image-text-to-text architectures (transformers' AutoModelForImageTextToText): a decoder with a vision tower.
+_VLM_SUFFIXES = ("ForConditionalGeneration", "ForImageTextToText")
 _HEAD_TASKS = (Task.FILL_MASK, Task.TOKEN_CLASSIFICATION, Task.SEQUENCE_CLASSIFICATION, Task.CROSS_ENCODER)
 
 
@@ -70,6 +72,9 @@ def infer_task(config: Any, sentence_transformers: bool = False) -> Task:
     if getattr(config, "is_encoder_decoder", False):
         return Task.TEXT2TEXT_GENERATION
     for arch in getattr(config, "architectures", None) or []:
+        if arch.endswith(_VLM_SUFFIXES) and getattr(config, "vision_config", None) is not None:
+            # Image-text-to-text (Idefics3, SmolVLM, LLaVA, Qwen2-VL): text generation with image input.
+            return Task.TEXT_GENERATION
         for suffix, task in _SUFFIX_TASKS:
             if arch.endswith(suffix):
                 one_label = task == Task.SEQUENCE_CLASSIFICATION and getattr(config, "num_labels", 0) == 1

@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from triton_llm import hf_loading
+from triton_llm.generation import images
 from triton_llm.generation.chat import ChatEngine
 from triton_llm.generation.engines.base import Engine
 from triton_llm.generation.engines.vllm import lora
@@ -41,6 +42,7 @@ def create_engine(typed: Typed, args: dict[str, Any] | None = None) -> Engine:
 
 def advertised_inputs(model_dir: str) -> list[dict[str, Any]]:
     """Optional config inputs beyond protocol.INPUTS: one per LoRA adapter model.json declares
-    (engines/vllm/lora.py), which is how the frontend lists a model's adapters. Read before
-    `initialize`, from model.json as it is: none when it cannot be read (`initialize` says why)."""
-    return lora.advertised_inputs(model_dir)
+    (engines/vllm/lora.py), which is how the frontend lists a model's adapters, and `image` for a
+    vision-language model (images.py). Read before `initialize`, from model.json as it is: none when
+    it cannot be read (`initialize` says why)."""
+    return [*lora.advertised_inputs(model_dir), *images.advertised_inputs(model_dir)]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from triton_llm.errors import InvalidInput, json_object
+from triton_llm.generation import images as image_inputs
 
 Getter = Callable[[str], "np.ndarray | None"]
 
@@ -80,6 +81,7 @@ class Prompt:
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    images: list[image_inputs.ImageInput] | None = None  # in prompt order (images.py)
 
 
 def parse_prompt(get: Getter) -> Prompt:
@@ -103,13 +105,18 @@ def parse_prompt(get: Getter) -> Prompt:
         kwargs = json_object(raw_kwargs, "chat_template_kwargs")
         if reserved := sorted(RESERVED_TEMPLATE_KWARGS & kwargs.keys()):
             raise InvalidInput("chat_template_kwargs", f"may not set {', '.join(reserved)}")
-    messages = parse_messages(raw_messages) if raw_messages is not None else None
+    collected = image_inputs.Collected(image_inputs.from_tensor(get))
+    messages = parse_messages(raw_messages, collected) if raw_messages is not None else None
+    if messages is None:
+        collected.images = collected.tensor  # a text or token prompt holds its placeholders itself
+    else:
+        collected.check_all_used()
     tools, choice = parse_tools(get)
     parallel = flag(get, "parallel_tool_calls")
     for name, value in (("tools", tools), ("tool_choice", choice), ("parallel_tool_calls", parallel)):
         if value is not None and messages is None:
             raise InvalidInput(name, "applies to messages only (the chat template renders the tools)")
-    return Prompt(prompt, messages, ids, kwargs, tools, choice, parallel)
+    return Prompt(prompt, messages, ids, kwargs, tools, choice, parallel, collected.images or None)
 
 
 def parse_tools(get: Getter) -> tuple[list[dict[str, Any]] | None, str | dict[str, Any] | None]:
@@ -176,8 +183,9 @@ def token_ids(get: Getter) -> list[int] | None:
     return ids
 
 
-def parse_messages(raw: str) -> list[dict[str, Any]]:
-    """Validate an OpenAI-style message list; text parts are joined into one string."""
+def parse_messages(raw: str, images: image_inputs.Collected | None = None) -> list[dict[str, Any]]:
+    """Validate an OpenAI-style message list; text parts are joined into one string, unless the
+    content has image parts: it then stays a list of text and {"type": "image"} parts (images.py)."""
     try:
         messages = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -194,16 +202,21 @@ def parse_messages(raw: str) -> list[dict[str, Any]]:
             raise InvalidInput(f"{where}.role", f"must be one of {sorted(_ROLES)}, got {role!r}")
         content = message.get("content")
         if isinstance(content, list):
-            parts = []
+            parts: list[dict[str, Any]] = []
             for j, part in enumerate(content):
-                if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                    raise InvalidInput(f"{where}.content[{j}]", "only text parts are supported")
-                parts.append(part["text"])
-            content = "".join(parts)
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind in image_inputs.PART_TYPES and images is not None:
+                    parts.append(images.part(part, f"{where}.content[{j}]"))
+                elif kind != "text" or not isinstance(part.get("text"), str):
+                    raise InvalidInput(f"{where}.content[{j}]", "must be a text part or an image part")
+                else:
+                    parts.append({"type": "text", "text": part["text"]})
+            media = any(p["type"] != "text" for p in parts)
+            content = parts if media else "".join(p["text"] for p in parts)
         elif content is None and role == "assistant":
             content = ""
-        if not isinstance(content, str):
-            raise InvalidInput(f"{where}.content", "must be a string or a list of text parts")
+        if not isinstance(content, (str, list)):
+            raise InvalidInput(f"{where}.content", "must be a string or a list of content parts")
         message = {**message, "content": content}
         if role == "assistant" and message.get("tool_calls") is not None:
             message["tool_calls"] = _tool_calls_for_template(message["tool_calls"], f"{where}.tool_calls")

@@ -28,3 +28,15 @@ class GenerationSettings(ModelSettings):
     makes every call's arguments match its tool's schema; vLLM's default `auto` only for tools with `strict: true`."""
     reasoning_parser: str | None = setting()
     """vLLM's reasoning parser (`qwen3`, `deepseek_r1`, ...) that moves the thinking to `reasoning_content`."""
+    # Images (vision-language models; docs/protocol.md#images). vLLM's engine arguments under their names.
+    limit_mm_per_prompt: dict[str, int | dict[str, Any]] | None = setting(vllm=True)
+    """Items of each modality one prompt may carry (`{"image": 4}`; vLLM's `--limit-mm-per-prompt`, which also
+    takes `{"image": {"count": 4, "width": 512, "height": 512}}`); a prompt with more is a 400 naming the first
+    image over it. Default: vLLM's (999 per modality for most models)."""
+    mm_processor_kwargs: dict[str, Any] | None = setting(vllm=True)
+    """Keyword arguments of the model's Hugging Face processor (vLLM's `--mm-processor-kwargs`), e.g. Idefics3's
+    `{"size": {"longest_edge": 728}}` or Qwen2-VL's `{"max_pixels": 1003520}`."""
+    max_image_pixels: int = setting(40_000_000, gt=0)
+    """The largest image a request may carry, in pixels (width × height, read from the image's header before
+    its pixels are decoded, so a decompression bomb costs nothing); more is a 400 naming the image. 40 M holds a
+    4K (8.3 M) or 48-megapixel-camera photo; PIL's own bomb check (89 M) would come later."""

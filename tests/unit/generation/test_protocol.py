@@ -49,7 +49,7 @@ def test_generate_endpoint_parameters_drop_the_flags_they_carry():
         ({"text_input": "a", "messages": [{"role": "user", "content": "b"}]}, "messages"),
         ({"messages": "not json"}, "messages"),
         ({"messages": [{"role": "user", "content": 3}]}, "messages[0].content"),
-        ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content[0]"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content[0].image_url"),
         ({"text_input": "a", "sampling_parameters": "[1]"}, "sampling_parameters"),
     ],
 )
