@@ -59,6 +59,13 @@ def main(argv: list[str] | None = None) -> None:
     log.add_argument("--enable-log-requests", action="store_true", default=defaults.log_requests)
     log.add_argument("--enable-log-prompts", action="store_true", default=defaults.log_prompts, help="and prompts")
     log.add_argument("--max-log-len", type=int, default=defaults.max_log_len, help="prompts cut at this many chars")
+    state = parser.add_argument_group("Responses API state (docs/operations.md#responses-state)")
+    state.add_argument("--responses-store", default=defaults.responses_store,
+                       help="sqlite:///<file> or postgresql://... (env TRITON_LLM_RESPONSES_STORE)")  # fmt: skip
+    state.add_argument("--responses-retention", type=float, default=defaults.responses_retention_s,
+                       help="seconds kept, 0: always (env TRITON_LLM_RESPONSES_RETENTION)")  # fmt: skip
+    state.add_argument("--responses-max-bytes", type=int, default=defaults.responses_max_bytes,
+                       help="the largest stored response (env TRITON_LLM_RESPONSES_MAX_BYTES)")  # fmt: skip
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     prefix = args.route_prefix.strip("/")
@@ -72,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
         ssl_cert_reqs=args.ssl_cert_reqs, allowed_origins=args.allowed_origins, allowed_methods=args.allowed_methods,
         allowed_headers=args.allowed_headers, allow_credentials=args.allow_credentials,
         log_requests=args.enable_log_requests or args.enable_log_prompts, log_prompts=args.enable_log_prompts,
-        max_log_len=args.max_log_len,
+        max_log_len=args.max_log_len, responses_store=args.responses_store,
+        responses_retention_s=args.responses_retention, responses_max_bytes=args.responses_max_bytes,
     )  # fmt: skip
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server.run(create_app(settings), settings, log_level=args.log_level)

@@ -19,6 +19,9 @@ from openai_frontend.metrics import FrontendMetrics, MetricsMiddleware
 from openai_frontend.middleware import BodyLimit, Drain, DrainGate, RequestId
 from openai_frontend.request_log import RequestLog
 from openai_frontend.routers import chat, completions, embeddings, health, lora, model_control, models, rerank, tokenize
+from openai_frontend.routers import messages as messages_router
+from openai_frontend.routers import responses as responses_router
+from openai_frontend.serving.responses_state import ResponsesState
 from openai_frontend.settings import Settings
 from openai_frontend.triton_client import TritonClient
 
@@ -38,11 +41,13 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
     async def lifespan(app: FastAPI):
         if client is not None:
             yield
+            await app.state.responses.close()
             return
         # Opened here, in the server's event loop, which its gRPC channel belongs to.
         app.state.triton = TritonClient(settings.triton_url, settings.models_ttl_s)
         _freeze_heap()
         yield
+        await app.state.responses.close()
         await app.state.triton.close()
 
     app = FastAPI(
@@ -55,12 +60,18 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
     app.state.triton = client
     app.state.metrics = FrontendMetrics()
     app.state.drain = Drain()  # begun by the server on SIGTERM (server.py)
+    # The Responses API's store, opened on its first request, and its background responses.
+    app.state.responses = ResponsesState(
+        settings.responses_store, settings.responses_retention_s, settings.responses_max_bytes
+    )
     errors.install(app)
 
     api = APIRouter(prefix=settings.route_prefix, dependencies=[Depends(auth.require_client)])
-    routers = (completions.router, chat.router, embeddings.router, rerank.router, models.router, tokenize.router)
+    routers = (completions.router, chat.router, embeddings.router, rerank.router, models.router, tokenize.router,
+               responses_router.router)  # fmt: skip
     for router in routers:
         api.include_router(router)
+    api.include_router(messages_router.router)  # Anthropic's Messages API
     app.include_router(api)
     # The operator's routes: the admin key's, a 404 without one (auth.py).
     control = APIRouter(prefix=settings.route_prefix, dependencies=[Depends(auth.require_admin)])

@@ -22,6 +22,8 @@ class Endpoint(str, Enum):
     EMBEDDINGS = "embeddings"
     SCORE = "score"  # /rerank and /score
     DETOKENIZE = "detokenize"  # /tokenize is a chat's or a completion's: it names their fields
+    RESPONSES = "responses"  # /v1/responses, served on the chat layer
+    MESSAGES = "messages"  # Anthropic's /v1/messages, served on the chat layer
 
     def __str__(self) -> str:
         return self.value
@@ -35,4 +37,6 @@ class Endpoint(str, Enum):
             # a cross-encoder's pairs, or cosine similarity of embeddings (as vLLM)
             Endpoint.SCORE: info.cross_encoder or info.embed,
             Endpoint.DETOKENIZE: info.generate,
+            Endpoint.RESPONSES: info.chat,
+            Endpoint.MESSAGES: info.chat,
         }[self]

@@ -95,3 +95,11 @@ class Settings:
     log_requests: bool = field(default_factory=lambda: _env_flag("TRITON_LLM_LOG_REQUESTS"))
     log_prompts: bool = field(default_factory=lambda: _env_flag("TRITON_LLM_LOG_PROMPTS"))
     max_log_len: int = field(default_factory=lambda: _env_int("TRITON_LLM_MAX_LOG_LEN", 2048))
+    # The Responses API's state (responses_store.py): sqlite:///<file> (default: the cache
+    # folder's responses.sqlite) or postgresql://user:pass@host/db, which replicas share; stored
+    # responses kept this long (0: for ever; OpenAI's is 30 days), each at most this many bytes.
+    responses_store: str | None = field(default_factory=lambda: _env("TRITON_LLM_RESPONSES_STORE"))
+    responses_retention_s: float = field(
+        default_factory=lambda: env_seconds("TRITON_LLM_RESPONSES_RETENTION", 30 * 86400.0)
+    )
+    responses_max_bytes: int = field(default_factory=lambda: _env_int("TRITON_LLM_RESPONSES_MAX_BYTES", 16 << 20))

@@ -231,6 +231,16 @@ def vllm_offline(settings: dict, requests: list[dict]) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (tests/postgres.py) for the Responses API's shared store: its URL."""
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def frontend(triton, tmp_path_factory):
     """The OpenAI frontend on the session's Triton, default route prefix (/openai)."""
     from tests.servers import frontend_up

@@ -26,6 +26,7 @@ HUGE = {"2^63": 2**63, "2^80": 2**80, "-2^63-1": -(2**63) - 1}
 CHAT = [{"role": "user", "content": "Hi"}]
 RERANK = {"model": "ce", "query": "q", "documents": ["a", "b"]}
 SCORE = {"model": "ce", "text_1": "a", "text_2": "b"}
+THINKING = {"type": "enabled", "budget_tokens": 1024}
 # A valid body for each POST route (paths after the route prefix). A new route needs one here:
 # the test below fails until it has one, and then covers every integer field it takes.
 BODIES: dict[str, dict[str, Any]] = {
@@ -41,6 +42,10 @@ BODIES: dict[str, dict[str, Any]] = {
     "/detokenize": {"model": "gen", "tokens": [1, 2]},
     "/v1/load_lora_adapter": {"lora_name": "new", "lora_path": "/adapters/new"},
     "/v1/unload_lora_adapter": {"lora_name": "sql"},
+    # Anthropic's Messages API: a thinking budget below max_tokens, so that each is placed alone.
+    "/v1/messages": {"model": "gen", "max_tokens": 2048, "messages": CHAT, "thinking": THINKING},
+    "/v1/messages/count_tokens": {"model": "gen", "messages": CHAT, "thinking": THINKING},
+    "/v1/responses": {"model": "gen", "input": "Hi", "store": False},  # stored: a database of its own
 }
 Path = tuple[str | int, ...]
 
@@ -94,8 +99,11 @@ DOC = APP.openapi()
 
 
 def post_routes() -> list[str]:
-    """Every POST route of the app, as its path after the route prefix."""
-    return sorted(p.removeprefix(PREFIX) for p, ops in DOC["paths"].items() if "post" in ops)
+    """Every POST route of the app with a body, as its path after the route prefix (one without,
+    /v1/responses/{id}/cancel, has no field to bound)."""
+    return sorted(
+        p.removeprefix(PREFIX) for p, ops in DOC["paths"].items() if "post" in ops and "requestBody" in ops["post"]
+    )
 
 
 def _resolve(schema: dict) -> dict:
@@ -155,6 +163,12 @@ def param(path: Path) -> str:
     return ".".join(map(str, path))
 
 
+def error_param(error: dict) -> str | None:
+    """The field an error names: OpenAI's `param`; Anthropic's shape (the Messages routes) has
+    none, and names it at the head of its message."""
+    return error["param"] if "param" in error else error["message"].partition(": ")[0]
+
+
 @pytest.fixture(scope="module")
 def client() -> TestClient:
     return TestClient(APP, raise_server_exceptions=False, headers={"Authorization": "Bearer admin"})
@@ -185,7 +199,7 @@ def test_an_integer_beyond_int64_is_a_400_naming_the_field(client, route, path, 
     r = client.post(PREFIX + route, json=placed(BODIES[route], path, value))
     assert r.status_code == 400, r.text
     error = r.json()["error"]
-    assert error["type"] == "invalid_request_error" and error["param"] == param(path), error
+    assert error["type"] == "invalid_request_error" and error_param(error) == param(path), error
     assert client.post(PREFIX + route, json=BODIES[route]).status_code == 200
 
 
