@@ -20,7 +20,7 @@ from tests.servers import ROOT
 DEPLOY = ROOT / "deploy" / "kserve"
 MANIFESTS = sorted(DEPLOY.glob("*.yaml"))
 EXPECTED = {"servingruntime.yaml", "servingruntime-cpu.yaml", "isvc-chat-vllm.yaml", "isvc-t5-text2text.yaml",
-            "isvc-embedding.yaml", "isvc-s3.yaml", "hf-token-secret.yaml"}  # fmt: skip
+            "isvc-embedding.yaml", "isvc-s3.yaml", "hf-token-secret.yaml", "responses-store-secret.yaml"}  # fmt: skip
 # The ServingRuntimes: {file: (image, the Dockerfile that builds it)}. Every runtime test runs on each.
 RUNTIMES = {"servingruntime.yaml": ("triton-llm:latest", "Dockerfile"),
             "servingruntime-cpu.yaml": ("triton-llm:cpu", "Dockerfile.cpu")}  # fmt: skip
