@@ -20,7 +20,8 @@ from tests.servers import ROOT
 DEPLOY = ROOT / "deploy" / "kserve"
 MANIFESTS = sorted(DEPLOY.glob("*.yaml"))
 EXPECTED = {"servingruntime.yaml", "servingruntime-cpu.yaml", "isvc-chat-vllm.yaml", "isvc-t5-text2text.yaml",
-            "isvc-embedding.yaml", "isvc-s3.yaml", "hf-token-secret.yaml", "responses-store-secret.yaml"}  # fmt: skip
+            "isvc-embedding.yaml", "isvc-s3.yaml", "hf-token-secret.yaml", "responses-store-secret.yaml",
+            "isvc-fill-mask.yaml", "isvc-sequence-classification.yaml"}  # fmt: skip
 # The ServingRuntimes: {file: (image, the Dockerfile that builds it)}. Every runtime test runs on each.
 RUNTIMES = {"servingruntime.yaml": ("triton-llm:latest", "Dockerfile"),
             "servingruntime-cpu.yaml": ("triton-llm:cpu", "Dockerfile.cpu")}  # fmt: skip
@@ -232,3 +233,11 @@ def test_tritons_ports_stay_in_the_pod(docs, container):
     for isvc in of_kind(docs, "InferenceService"):
         args = make_repo_args(container, isvc)
         assert not [a for a in args if a.startswith(("--triton-host", "--http-port", "--grpc-port"))], args
+
+
+def test_protocol_versions_match_what_the_routed_port_serves(docs, runtime):
+    # The frontend's port serves KServe's v1 predict and v2 REST (routers/kserve.py); grpc-v2 is
+    # not on it (Knative routes one port): operations.md#kserve-protocols.
+    assert runtime["spec"]["protocolVersions"] == ["v1", "v2"]
+    for isvc in of_kind(docs, "InferenceService"):
+        assert isvc["spec"]["predictor"]["model"].get("protocolVersion", "v1") in runtime["spec"]["protocolVersions"]
