@@ -8,7 +8,9 @@ that does not exist. A client key never opens a control route. The admin key als
 client routes: an operator who loads a model tries it with the key at hand, and that key can
 already unload every model, so refusing it the routes guards nothing.
 
-Every failure is the same answer (401, one message, `invalid_api_key`) whatever was wrong:
+A key comes in `Authorization: Bearer <key>`, or, without that header, in `x-api-key: <key>`
+(Anthropic's clients), on every route. Every failure is the same answer (401, one message,
+`invalid_api_key`) whatever was wrong:
 the scheme, the key, a client key on a control route, two headers. The token is hashed and
 its digest compared with every key's, without stopping at a match, so the time taken says
 neither which key matched nor how long any key is.
@@ -26,7 +28,7 @@ from fastapi import Request
 from openai_frontend import errors
 from openai_frontend.settings import Settings
 
-_REFUSED = "Invalid or missing API key: send one 'Authorization: Bearer <key>' header"
+_REFUSED = "Invalid or missing API key: send one 'Authorization: Bearer <key>' header (or 'x-api-key: <key>')"
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,14 @@ async def require_admin(request: Request) -> None:
 
 
 def _token(request: Request) -> bytes | None:
-    """The bearer token's bytes, or None for anything but exactly one `Bearer <token>` header."""
+    """The key's bytes: of exactly one `Authorization: Bearer <key>` header, or, without that
+    header, of exactly one `x-api-key` header (Anthropic's clients send the key so); else None."""
     given = request.headers.getlist("authorization")
     # One header, compared as bytes: a str holding non-ASCII cannot be compared in constant
     # time (compare_digest refuses it), and two headers could be read differently by a proxy.
+    if not given:
+        keys = request.headers.getlist("x-api-key")
+        return keys[0].strip().encode("latin-1") if len(keys) == 1 else None
     if len(given) != 1:
         return None
     scheme, _, token = given[0].partition(" ")

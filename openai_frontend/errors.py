@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from openai_frontend.anthropic_wire import body_for
+
 logger = logging.getLogger(__name__)
 
 
@@ -190,21 +192,23 @@ _UNREADABLE = {
 
 
 def install(app: FastAPI) -> None:
+    # Each body in its route's shape: OpenAI's, or Anthropic's on the Messages routes (anthropic_wire).
     @app.exception_handler(APIError)
-    async def _api_error(_: Request, exc: APIError):
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
+    async def _api_error(request: Request, exc: APIError):
+        return JSONResponse(body_for(request.url.path, exc), status_code=exc.status, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError):
-        return JSONResponse(validation_error(exc.errors()).body(), status_code=400)
+    async def _validation(request: Request, exc: RequestValidationError):
+        return JSONResponse(body_for(request.url.path, validation_error(exc.errors())), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException):
+    async def _http(request: Request, exc: StarletteHTTPException):
         cls = {404: NotFound, 401: Unauthorized}.get(
             exc.status_code, BadRequest if exc.status_code < 500 else ServerError
         )
         err = cls(_UNREADABLE.get(type(exc.__cause__)) or str(exc.detail))
-        return JSONResponse(err.body(), status_code=exc.status_code)
+        err.status = exc.status_code
+        return JSONResponse(body_for(request.url.path, err), status_code=exc.status_code)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
@@ -212,4 +216,5 @@ def install(app: FastAPI) -> None:
         rid = getattr(request.state, "request_id", "")
         logger.exception("unexpected error (request %s)", rid)
         headers = {"x-request-id": rid} if rid else None
-        return JSONResponse(ServerError("internal server error").body(), status_code=500, headers=headers)
+        body = body_for(request.url.path, ServerError("internal server error"))
+        return JSONResponse(body, status_code=500, headers=headers)

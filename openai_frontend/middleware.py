@@ -23,13 +23,14 @@ from fastapi import Request
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from openai_frontend.anthropic_wire import body_for
 from openai_frontend.errors import APIError, PayloadTooLarge, ServiceUnavailable
 
 HEADER = "x-request-id"
 # What we echo: printable ASCII without spaces, at most 128 characters. Anything else (a
 # newline that would forge a log line, a megabyte of id) gets a fresh id instead.
 _SANE_ID = re.compile(r"[\x21-\x7e]{1,128}")
-UNGATED = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+UNGATED = frozenset({"/health", "/health/live", "/health/ready", "/metrics", "/v2/health/live", "/v2/health/ready"})
 # Long enough for a load balancer to stop sending us new connections (Kubernetes removes a
 # terminating pod from its Service within seconds), so the client's retry lands elsewhere.
 DRAIN_RETRY_AFTER_S = 5
@@ -98,7 +99,7 @@ class BodyLimit:
         )
         # No `connection: close`: the server reads and drops the rest of the body, so that a
         # client still sending it gets this answer rather than a reset connection.
-        await send_error(send, error)
+        await send_error(send, error, path=scope["path"])
 
 
 class Drain:
@@ -134,7 +135,7 @@ class DrainGate:
             )  # fmt: skip
             # `connection: close`: a client's next request then opens a new connection, which a
             # load balancer can send to another replica.
-            return await send_error(send, error, [(b"connection", b"close")])
+            return await send_error(send, error, [(b"connection", b"close")], scope["path"])
         self.drain.inflight += 1  # one event loop: no lock needed
         try:
             await self.app(scope, receive, send)  # returns after a stream's last byte
@@ -142,9 +143,10 @@ class DrainGate:
             self.drain.inflight -= 1
 
 
-async def send_error(send: Send, error: APIError, extra: list[tuple[bytes, bytes]] = ()) -> None:
-    """An error in OpenAI's shape, sent from a middleware (before FastAPI's handlers)."""
-    body = json.dumps(error.body()).encode()
+async def send_error(send: Send, error: APIError, extra: list[tuple[bytes, bytes]] = (), path: str = "") -> None:
+    """An error in the shape of the route at `path` (OpenAI's, or Anthropic's: anthropic_wire),
+    sent from a middleware (before FastAPI's handlers)."""
+    body = json.dumps(body_for(path, error)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in (error.headers() or {}).items()]
     await send({"type": "http.response.start", "status": error.status, "headers": [*headers, *extra]})

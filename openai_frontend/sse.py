@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
@@ -24,10 +25,21 @@ from openai_frontend.request_log import note_stream_error
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Framing:
+    """How a stream's events are written: OpenAI's (`data:` lines, then `[DONE]`) by default,
+    Anthropic's for /v1/messages (anthropic_wire: `event:` lines, no end marker)."""
+
+    event: Callable[[dict], bytes]
+    error: Callable[[APIError], bytes]
+    end: bytes
+
+
 async def stream_response(
-    request: Request, endpoint: Endpoint, chunks: AsyncGenerator[dict, None]
+    request: Request, endpoint: Endpoint, chunks: AsyncGenerator[dict, None], framing: Framing | None = None
 ) -> StreamingResponse:
     """The response of a streamed request; `endpoint` labels its metrics."""
+    framing = framing or OPENAI
     metrics = request.app.state.metrics
     started = time.perf_counter()
     try:
@@ -39,24 +51,32 @@ async def stream_response(
     async def events() -> AsyncIterator[bytes]:
         try:
             for chunk in head:
-                yield _event(chunk)
+                yield framing.event(chunk)
             async for chunk in chunks:
-                yield _event(chunk)
+                yield framing.event(chunk)
         except APIError as exc:
             metrics.errors.labels(endpoint, str(exc.status)).inc()
             note_stream_error(exc.status)
-            yield b"data: " + json.dumps(exc.body()).encode() + b"\n\n"
+            yield framing.error(exc)
         except Exception:
             logger.exception("%s: stream failed", endpoint)
             metrics.errors.labels(endpoint, "500").inc()
             note_stream_error(500)
-            yield b"data: " + json.dumps(ServerError("internal server error").body()).encode() + b"\n\n"
+            yield framing.error(ServerError("internal server error"))
         finally:
             await chunks.aclose()  # a client gone before the first `async for` step: Triton's stream too
-        yield b"data: [DONE]\n\n"
+        if framing.end:
+            yield framing.end
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 def _event(chunk: dict) -> bytes:
     return b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _error(error: APIError) -> bytes:
+    return b"data: " + json.dumps(error.body()).encode() + b"\n\n"
+
+
+OPENAI = Framing(_event, _error, b"data: [DONE]\n\n")

@@ -27,10 +27,12 @@ _INPUTS: dict[Endpoint, dict[str, str]] = {
     Endpoint.EMBEDDINGS: {"text_input": "input"},
     Endpoint.SCORE: {"text_input": ROW, "text_pair": ROW},  # a text of either side, or a pair
     Endpoint.DETOKENIZE: {"input_ids": "tokens"},
+    Endpoint.MESSAGES: {"text_input": "messages"},
 }
 # endpoint -> {sampling parameter -> OpenAI parameter}, where they differ
 _SAMPLING: dict[Endpoint, dict[str, str]] = {
     Endpoint.CHAT: {"structured_outputs": "response_format"},
+    Endpoint.MESSAGES: {"stop": "stop_sequences"},
 }
 # a name, an optional index, the rest: `text_input[3]`, `sampling_parameters.max_tokens`
 _FIELD = re.compile(r"(?P<name>[^.\[]+)(?:\[(?P<index>\d+)\])?(?P<rest>.*)", re.DOTALL)

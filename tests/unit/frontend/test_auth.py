@@ -15,7 +15,7 @@ from tests.unit.fakes.model_server import FakeTriton, Response
 OK = Response(["x"], ["stop"], [1], 3)
 REFUSED = {
     "error": {
-        "message": "Invalid or missing API key: send one 'Authorization: Bearer <key>' header",
+        "message": "Invalid or missing API key: send one 'Authorization: Bearer <key>' header (or 'x-api-key: <key>')",
         "type": "authentication_error",
         "param": None,
         "code": "invalid_api_key",
@@ -121,3 +121,18 @@ def test_keys_are_kept_as_digests_only():
     keys = auth.Keys.of(["alpha", "alpha", ""], "admin")
     assert len(keys.client) == 1 and all(len(d) == 32 for d in (*keys.client, keys.admin))
     assert b"alpha" not in keys.client and keys.admin != b"admin"
+
+
+def test_an_x_api_key_header_is_a_key_too_where_no_authorization_header_is_sent():
+    # Anthropic's clients send the key so; the Messages routes answer a refusal in their shape.
+    c = client(api_key="k")
+    assert completion(c, {"x-api-key": "k"}).status_code == 200
+    for headers in ({"x-api-key": "nope"}, {"x-api-key": "k", "authorization": "Bearer nope"}):
+        assert (completion(c, headers).status_code, completion(c, headers).json()) == (401, REFUSED), headers
+    body = {"model": "gen", "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}]}
+    r = c.post("/openai/v1/messages", json=body, headers={"x-api-key": "nope"})
+    assert (r.status_code, r.json()) == (
+        401,
+        {"type": "error", "error": {"type": "authentication_error", "message": REFUSED["error"]["message"]}},
+    )
+    assert c.post("/openai/v1/messages", json=body, headers={"x-api-key": "k"}).status_code == 200
