@@ -18,7 +18,18 @@ from openai_frontend.cors import CORS
 from openai_frontend.metrics import FrontendMetrics, MetricsMiddleware
 from openai_frontend.middleware import BodyLimit, Drain, DrainGate, RequestId
 from openai_frontend.request_log import RequestLog
-from openai_frontend.routers import chat, completions, embeddings, health, lora, model_control, models, rerank, tokenize
+from openai_frontend.routers import (
+    chat,
+    completions,
+    embeddings,
+    health,
+    kserve,
+    lora,
+    model_control,
+    models,
+    rerank,
+    tokenize,
+)
 from openai_frontend.routers import messages as messages_router
 from openai_frontend.routers import responses as responses_router
 from openai_frontend.serving.responses_state import ResponsesState
@@ -66,6 +77,9 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
     )
     errors.install(app)
 
+    # KServe's v1 and v2 protocols, at the root and before the OpenAI routes (routers/kserve.py).
+    app.include_router(kserve.probes)
+    app.include_router(kserve.router)
     api = APIRouter(prefix=settings.route_prefix, dependencies=[Depends(auth.require_client)])
     routers = (completions.router, chat.router, embeddings.router, rerank.router, models.router, tokenize.router,
                responses_router.router)  # fmt: skip

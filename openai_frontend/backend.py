@@ -90,9 +90,19 @@ class ModelServer(Protocol):
         """The models in Triton's repository (may be cached for a few seconds)."""
         ...
 
-    def generate(self, model: str, values: dict[str, Any], request_id: str = "") -> AsyncIterator[Outputs]:
-        """The responses of one generation request; leaving early cancels it."""
+    def generate(self, model: str, values: dict[str, Any], request_id: str = "", **extra) -> AsyncIterator[Outputs]:
+        """The responses of one generation request; leaving early cancels it (`extra`: KServe v2's `parameters`)."""
         ...
+
+    async def infer(self, model: str, inputs: list[Any], **options: Any) -> tuple[Outputs, str]:
+        """KServe v2's `/infer` on any model: its outputs and the version that answered."""
+        ...
+
+    async def metadata(self, model: str = "", version: str = "") -> dict[str, Any]:
+        """Triton's server metadata, or a model's (tensor names, datatypes, shapes)."""
+        ...
+
+    async def model_ready(self, model: str, version: str = "") -> bool: ...
 
     async def embed(
         self,

@@ -30,6 +30,7 @@ from openai_frontend import tracing
 from openai_frontend.backend import ModelInfo, Outputs, drop_colliding_names
 from openai_frontend.errors import APIError, ServiceUnavailable, from_triton
 from openai_frontend.repository_control import RepositoryControl
+from openai_frontend.triton_kserve import KServeCalls
 
 logger = logging.getLogger(__name__)
 WATCH_S = 1.0
@@ -56,7 +57,7 @@ class _InFlight:
         return None if self.lost is None else ServiceUnavailable(self.lost)
 
 
-class TritonClient:
+class TritonClient(KServeCalls):
     def __init__(self, url: str, models_ttl_s: float = 5.0):
         self.url = url
         self._client = grpc_aio.InferenceServerClient(url)
@@ -195,8 +196,9 @@ class TritonClient:
         finally:
             self._models_at = 0.0
 
-    async def generate(self, model: str, values: dict[str, Any], request_id: str = "") -> AsyncIterator[Outputs]:
-        """Stream the responses of one request; leaving early cancels it in Triton."""
+    async def generate(self, model: str, values: dict, request_id: str = "", **extra) -> AsyncIterator[Outputs]:
+        """Stream the responses of one request; leaving early cancels it in Triton. `extra`: more of
+        the request's keys for `stream_infer` (KServe v2's `generate` sends its `parameters`)."""
         finished = asyncio.Event()
 
         async def requests():
@@ -205,6 +207,7 @@ class TritonClient:
                 "inputs": _inputs(values),
                 "request_id": request_id,
                 "enable_empty_final_response": True,
+                **extra,
             }
             # Keep our side of the stream open until the last response is in.
             await finished.wait()

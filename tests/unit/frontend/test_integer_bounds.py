@@ -46,6 +46,12 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/messages": {"model": "gen", "max_tokens": 2048, "messages": CHAT, "thinking": THINKING},
     "/v1/messages/count_tokens": {"model": "gen", "messages": CHAT, "thinking": THINKING},
     "/v1/responses": {"model": "gen", "input": "Hi", "store": False},  # stored: a database of its own
+    # KServe's protocols, at the root whatever the prefix (routers/kserve.py), on the model `emb`.
+    "/v2/models/{model_name}/infer": {
+        "inputs": [{"name": "text_input", "shape": [1, 1], "datatype": "BYTES", "data": ["Hi"]}],
+        "parameters": {"n": 1},
+    },
+    "/v1/models/{model_name}:predict": {"instances": ["Hi"]},
 }
 Path = tuple[str | int, ...]
 
@@ -76,6 +82,13 @@ class Int64Triton(FakeTriton):
             return await super().embed(model, texts, parameters, request_id)
         return {"score": np.full((len(texts), 1), 0.5, np.float32), "num_input_tokens": np.full(len(texts), 3)}
 
+    async def infer(self, model: str, inputs: list, **options: Any) -> tuple[Outputs, str]:
+        _as_triton_would(options)
+        return await self.embed(model, ["Hi"], {}), "1"
+
+    async def metadata(self, model: str = "", version: str = "") -> dict[str, Any]:
+        return {"name": model, "outputs": [{"name": "embedding", "datatype": "FP32", "shape": [-1, -1]}]}
+
 
 def _cross_encoder() -> ModelInfo:
     return ModelInfo(
@@ -96,6 +109,15 @@ APP = create_app(
 )
 PREFIX = APP.state.settings.route_prefix
 DOC = APP.openapi()
+
+
+def url(route: str) -> str:
+    """Where `route` is served: under the prefix, or KServe's at the root, on the model `emb`."""
+    return route.replace("{model_name}", "emb") if "{model_name}" in route else PREFIX + route
+
+
+def message(error: dict | str) -> str:
+    return error if isinstance(error, str) else error["message"]
 
 
 def post_routes() -> list[str]:
@@ -133,7 +155,8 @@ def integer_fields(schema: dict, seen: frozenset[str] = frozenset()) -> dict[Pat
 
 
 def body_schema(route: str) -> dict:
-    return DOC["paths"][PREFIX + route]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    operation = DOC["paths"][route if "{model_name}" in route else PREFIX + route]["post"]
+    return operation["requestBody"]["content"]["application/json"]["schema"]
 
 
 def placed(base: Any, path: Path, value: Any) -> Any:
@@ -164,8 +187,10 @@ def param(path: Path) -> str:
 
 
 def error_param(error: dict) -> str | None:
-    """The field an error names: OpenAI's `param`; Anthropic's shape (the Messages routes) has
-    none, and names it at the head of its message."""
+    """The field an error names: OpenAI's `param`; Anthropic's shape (the Messages routes) and
+    KServe's (`{"error": "..."}`) have none, and name it at the head of the message."""
+    if isinstance(error, str):
+        return error.partition(": ")[0]
     return error["param"] if "param" in error else error["message"].partition(": ")[0]
 
 
@@ -178,7 +203,7 @@ def test_every_post_route_has_a_valid_body_here_and_it_is_served(client):
     routes = post_routes()
     assert not set(routes) - set(BODIES), "a new POST route: give BODIES a valid body for it"
     for route in routes:
-        r = client.post(PREFIX + route, json=BODIES[route])
+        r = client.post(url(route), json=BODIES[route])
         assert r.status_code == 200, (route, r.text)
 
 
@@ -196,20 +221,20 @@ def test_the_integer_fields_are_found():
 @pytest.mark.parametrize("value", HUGE.values(), ids=HUGE.keys())
 @pytest.mark.parametrize(("route", "path"), FIELDS, ids=[f"{r}:{param(p)}" for r, p in FIELDS])
 def test_an_integer_beyond_int64_is_a_400_naming_the_field(client, route, path, value):
-    r = client.post(PREFIX + route, json=placed(BODIES[route], path, value))
+    r = client.post(url(route), json=placed(BODIES[route], path, value))
     assert r.status_code == 400, r.text
     error = r.json()["error"]
-    assert error["type"] == "invalid_request_error" and error_param(error) == param(path), error
-    assert client.post(PREFIX + route, json=BODIES[route]).status_code == 200
+    assert (isinstance(error, str) or error["type"] == "invalid_request_error") and error_param(error) == param(path)
+    assert client.post(url(route), json=BODIES[route]).status_code == 200
 
 
 @pytest.mark.parametrize("value", [INT64_MAX, INT64_MIN], ids=["max", "min"])
 @pytest.mark.parametrize(("route", "path"), FIELDS, ids=[f"{r}:{param(p)}" for r, p in FIELDS])
 def test_int64s_own_edges_are_never_refused_as_too_large(client, route, path, value):
     # Served, or refused by a tighter limit of the field: never a 5xx, never the 64-bit rule.
-    r = client.post(PREFIX + route, json=placed(BODIES[route], path, value))
+    r = client.post(url(route), json=placed(BODIES[route], path, value))
     assert r.status_code < 500, r.text
-    assert r.status_code == 200 or "64 bits" not in r.json()["error"]["message"], r.text
+    assert r.status_code == 200 or "64 bits" not in message(r.json()["error"]), r.text
 
 
 @pytest.mark.parametrize("route", ["/v1/completions", "/v1/chat/completions"])
