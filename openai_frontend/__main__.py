@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--max-body-bytes", type=int, default=defaults.max_body_bytes,
-        help="a larger request body is refused with 413 before it is parsed (default 4 MiB)",
+        help="a larger request body is refused with 413 before it is parsed (default 32 MiB)",
     )  # fmt: skip
     parser.add_argument(
         "--drain-timeout", type=float, default=defaults.drain_timeout_s, metavar="S",
@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> None:
                        help="seconds kept, 0: always (env TRITON_LLM_RESPONSES_RETENTION)")  # fmt: skip
     state.add_argument("--responses-max-bytes", type=int, default=defaults.responses_max_bytes,
                        help="the largest stored response (env TRITON_LLM_RESPONSES_MAX_BYTES)")  # fmt: skip
+    media = parser.add_argument_group("image URLs (docs/operations.md#images; data: URLs are always taken)")
+    media.add_argument("--allowed-media-domains", type=parse_list, default=defaults.allowed_media_domains,
+                       help="http(s) image hosts, '*': any public one (env ..._ALLOWED_MEDIA_DOMAINS)")  # fmt: skip
+    media.add_argument("--allowed-local-media-path", default=defaults.allowed_local_media_path,
+                       help="the folder of file:// images (env TRITON_LLM_ALLOWED_LOCAL_MEDIA_PATH)")  # fmt: skip
+    media.add_argument("--max-image-bytes", type=int, default=defaults.max_image_bytes)
+    media.add_argument("--max-image-pixels", type=int, default=defaults.max_image_pixels)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     prefix = args.route_prefix.strip("/")
@@ -79,7 +86,9 @@ def main(argv: list[str] | None = None) -> None:
         ssl_cert_reqs=args.ssl_cert_reqs, allowed_origins=args.allowed_origins, allowed_methods=args.allowed_methods,
         allowed_headers=args.allowed_headers, allow_credentials=args.allow_credentials,
         log_requests=args.enable_log_requests or args.enable_log_prompts, log_prompts=args.enable_log_prompts,
-        max_log_len=args.max_log_len, responses_store=args.responses_store,
+        max_log_len=args.max_log_len, allowed_media_domains=args.allowed_media_domains,
+        allowed_local_media_path=args.allowed_local_media_path, max_image_bytes=args.max_image_bytes,
+        max_image_pixels=args.max_image_pixels, responses_store=args.responses_store,
         responses_retention_s=args.responses_retention, responses_max_bytes=args.responses_max_bytes,
     )  # fmt: skip
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -70,9 +70,10 @@ class Settings:
     admin_key: str | None = field(default_factory=lambda: os.environ.get("TRITON_LLM_ADMIN_KEY") or None)
     # How long a model list read from Triton stays fresh.
     models_ttl_s: float = 5.0
-    # A larger request body is a 413, refused before it is read or parsed: 4 MiB holds a
-    # full-context prompt many times over, and 2,048 embedding inputs of ~2 KB each.
-    max_body_bytes: int = 4 * 1024 * 1024
+    # A larger request body is a 413, refused before it is read or parsed: 32 MiB holds a
+    # full-context prompt many times over, 2,048 embedding inputs of ~2 KB each, and a chat with
+    # several 1080p PNGs as base64 data: URLs (~3-6 MB each, a third more in base64).
+    max_body_bytes: int = 32 * 1024 * 1024
     # On SIGTERM, requests in flight get this long to finish (vLLM's --shutdown-timeout default).
     drain_timeout_s: float = field(default_factory=lambda: env_seconds("TRITON_LLM_DRAIN_TIMEOUT", 30.0))
     # A connection whose request headers are not complete by then is closed (slow clients).
@@ -95,6 +96,15 @@ class Settings:
     log_requests: bool = field(default_factory=lambda: _env_flag("TRITON_LLM_LOG_REQUESTS"))
     log_prompts: bool = field(default_factory=lambda: _env_flag("TRITON_LLM_LOG_PROMPTS"))
     max_log_len: int = field(default_factory=lambda: _env_int("TRITON_LLM_MAX_LOG_LEN", 2048))
+    # Image URLs (media.py; docs/operations.md#images): http(s) hosts that may be fetched ("*": any public
+    # host; none: http(s) refused, data: URLs only), the folder file:// URLs may read (None: refused),
+    # and per image the fetch's timeout, its bytes, its pixels; images per request.
+    allowed_media_domains: list[str] = field(default_factory=lambda: _env_list("TRITON_LLM_ALLOWED_MEDIA_DOMAINS"))
+    allowed_local_media_path: str | None = field(default_factory=lambda: _env("TRITON_LLM_ALLOWED_LOCAL_MEDIA_PATH"))
+    media_fetch_timeout_s: float = field(default_factory=lambda: env_seconds("TRITON_LLM_MEDIA_FETCH_TIMEOUT", 10.0))
+    max_image_bytes: int = field(default_factory=lambda: _env_int("TRITON_LLM_MAX_IMAGE_BYTES", 20 * 1024 * 1024))
+    max_image_pixels: int = field(default_factory=lambda: _env_int("TRITON_LLM_MAX_IMAGE_PIXELS", 40_000_000))
+    max_images: int = field(default_factory=lambda: _env_int("TRITON_LLM_MAX_IMAGES", 32))
     # The Responses API's state (responses_store.py): sqlite:///<file> (default: the cache
     # folder's responses.sqlite) or postgresql://user:pass@host/db, which replicas share; stored
     # responses kept this long (0: for ever; OpenAI's is 30 days), each at most this many bytes.

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from openai_frontend.backend import Triton, require_model
 from openai_frontend.endpoints import Endpoint
+from openai_frontend.media import from_settings
 from openai_frontend.middleware import request_id
 from openai_frontend.schemas.chat import ChatCompletionRequest, ChatCompletionResponse
 from openai_frontend.serving import chat
@@ -19,6 +20,8 @@ router = APIRouter()
 @cancel_on_disconnect
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, triton: Triton):
     info = await require_model(triton, body.model, Endpoint.CHAT)
+    media = from_settings(request.app.state.settings)  # what image URLs may reach
     if body.stream:
-        return await stream_response(request, Endpoint.CHAT, chat.chunks(triton, info, body, request_id(request)))
-    return await chat.response(triton, info, body, request_id(request))
+        chunks = chat.chunks(triton, info, body, request_id(request), media=media)
+        return await stream_response(request, Endpoint.CHAT, chunks)
+    return await chat.response(triton, info, body, request_id(request), media=media)

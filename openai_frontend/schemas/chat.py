@@ -18,6 +18,7 @@ from openai_frontend.schemas.common import (
     StrictModel,
     Usage,
 )
+from openai_frontend.schemas.content import content_part
 from openai_frontend.schemas.limits import MAX_CONTENT_PARTS, MAX_LOGPROBS, MAX_MESSAGES, MAX_TOOL_CALLS, MAX_TOOLS
 from openai_frontend.schemas.tools import DeltaToolCall, Tool, ToolCall, ToolChoice, check_tool_usage
 
@@ -27,9 +28,13 @@ class TextPart(StrictModel):
     text: str
 
 
+# A content part, by its `type`: text, or an image (schemas/content.py; serving/content.py sends it).
+ContentPart = content_part(TextPart)
+
+
 class Message(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | Annotated[list[TextPart], Field(max_length=MAX_CONTENT_PARTS)] | None = None
+    content: str | Annotated[list[ContentPart], Field(max_length=MAX_CONTENT_PARTS)] | None = None
     name: str | None = None
     # An assistant's: the calls it made (its content may then be null).
     tool_calls: Annotated[list[ToolCall], Field(max_length=MAX_TOOL_CALLS)] | None = None
@@ -37,10 +42,14 @@ class Message(BaseModel):
     tool_call_id: str | None = None
 
     def for_template(self) -> dict[str, Any]:
-        """The message as the model takes it (docs/protocol.md): content a string."""
-        content = self.content
+        """The message as the model takes it (docs/protocol.md): content a string, or with images a list of
+        text parts and `{"type": "image"}` parts, each taking the next element of the `image` tensor."""
+        content: Any = self.content
         if isinstance(content, list):
-            content = "".join(part.text for part in content)
+            if any(part.type != "text" for part in content):
+                content = [{"type": "text", "text": p.text} if p.type == "text" else {"type": "image"} for p in content]
+            else:
+                content = "".join(part.text for part in content)
         out: dict[str, Any] = {"role": self.role, "content": content or ""}
         if self.name is not None:
             out["name"] = self.name
@@ -94,6 +103,9 @@ class ChatCompletionRequest(SamplingFields):
     continue_final_message: bool = Field(
         False, description="Continue the final (assistant) message; needs add_generation_prompt false."
     )
+    # OpenAI's; as vLLM, a chat template variable, with `enable_thinking` (false for "none") where
+    # chat_template_kwargs do not set it.
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
 
     @model_validator(mode="after")
     def _top_logprobs_need_logprobs(self):
@@ -139,6 +151,9 @@ class ChatCompletionRequest(SamplingFields):
             value = getattr(self, name)
             if name in self.model_fields_set and (value != default or name in kwargs):
                 kwargs[name] = value
+        if (effort := getattr(self, "reasoning_effort", None)) is not None:  # /tokenize has none
+            kwargs["reasoning_effort"] = effort
+            kwargs.setdefault("enable_thinking", effort != "none")
         return kwargs if kwargs or self.chat_template_kwargs is not None else None
 
     def tool_inputs(self) -> dict[str, Any]:

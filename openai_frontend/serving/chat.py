@@ -11,6 +11,7 @@ from typing import Any
 
 from openai_frontend.backend import ModelInfo, ModelServer
 from openai_frontend.endpoints import Endpoint
+from openai_frontend.media import MediaSettings
 from openai_frontend.schemas.chat import (
     ChatChoice,
     ChatChunkChoice,
@@ -22,18 +23,25 @@ from openai_frontend.schemas.chat import (
     chat_id,
 )
 from openai_frontend.schemas.common import Usage
-from openai_frontend.serving import logprobs, tensors
+from openai_frontend.serving import content, logprobs, tensors
 from openai_frontend.serving.accumulate import Accumulator, Choice, Delta
 from openai_frontend.serving.tensors import Step
 
 
 async def response(
-    triton: ModelServer, info: ModelInfo, body: ChatCompletionRequest, rid: str
+    triton: ModelServer,
+    info: ModelInfo,
+    body: ChatCompletionRequest,
+    rid: str,
+    endpoint: Endpoint = Endpoint.CHAT,
+    media: MediaSettings | None = None,
 ) -> ChatCompletionResponse:
-    """The whole answer of a request without `stream`."""
+    """The whole answer of a request without `stream`; `endpoint`: the API the client speaks
+    (/v1/messages is served as a chat), which a refused field is named for; `media`: what image URLs
+    may reach (media.py; None: data: URLs only)."""
     sampling = info.with_adapter(body.sampling())  # a LoRA adapter's name: its base model, lora_name
     acc = Accumulator(body.n)
-    await acc.add_all(_steps(triton, info, body, sampling, rid))
+    await acc.add_all(_steps(triton, info, body, sampling, rid, endpoint, media))
     choices = [
         ChatChoice(
             index=c.index,
@@ -52,15 +60,28 @@ async def response(
     return answer
 
 
-def chunks(triton: ModelServer, info: ModelInfo, body: ChatCompletionRequest, rid: str) -> AsyncGenerator[dict, None]:
+def chunks(
+    triton: ModelServer,
+    info: ModelInfo,
+    body: ChatCompletionRequest,
+    rid: str,
+    endpoint: Endpoint = Endpoint.CHAT,
+    media: MediaSettings | None = None,
+) -> AsyncGenerator[dict, None]:
     """The chunks of a streamed request (for `sse.stream_response`); a field the model does not
-    declare is refused here, before the stream begins."""
-    steps = _steps(triton, info, body, info.with_adapter(body.sampling()), rid)
+    declare is refused here, before the stream begins (a bad image: before the first chunk)."""
+    steps = _steps(triton, info, body, info.with_adapter(body.sampling()), rid, endpoint, media)
     return _chunks(body, Accumulator(body.n), steps)
 
 
 def _steps(
-    triton: ModelServer, info: ModelInfo, body: ChatCompletionRequest, sampling: dict[str, Any], rid: str
+    triton: ModelServer,
+    info: ModelInfo,
+    body: ChatCompletionRequest,
+    sampling: dict[str, Any],
+    rid: str,
+    endpoint: Endpoint = Endpoint.CHAT,
+    media: MediaSettings | None = None,
 ) -> AsyncIterator[tuple[int, Step]]:
     """The request sent to the model, once its inputs are known to be declared."""
     messages = [m.for_template() for m in body.messages]
@@ -77,7 +98,19 @@ def _steps(
     sent = {"max_tokens": "max_completion_tokens"} if body.max_completion_tokens is not None else {}
     if body.structured_outputs is not None:
         sent["structured_outputs"] = "structured_outputs"
-    return tensors.merge([tensors.steps(triton, info.name, values, Endpoint.CHAT, rid, sent)])
+    steps = tensors.merge([tensors.steps(triton, info.name, values, endpoint, rid, sent)])
+    parts = content.media_parts(body.messages)
+    return _with_media(values, parts, info, media, steps) if parts else steps
+
+
+async def _with_media(
+    values: dict[str, Any], parts: list, info: ModelInfo, media: MediaSettings | None, steps: AsyncIterator
+) -> AsyncIterator[tuple[int, Step]]:
+    """`steps` once the images are fetched and checked (their tensor added to `values`, which the model
+    request reads when first iterated); a model's refusal of an image names its part."""
+    values.update(await content.media_inputs(parts, info, media))
+    async for item in content.renamed(steps, parts):
+        yield item
 
 
 async def _chunks(

@@ -63,7 +63,7 @@ def test_the_limit_is_a_flag():
 
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert Settings().max_body_bytes == 4 * 1024 * 1024
+    assert Settings().max_body_bytes == 32 * 1024 * 1024
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ def test_chat_max_completion_tokens_wins_and_response_format_maps_to_structured_
     [
         {"model": "m", "prompt": "x", "temprature": 1},
         {"model": "m", "prompt": []},
-        {"model": "m", "prompt": "x", "best_of": 3},
+        {"model": "m", "prompt": "x", "best_of": 0},  # >1 is taken and ignored, as in vLLM 0.32
         {"model": "m", "prompt": "x", "n": 0},
     ],
 )
@@ -102,9 +102,12 @@ def test_validation_errors_name_the_field_not_the_union_member():
     from openai_frontend.app import create_app
 
     client = TestClient(create_app())
-    image = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
+    audio = {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x"}}]}
+    r = client.post("/openai/v1/chat/completions", json={"model": "m", "messages": [audio]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.content.0"
+    image = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x", "detail": "max"}}]}
     r = client.post("/openai/v1/chat/completions", json={"model": "m", "messages": [image]})
-    assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.content.0.type"
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.content.0.image_url.detail"
     r = client.post("/openai/v1/completions", json={"model": "m", "prompt": [1, "a"]})
     assert r.json()["error"]["param"] == "prompt.1"  # token ids, one of which is not
 

@@ -33,14 +33,16 @@ async def with_images(source: Any, request: GenerateRequest, model_config: Any, 
 
 def client_error(exc: BaseException, request: GenerateRequest, prompt_field: str) -> InvalidInput | None:
     """vLLM's refusal of a request's images, naming the image it is about; None for any other error."""
-    if not request.images or not isinstance(exc, (ValueError, TypeError)):
+    if not request.images:
         return None
+    while exc.__cause__ is not None and not str(exc):  # vLLM's EngineGenerateError says nothing itself
+        exc = exc.__cause__
     text = str(exc)
     if (match := _TOO_MANY.search(text)) is not None:
         limit = int(match.group(1))
         where = request.images[min(limit, len(request.images) - 1)].field
         return InvalidInput(where, f"{text} (model.json's limit_mm_per_prompt)")
-    if "placeholder" in text.lower() or "image" in text.lower():
+    if isinstance(exc, ValueError) and ("placeholder" in text.lower() or "image" in text.lower()):
         # e.g. a text_input without as many placeholders as images
         return InvalidInput(prompt_field, text)
     return None
