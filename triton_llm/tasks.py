@@ -131,9 +131,15 @@ def resolve_backend(settings: ModelSettings, config: Any, task: Task) -> str:
 
     The value itself was checked when model.json was parsed (`ModelSettings.backend`).
     """
+    vision = getattr(config, "vision_config", None) is not None
     if settings.backend == "huggingface":
+        if vision:  # the transformers engine takes no images yet (its batcher has no image-bearing prefill)
+            raise SettingError("backend", "backend 'huggingface' does not serve vision-language models yet; use 'vllm'")
         return "huggingface"
     supported = task == Task.TEXT_GENERATION and vllm_supports(config)
+    if vision and not supported:
+        archs = getattr(config, "architectures", None)
+        raise SettingError("backend", f"vLLM does not implement {archs} here, and transformers serves no images yet")
     if settings.backend == "vllm" and not supported:
         archs = getattr(config, "architectures", None)
         raise SettingError("backend", f"backend 'vllm' cannot serve {archs} for {task}; use 'huggingface' or 'auto'")

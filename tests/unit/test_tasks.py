@@ -70,3 +70,16 @@ def test_each_runner_refuses_the_other_runners_tasks():
         resolve_task(settings(), LLAMA, served=ENCODER_TASKS)
     with pytest.raises(SettingError, match="backend 'vllm' cannot serve"):
         resolve_backend(settings(backend="vllm"), LLAMA, Task.TEXT_EMBEDDING)
+
+
+def test_an_image_text_to_text_model_is_text_generation_on_vllm_only():
+    from types import SimpleNamespace
+
+    from triton_llm.settings import ModelSettings
+    from triton_llm.tasks import infer_task, resolve
+
+    vlm = SimpleNamespace(architectures=["Idefics3ForConditionalGeneration"], vision_config={"hidden_size": 32})
+    assert infer_task(vlm) == "text_generation"
+    assert resolve(ModelSettings(model="m"), vlm) == ("text_generation", "vllm")  # vLLM implements Idefics3
+    with pytest.raises(SettingError, match="does not serve vision-language models"):
+        resolve(ModelSettings(model="m", backend="huggingface"), vlm)
