@@ -4,11 +4,16 @@ Run as a script (vLLM's engine processes re-import `__main__`):
     python tests/vllm_reference.py MODEL_JSON_SETTINGS REQUESTS_JSON  ->  JSON on stdout
 Each request is generated on its own, as the tests send them one at a time, so both sides
 compute with the same batch shapes. A request's optional "lora" ({"name", "path"}) applies that
-LoRA adapter (the settings then need `enable_lora`).
+LoRA adapter (the settings then need `enable_lora`). Messages with content parts (images as data:
+URLs) go through `LLM.chat`; a prompt's "images" (base64) are its `multi_modal_data`.
 """
 
+import base64
+import io
 import json
 import sys
+
+from PIL import Image
 
 
 def main() -> None:
@@ -31,22 +36,33 @@ def main() -> None:
             name = req["lora"]["name"]
             lora = adapters.setdefault(name, LoRARequest(name, len(adapters) + 1, req["lora"]["path"]))
         params = SamplingParams(**req["sampling"])
+        if "messages" in req and any(isinstance(m["content"], list) for m in req["messages"]):
+            # Content parts (images as data: URLs): vLLM's own chat renderer and media loading (LLM.chat).
+            out = llm.chat(req["messages"], params, use_tqdm=False, lora_request=lora)[0]
+            results.append(_result(out))
+            continue
         if "messages" in req:
             ids = tokenizer.apply_chat_template(req["messages"], add_generation_prompt=True, tokenize=True)
             ids = list(ids["input_ids"]) if hasattr(ids, "keys") else list(ids)
             prompt = TokensPrompt(prompt_token_ids=ids)
         else:
             prompt = req["prompt"]
+        if "images" in req:  # vllm_backend's `image` tensor: base64 images for the prompt's placeholders
+            images = [Image.open(io.BytesIO(base64.b64decode(b))).convert("RGB") for b in req["images"]]
+            prompt = {"prompt": prompt, "multi_modal_data": {"image": images}}
         out = llm.generate([prompt], params, use_tqdm=False, lora_request=lora)[0]
-        results.append(
-            {
-                "text": out.outputs[0].text,
-                "num_input_tokens": len(out.prompt_token_ids),
-                "num_output_tokens": len(out.outputs[0].token_ids),
-                "finish_reason": out.outputs[0].finish_reason,
-            }
-        )
+        results.append(_result(out))
     print("REFERENCE_JSON " + json.dumps(results))
+
+
+def _result(out) -> dict:
+    return {
+        "text": out.outputs[0].text,
+        "token_ids": list(out.outputs[0].token_ids),
+        "num_input_tokens": len(out.prompt_token_ids),
+        "num_output_tokens": len(out.outputs[0].token_ids),
+        "finish_reason": out.outputs[0].finish_reason,
+    }
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ class GenerateRequest:
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    # The request's images in prompt order, still encoded (generation/images.py; the `image` input).
+    images: list[Any] | None = None
     # Set by the chat layer (triton_llm.generation.chat), not by the wire: model.json's template,
     # and which parsed outputs the responses carry.
     chat_template: str | None = None
@@ -41,6 +43,10 @@ class GenerateRequest:
     returns_reasoning: bool = False
     # vLLM's rule: keep the last N prompt tokens (-1: as many as the context leaves room for).
     truncate_prompt_tokens: int | None = None
+    # vLLM's request options (request_options): the scheduler's priority (lower runs first), and
+    # beam search's length penalty (None: no beam search, `use_beam_search` false).
+    priority: int = 0
+    beam_length_penalty: float | None = None
     stream: bool = False
     # vllm_backend semantics: the prompt is prepended to a non-streamed output unless
     # `exclude_input_in_output` is true; streamed, only when it is false (ours: vLLM's echo).
