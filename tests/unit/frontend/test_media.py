@@ -150,3 +150,33 @@ def test_a_decompression_bomb_is_refused_from_its_header():
     refused(data_url(bomb), "more pixels than the limit of 40000000")
     refused(data_url(png_bytes(noise_image(300, 200))), "300x200: 60000 pixels, over 50000", max_pixels=50_000)
     assert time.monotonic() - started < 2
+
+
+def test_media_parts_become_the_image_tensor_and_a_models_refusal_names_the_part():
+    from openai_frontend.backend import ModelInfo
+    from openai_frontend.errors import BadRequest
+    from openai_frontend.schemas.chat import Message
+    from openai_frontend.serving.content import media_inputs, media_parts, rename
+
+    image = {"type": "image_url", "image_url": {"url": data_url(PNG)}}
+    messages = [
+        Message(role="user", content=[{"type": "text", "text": "a"}, image]),
+        Message(role="assistant", content="b"),
+        Message(role="user", content=[image]),
+    ]
+    parts = media_parts(messages)
+    assert [p.param for p in parts] == ["messages.0.content.1.image_url", "messages.2.content.0.image_url"]
+    assert messages[0].for_template()["content"] == [{"type": "text", "text": "a"}, {"type": "image"}]
+    vlm = ModelInfo("vlm", True, True, True, False, 0, inputs=frozenset({"messages", "image"}))
+    tensors = asyncio.run(media_inputs(parts, vlm, None))
+    assert [base64.b64decode(b) for b in tensors["image"]] == [PNG, PNG]
+    text_only = ModelInfo("llm", True, True, True, False, 0, inputs=frozenset({"messages"}))
+    with pytest.raises(MediaError, match="takes no images") as info:
+        asyncio.run(media_inputs(parts, text_only, None))
+    assert info.value.param == "messages.0.content.1.image_url"
+    with pytest.raises(MediaError, match="at most 1 images") as info:
+        asyncio.run(media_inputs(parts, vlm, MediaSettings(max_images=1)))
+    assert info.value.param == "messages.2.content.0.image_url"
+    renamed = rename(BadRequest("image[1]: At most 1 image(s)", param="image[1]"), parts)
+    assert renamed.param == "messages.2.content.0.image_url"
+    assert renamed.message == "messages.2.content.0.image_url: At most 1 image(s)"
