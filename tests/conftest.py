@@ -24,6 +24,10 @@ REASONING = {"reasoning_parser": "qwen3", "default_chat_template_kwargs": {"enab
 # tools/vllm_compat.sh's run: an older vLLM serves smollm2, which has no reasoning parser there.
 VLLM_COMPAT = os.environ.get("TRITON_LLM_VLLM_COMPAT") == "1"
 
+# The tiny vision-language model's entry (test_images): make-repo's flags, vLLM's engine arguments among them.
+VLM = "idefics3-tiny"
+VLM_FLAGS = ["--dtype", "float32", "--max_length", "1024", "--max-num-seqs", "4", "--no-enable-prefix-caching",
+             "--limit-mm-per-prompt", '{"image": 2}']  # fmt: skip
 GREEDY = {"temperature": 0.0, "max_tokens": 40}
 PROMPTS = [
     "The capital of France is",
@@ -62,6 +66,14 @@ def t5_dir(model_dir, tmp_path_factory) -> Path:
     from tests.tiny_models import build_tiny_t5
 
     return build_tiny_t5(tmp_path_factory.mktemp("t5-tiny"), AutoTokenizer.from_pretrained(model_dir))
+
+
+@pytest.fixture(scope="session")
+def vlm_dir(model_dir, tmp_path_factory) -> Path:
+    """A tiny Idefics3 vision-language model with random weights on SmolLM2's tokenizer (tests/tiny_vlm.py)."""
+    from tests.tiny_vlm import build_tiny_idefics3
+
+    return build_tiny_idefics3(tmp_path_factory.mktemp("vlm") / "idefics3-tiny", model_dir)
 
 
 @pytest.fixture(scope="session")
@@ -139,6 +151,10 @@ def test_repository(model_dir, request, tmp_path_factory) -> Path:
     overrides = ["--dtype", HF_OVERRIDES["dtype"], "--max-num-seqs", str(HF_OVERRIDES["max_num_seqs"])]
     t5 = ["--model_dir", str(t5_dir), "--model_name", "t5-tiny", "--repository", str(repository), *overrides]
     assert make_repo.main(t5) == 0
+    # A vision-language model, as a user would add one: make-repo recognises image-text-to-text and
+    # `auto` picks vLLM (test_images); float32 for parity, two images per prompt at most.
+    vlm = ["--model_dir", str(request.getfixturevalue("vlm_dir")), "--model_name", VLM, "--repository", str(repository)]
+    assert make_repo.main([*vlm, *VLM_FLAGS]) == 0
     make_repository(
         repository,
         {
@@ -179,6 +195,13 @@ def test_repository(model_dir, request, tmp_path_factory) -> Path:
                 "tensor_input_names": ["input_ids", "attention_mask"],
             },
             "bert-seq-cls": {"like": "minilm", "model": str(bert_dirs["sequence_classification"]), "dtype": "float32"},
+            # KServe's return_probabilities on sequence classification (test_kserve_reference).
+            "bert-seq-cls-probs": {
+                "like": "minilm",
+                "model": str(bert_dirs["sequence_classification"]),
+                "dtype": "float32",
+                "return_probabilities": True,
+            },
             # One label: resolved to the cross_encoder task (rerank and score, test_rerank).
             "bert-cross-encoder": {"like": "minilm", "model": str(bert_dirs["cross_encoder"]), "dtype": "float32"},
             "minilm-bounded": {"like": "minilm", "model": str(minilm_dir)},
@@ -245,6 +268,8 @@ def frontend(triton, tmp_path_factory):
     """The OpenAI frontend on the session's Triton, default route prefix (/openai)."""
     from tests.servers import frontend_up
 
-    log = tmp_path_factory.mktemp("frontend") / "frontend.log"
-    with frontend_up(triton.grpc_url, log, env={"KSERVE_OPENAI_ROUTE_PREFIX": "openai"}) as server:
+    folder = tmp_path_factory.mktemp("frontend")
+    # The Responses API's store: a SQLite file of the session's, not the checkout's cache.
+    env = {"KSERVE_OPENAI_ROUTE_PREFIX": "openai", "TRITON_LLM_RESPONSES_STORE": f"sqlite:///{folder / 'r.sqlite'}"}
+    with frontend_up(triton.grpc_url, folder / "frontend.log", env=env) as server:
         yield server

@@ -201,3 +201,20 @@ def test_a_background_response_is_queued_polled_and_cancelled(tmp_path):
         assert r.status_code == 400 and "completed" in r.json()["error"]["message"]
         sync = client.post(V1, json={"model": "gen", "input": "x"}).json()
         assert client.post(f"{V1}/{sync['id']}/cancel").status_code == 400
+
+
+@pytest.mark.slow  # a real PostgreSQL (the session's, tests/postgres.py)
+def test_two_apps_on_one_postgresql_continue_each_others_turns_and_after_a_restart(postgres):
+    fake = FakeTriton(models_=[tool_model("gen")], script=lambda m, v: text_steps(f"answer {len(v['messages'])}"))
+
+    def app():
+        return TestClient(create_app(Settings(responses_store=postgres), client=fake))
+
+    with app() as a, app() as b:
+        first = a.post(V1, json={"model": "gen", "input": "one"}).json()
+        second = b.post(V1, json={"model": "gen", "input": "two", "previous_response_id": first["id"]}).json()
+        assert b.get(f"{V1}/{first['id']}").json() == first
+    with app() as a:  # both gone; a new process on the same database
+        third = a.post(V1, json={"model": "gen", "input": "three", "previous_response_id": second["id"]})
+        assert third.status_code == 200, third.text
+    assert [m["content"] for m in fake.requests[-1]["messages"]] == ["one", "answer 1", "two", "answer 3", "three"]
