@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from openai_frontend.errors import FieldValueError
 from openai_frontend.schemas import integers, raw
+from openai_frontend.schemas.client_fields import ClientFields
 from openai_frontend.schemas.limits import MAX_LOGIT_BIAS, MAX_LOGPROBS, MAX_N, MAX_STOP
 from openai_frontend.schemas.structured import StructuredOutputs
 
@@ -66,8 +67,9 @@ Bias = Annotated[float, Field(ge=-100, le=100)]
 LogitBias = Annotated[dict[str, Bias], Field(max_length=MAX_LOGIT_BIAS)]
 
 
-class SamplingFields(RequestModel):
-    """OpenAI's sampling fields, then vLLM's extras (accepted by vLLM's own server too)."""
+class SamplingFields(RequestModel, ClientFields):
+    """OpenAI's sampling fields, then vLLM's extras (accepted by vLLM's own server too); more
+    of both in `client_fields.ClientFields`."""
 
     n: int = Field(1, ge=1, le=MAX_N)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
@@ -158,6 +160,7 @@ class SamplingFields(RequestModel):
             params["structured_outputs"] = self.structured_outputs.to_engine()
         if self.truncate_prompt_tokens is not None:
             params["truncate_prompt_tokens"] = self.truncate_prompt_tokens
+        params.update(self.client_sampling())
         return params
 
     @property

@@ -6,8 +6,9 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, field_validator, model_validator
 
+from openai_frontend.errors import FieldValueError
 from openai_frontend.schemas.common import OMITTED_IF_NONE, FinishReason, PromptLogprobs, SamplingFields, Usage
 from openai_frontend.schemas.limits import MAX_LOGPROBS, MAX_PROMPT_TOKEN_IDS, MAX_PROMPTS
 
@@ -44,19 +45,26 @@ Prompt = Annotated[
 class CompletionRequest(SamplingFields):
     model: str
     prompt: Prompt
-    # Accepted only where they change nothing; the schema says so, the validators say why.
-    best_of: int | None = Field(None, json_schema_extra={"minimum": 1, "maximum": 1})
+    # Accepted and ignored, as vLLM 0.32's server does (its CompletionRequest has no such field).
+    best_of: int | None = Field(None, ge=1, description="Ignored, as in vLLM 0.32.")
+    # Accepted only where it changes nothing; the schema says so, the validator says why.
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
     max_tokens: int | None = Field(16, ge=1)
     suffix: str | None = Field(None, json_schema_extra={"maxLength": 0})
 
-    @field_validator("best_of")
-    @classmethod
-    def _best_of(cls, v):
-        if v not in (None, 1):
-            raise ValueError("best_of > 1 is not supported")
-        return v
+    @model_validator(mode="after")
+    def _beam_search(self):
+        # vLLM's rules, in its words.
+        if self.use_beam_search and self.stream:
+            raise FieldValueError("use_beam_search", "Streaming is not currently supported with beam search")
+        if self.use_beam_search and self.echo and self.logprobs is not None:
+            raise FieldValueError(
+                "echo",
+                "`echo` with `logprobs` is not supported with beam search because beam search does not "
+                "compute prompt logprobs.",
+            )
+        return self
 
     @field_validator("suffix")
     @classmethod

@@ -56,6 +56,20 @@ MAX_CONTENT_PARTS = 256
 # and applies every entry to every sequence at each step: 1024 bans or favours whole word lists.
 MAX_LOGIT_BIAS = 1024
 
+# stop_token_ids. vLLM states none; each one is checked after every token, as a stop string is.
+MAX_STOP_TOKEN_IDS = 1024
+
+# allowed_token_ids. vLLM states none; the list is a set of the vocabulary, and the largest
+# vocabularies served are about 256k tokens.
+MAX_ALLOWED_TOKEN_IDS = 262_144
+
+# bad_words. vLLM refuses more than 128 token sequences after tokenization (VLLM_MAX_NUM_BAD_WORDS),
+# and a word gives one or two (with and without a leading space).
+MAX_BAD_WORDS = 128
+
+# metadata pairs (store's tags; ignored here, as in vLLM): OpenAI's documented limit.
+MAX_METADATA = 16
+
 # structured_outputs `choice` strings. vLLM states none; each one is a branch of the grammar
 # the engine compiles for the request before its first token.
 MAX_CHOICES = 1024

@@ -3,7 +3,8 @@
 Rerank is Jina's and Cohere's API: one `query`, many `documents`, results sorted by
 relevance. Score pairs `text_1` with `text_2` (1:1, 1:N or N:N), in the order given; vLLM
 also takes the same two lists as `queries` + `documents`, `queries` + `items` or
-`data_1` + `data_2`. Texts only (vLLM's multimodal content parts are refused), and `model`
+`data_1` + `data_2`. Texts only (vLLM's multimodal content parts are refused), given as strings
+or as Cohere's and Jina's document objects `{"text": ...}` (vLLM 0.32 takes only strings), and `model`
 is required: this server serves several models. vLLM's pooling extras that change nothing
 here (`priority`, `cache_salt`, ...) are refused by name rather than ignored.
 """
@@ -15,12 +16,20 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from openai_frontend.errors import FieldValueError
-from openai_frontend.schemas.common import RequestModel
+from openai_frontend.schemas.common import RequestModel, StrictModel
 from openai_frontend.schemas.embeddings import EmbeddingRequest
 from openai_frontend.schemas.limits import MAX_SCORE_TEXTS
 
+
+class TextDocument(StrictModel):
+    """Cohere's and Jina's document object; only its text (other keys are refused by name)."""
+
+    text: str
+
+
 # Empty strings are taken, as vLLM takes them: a pair is still [CLS] query [SEP] [SEP].
-Texts = Annotated[list[str], Field(max_length=MAX_SCORE_TEXTS)]
+Text = str | TextDocument
+Texts = Annotated[list[Text], Field(max_length=MAX_SCORE_TEXTS)]
 
 # vLLM's alternative names of score's two lists, in the order its union tries them.
 SCORE_NAMES = (("queries", "documents"), ("queries", "items"), ("data_1", "data_2"), ("text_1", "text_2"))
@@ -49,7 +58,7 @@ class ScoringFields(RequestModel):
 
 class RerankRequest(ScoringFields):
     query: str
-    documents: Annotated[Texts, Field(min_length=1)] | str
+    documents: Annotated[Texts, Field(min_length=1)] | Text
     top_n: int = Field(0, ge=0)  # 0: all of them
     # Jina's and Cohere's: false leaves `document` out of each result (vLLM always sends it).
     return_documents: bool = True
@@ -63,17 +72,17 @@ class RerankRequest(ScoringFields):
 
     @property
     def document_texts(self) -> list[str]:
-        return [self.documents] if isinstance(self.documents, str) else list(self.documents)
+        return _listed(self.documents)
 
 
 class ScoreRequest(ScoringFields):
-    text_1: str | Texts | None = None
-    text_2: str | Texts | None = None
-    queries: str | Texts | None = None
-    documents: str | Texts | None = None
-    items: str | Texts | None = None
-    data_1: str | Texts | None = None
-    data_2: str | Texts | None = None
+    text_1: Text | Texts | None = None
+    text_2: Text | Texts | None = None
+    queries: Text | Texts | None = None
+    documents: Text | Texts | None = None
+    items: Text | Texts | None = None
+    data_1: Text | Texts | None = None
+    data_2: Text | Texts | None = None
 
     @model_validator(mode="after")
     def _one_pair(self) -> ScoreRequest:
@@ -107,8 +116,9 @@ class ScoreRequest(ScoringFields):
         return _listed(getattr(self, self.names[1]))
 
 
-def _listed(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
+def _listed(value: Text | list[Text]) -> list[str]:
+    values = value if isinstance(value, list) else [value]
+    return [v.text if isinstance(v, TextDocument) else v for v in values]
 
 
 # Responses, field for field vLLM's (built as plain data by the router; these document /openapi.json).

@@ -54,7 +54,7 @@ class Sides:
 
 async def rerank(triton: ModelServer, info: ModelInfo, body: RerankRequest, rid: str) -> JSONResponse:
     documents = body.document_texts
-    sides = Sides([body.query], documents, "query", "documents", False, not isinstance(body.documents, str))
+    sides = Sides([body.query], documents, "query", "documents", False, isinstance(body.documents, list))
     scores, tokens = await _scores(triton, info, body, sides, rid)
     # Highest first; equal scores keep the documents' order (vLLM's stable sort).
     order = sorted(range(len(documents)), key=lambda i: scores[i], reverse=True)
@@ -71,7 +71,7 @@ async def rerank(triton: ModelServer, info: ModelInfo, body: RerankRequest, rid:
 
 async def score(triton: ModelServer, info: ModelInfo, body: ScoreRequest, rid: str) -> JSONResponse:
     name_1, name_2 = body.names
-    listed_1, listed_2 = (not isinstance(getattr(body, n), str) for n in body.names)
+    listed_1, listed_2 = (isinstance(getattr(body, n), list) for n in body.names)
     sides = Sides(body.texts_1, body.texts_2, name_1, name_2, listed_1, listed_2)
     scores, tokens = await _scores(triton, info, body, sides, rid)
     usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0, "prompt_tokens_details": None}

@@ -16,7 +16,9 @@ Outputs as KServe's Hugging Face runtime gives them:
   - cross_encoder (ours, vLLM's semantics): `score` [n, 1] of each (text_input, text_pair)
     row, the logit through the model's activation (`triton_llm.encoders.activation`);
   - with `return_probabilities`, also `probabilities`: softmax over the classes (or the
-    vocabulary, per mask) in the shape of `output-0` plus one axis.
+    vocabulary, per mask) in the shape of `output-0` plus one axis;
+  - always, the classification tasks' raw logits (ours, for vLLM's /classify and /pooling):
+    `logits` [n, classes], `token_logits` [n, tokens, classes] (zeros past a text's end).
 """
 
 from __future__ import annotations
@@ -166,6 +168,7 @@ class SequenceClassification(_Logits):
         out = {
             "output-0": np.array(ids, dtype=np.int64).reshape(n, 1),
             "label": np.array([[self.label(c)] for c in ids], dtype=np.object_),
+            "logits": torch.stack(results).cpu().numpy().astype(np.float32),
         }
         probs = self.probabilities(results)
         if probs is not None:
@@ -213,7 +216,7 @@ class TokenClassification(_Logits):
             row = r.argmax(dim=-1).tolist()
             ids[j, : len(row)] = row
             labels[j, : len(row)] = [self.label(c) for c in row]
-        out = {"output-0": ids, "label": labels}
+        out = {"output-0": ids, "label": labels, "token_logits": _padded([r.cpu().numpy() for r in results], width)}
         probs = self.probabilities(results)
         if probs is not None:
             out["probabilities"] = _padded(probs, width)

@@ -39,12 +39,16 @@ SEQUENCE_CLASSIFICATION_OUTPUTS: list[dict[str, Any]] = [
     {"name": "output-0", "data_type": "TYPE_INT64", "dims": [1]},
     {"name": "label", "data_type": "TYPE_STRING", "dims": [1]},
     {"name": "probabilities", "data_type": "TYPE_FP32", "dims": [-1]},
+    # Ours: the raw logits, always (vLLM's /classify and /pooling apply their activation in the frontend).
+    {"name": "logits", "data_type": "TYPE_FP32", "dims": [-1]},
     NUM_INPUT_TOKENS,
 ]
 TOKEN_CLASSIFICATION_OUTPUTS: list[dict[str, Any]] = [
     {"name": "output-0", "data_type": "TYPE_INT64", "dims": [-1]},
     {"name": "label", "data_type": "TYPE_STRING", "dims": [-1]},
     {"name": "probabilities", "data_type": "TYPE_FP32", "dims": [-1, -1]},
+    # Ours: the raw logits per token (zeros past the end), always; named apart from a sequence's.
+    {"name": "token_logits", "data_type": "TYPE_FP32", "dims": [-1, -1]},
     NUM_INPUT_TOKENS,
 ]
 CROSS_ENCODER_OUTPUTS: list[dict[str, Any]] = [

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from triton_llm.errors import InvalidInput, json_object
+from triton_llm.generation import request_options
 from triton_llm.generation.prompt_inputs import flag, parse_prompt, text, truncate_prompt_tokens
 from triton_llm.generation.types import RETURN_FLAGS, ChoiceDelta, GenerateRequest, GenerationChunk
 
@@ -118,7 +119,9 @@ def parse_request(get: Callable[[str], np.ndarray | None], parameters_json: str 
         tools=prompt.tools,
         tool_choice=prompt.tool_choice,
         parallel_tool_calls=prompt.parallel_tool_calls,
+        images=prompt.images,
         truncate_prompt_tokens=truncate_prompt_tokens(sampling),
+        **request_options.take(sampling),
         stream=stream,
         prepend_input=prepend,
         sampling=sampling,

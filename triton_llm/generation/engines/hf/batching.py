@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
-from triton_llm.generation.engines.hf import structured
-from triton_llm.generation.engines.hf.scheduler import Active, Batcher, Sequence
+from triton_llm.generation.engines.hf import structured, token_filters
+from triton_llm.generation.engines.hf.scheduler import Active, Batcher
 
 
 class CausalBatcher(Batcher):
@@ -49,7 +49,7 @@ class CausalBatcher(Batcher):
             logits = self._forward(ids, mask, position_ids, cache)
         self._merge(cache, mask)
         self.active += joining
-        return _pick(logits, [a.seq for a in joining])
+        return _pick(logits, joining)
 
     def extend(self, a: Active, end: int) -> None:
         self._prefill_piece(a, end)
@@ -97,7 +97,7 @@ class CausalBatcher(Batcher):
             past_key_values=self._cache,
             use_cache=True,
         ).logits[:, -1]
-        return _pick(logits, [a.seq for a in self.active])
+        return _pick(logits, self.active)
 
     def cache_tokens(self) -> int:
         return self._mask.numel()  # the padded cache: rows x positions, what its memory holds
@@ -150,7 +150,7 @@ class Seq2SeqBatcher(Batcher):
             use_cache=False,
         ).logits
         last = logits[torch.arange(len(active), device=logits.device), dec_mask.sum(dim=1) - 1]
-        return _pick(last, [a.seq for a in active])
+        return _pick(last, active)
 
 
 def _new_cache() -> Any:
@@ -183,12 +183,14 @@ def _left_pad_to(t: torch.Tensor, width: int) -> torch.Tensor:
     return torch.cat([t.new_zeros(shape), t], dim=axis)
 
 
-def _pick(logits: torch.Tensor, seqs: list[Sequence]) -> list[int]:
+def _pick(logits: torch.Tensor, rows: list[Active]) -> list[int]:
     """The next token of each row: greedy, or sampled with temperature, top-k and top-p as
-    transformers' warpers apply them, among the tokens its grammar allows (structured outputs).
-    Rows are handled together where they can be."""
+    transformers' warpers apply them, among the tokens its grammar (structured outputs) and its
+    bans (`allowed_token_ids`, `bad_words`) allow. Rows are handled together where they can be."""
     from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
+    seqs = [a.seq for a in rows]
+    logits = token_filters.apply(logits, [(a.seq.sampling.token_filter, a.generated) for a in rows])
     logits = structured.mask(logits, [seq.grammar for seq in seqs])
     tokens = logits.argmax(dim=-1).tolist()
     sampled = [i for i, seq in enumerate(seqs) if not seq.sampling.greedy]

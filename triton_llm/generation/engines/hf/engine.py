@@ -20,14 +20,16 @@ from typing import Any
 
 from triton_llm import hf_loading
 from triton_llm.errors import InvalidInput
+from triton_llm.generation import images
 from triton_llm.generation.engines.base import check_token_ids, prompt_field, render_prompt, truncate_prompt
-from triton_llm.generation.engines.hf import attention, linear
+from triton_llm.generation.engines.hf import attention, linear, token_filters
 from triton_llm.generation.engines.hf.batching import CausalBatcher, Seq2SeqBatcher
 from triton_llm.generation.engines.hf.detokenizer import IncrementalDetokenizer, StopStrings
 from triton_llm.generation.engines.hf.sampling import to_hf_sampling
 from triton_llm.generation.engines.hf.scheduler import Active, Sequence
 from triton_llm.generation.engines.hf.structured import Grammars, RowGrammar
 from triton_llm.generation.engines.limits import check_max_tokens
+from triton_llm.generation.request_options import refuse_unsupported
 from triton_llm.generation.stats import EngineStats, Load
 from triton_llm.generation.types import ChoiceDelta, EngineTimings, GenerateRequest, GenerationChunk
 from triton_llm.settings import HfGenerationSettings
@@ -141,7 +143,13 @@ class HuggingFaceEngine:
         return ids
 
     async def generate(self, request: GenerateRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
+        # Vision-language models are served by vLLM only (so far): an image is a 400 naming it, before any work.
+        images.refuse(request, "the transformers engine takes no images: serve vision-language models with vLLM")
         sampling = to_hf_sampling(request.sampling)
+        refuse_unsupported(request, "huggingface", priority_scheduling=False, beam_search=False)
+        sampling.token_filter = token_filters.build(
+            sampling.allowed_token_ids, sampling.bad_words, self._tokenizer, self._vocab_limit + 1
+        )
         if request.prompt_ids is not None:
             check_token_ids(request.prompt_ids, self._vocab_limit)
         prompt = render_prompt(self._tokenizer, request)

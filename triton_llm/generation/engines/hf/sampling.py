@@ -3,7 +3,8 @@
 The fields and defaults are vLLM's `SamplingParams` (one protocol for both engines). What
 transformers' continuous batching can do per request is temperature, top-k, top-p, the
 token budget and the stop tokens; stop strings are ours (text level), and so are structured
-outputs (xgrammar, `structured`, which checks them off the event loop). A field that would
+outputs (xgrammar, `structured`, which checks them off the event loop) and vLLM's
+`allowed_token_ids` and `bad_words` (`token_filters`). A field that would
 change the output but that we cannot honour per request is refused, never ignored; its
 neutral value (e.g. `presence_penalty: 0`) is accepted.
 """
@@ -29,8 +30,6 @@ _NEUTRAL: dict[str, Any] = {
     "prompt_logprobs": None,
     "seed": None,
     "logit_bias": None,
-    "allowed_token_ids": None,
-    "bad_words": None,
     "lora_name": None,
 }
 # Accepted and without effect here, as in vLLM for a plain text model.
@@ -50,6 +49,10 @@ class HfSampling:
     skip_special_tokens: bool = True
     include_stop_str_in_output: bool = False
     structured_outputs: Any = None  # as sent; `structured.Grammars.compile` checks it
+    # vLLM's token bans (`token_filters`, which checks them against the tokenizer)
+    allowed_token_ids: list[int] | None = None
+    bad_words: list[str] = field(default_factory=list)
+    token_filter: Any = None  # token_filters.TokenFilter of the two, set by the engine (it has the tokenizer)
 
     @property
     def greedy(self) -> bool:
@@ -115,6 +118,18 @@ def to_hf_sampling(params: dict[str, Any]) -> HfSampling:
         elif name == "stop_token_ids":
             _check(name, isinstance(value, list), "must be a list of token ids")
             s.stop_token_ids = [_number(name, x, int) for x in value]
+        elif name == "allowed_token_ids":
+            _check(name, value is None or isinstance(value, list), "must be a list of token ids")
+            s.allowed_token_ids = None if value is None else [_number(name, x, int) for x in value]
+        elif name == "bad_words":
+            words = value or []
+            _check(
+                name,
+                isinstance(words, list) and all(isinstance(x, str) for x in words),
+                "must be a list of strings",
+            )
+            _check(name, all(words), f"bad_words cannot contain an empty string. Got bad_words={words}")
+            s.bad_words = words
         else:
             raise InvalidInput(f"sampling_parameters.{name}", "unknown field")
     # The ranges vLLM's SamplingParams enforces, with its wording.
