@@ -202,6 +202,13 @@ def test_repository(model_dir, request, tmp_path_factory) -> Path:
                 "dtype": "float32",
                 "return_probabilities": True,
             },
+            # KServe's return_probabilities on sequence classification (test_kserve_reference).
+            "bert-seq-cls-probs": {
+                "like": "minilm",
+                "model": str(bert_dirs["sequence_classification"]),
+                "dtype": "float32",
+                "return_probabilities": True,
+            },
             # One label: resolved to the cross_encoder task (rerank and score, test_rerank).
             "bert-cross-encoder": {"like": "minilm", "model": str(bert_dirs["cross_encoder"]), "dtype": "float32"},
             "minilm-bounded": {"like": "minilm", "model": str(minilm_dir)},

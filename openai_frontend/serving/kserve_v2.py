@@ -128,9 +128,16 @@ async def generate(triton: ModelServer, info: ModelInfo, body: bytes, rid: str, 
 async def generate_stream(triton: ModelServer, info: ModelInfo, body: bytes, rid: str, version: str):
     values, extra = await generate_inputs(triton, info, body, version)
     chunks = triton.generate(info.name, values, rid, **extra)
+    try:  # the model's refusal of the request is the response's status, as for generate
+        first = await anext(chunks, None)
+    except BaseException:
+        await chunks.aclose()
+        raise
 
     async def events() -> AsyncIterator[bytes]:
         try:
+            if first is not None:
+                yield f"data: {json.dumps(_event_body(info, version, first))}\n\n".encode()
             async for outputs in chunks:
                 yield f"data: {json.dumps(_event_body(info, version, outputs))}\n\n".encode()
         except APIError as exc:  # after the 200 went out: Triton's SSE error event
