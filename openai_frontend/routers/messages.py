@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 
 from openai_frontend.backend import Triton, require_model
 from openai_frontend.endpoints import Endpoint
+from openai_frontend.media import from_settings
 from openai_frontend.middleware import request_id
 from openai_frontend.schemas.messages import CountTokensRequest, CountTokensResponse, MessagesRequest, MessagesResponse
 from openai_frontend.serving import messages
@@ -20,10 +21,11 @@ router = APIRouter()
 @cancel_on_disconnect
 async def create_message(body: MessagesRequest, request: Request, triton: Triton):
     info = await require_model(triton, body.model, Endpoint.MESSAGES)
+    media = from_settings(request.app.state.settings)  # what image URLs may reach
     if body.stream:
-        chunks = messages.events(triton, info, body, request_id(request))
+        chunks = messages.events(triton, info, body, request_id(request), media)
         return await stream_response(request, Endpoint.MESSAGES, chunks, messages.FRAMING)
-    return await messages.response(triton, info, body, request_id(request))
+    return await messages.response(triton, info, body, request_id(request), media)
 
 
 @router.post("/v1/messages/count_tokens", response_model=CountTokensResponse)

@@ -25,7 +25,7 @@ BlockType = Literal["text", "image", "tool_use", "tool_result", "thinking", "red
 _BLOCK_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "text": ({"text"}, {"citations"}),
     "image": ({"source"}, set()),
-    "tool_use": ({"id", "name", "input"}, set()),
+    "tool_use": ({"id", "name", "input"}, {"caller", "toolset_name"}),  # as Anthropic's answers carry them
     "tool_result": ({"tool_use_id"}, {"content", "is_error"}),
     "thinking": ({"thinking"}, {"signature"}),
     "redacted_thinking": ({"data"}, set()),
@@ -40,6 +40,8 @@ class ContentBlock(StrictModel):
     id: str | None = None
     name: str | None = None
     input: dict[str, Any] | None = None
+    caller: dict[str, Any] | None = None
+    toolset_name: str | None = None
     tool_use_id: str | None = None
     # A tool_result's content: a string, or text and image blocks.
     content: str | Annotated[list[ContentBlock], Field(max_length=MAX_CONTENT_PARTS)] | None = None

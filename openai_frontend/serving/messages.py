@@ -14,6 +14,7 @@ from typing import Any
 from openai_frontend import anthropic_wire
 from openai_frontend.backend import ModelInfo, ModelServer
 from openai_frontend.endpoints import Endpoint
+from openai_frontend.media import MediaSettings
 from openai_frontend.schemas.messages import (
     ContextManagement,
     CountTokensRequest,
@@ -33,9 +34,11 @@ from openai_frontend.sse import Framing
 FRAMING = Framing(anthropic_wire.event, anthropic_wire.error_event, b"")
 
 
-async def response(triton: ModelServer, info: ModelInfo, body: MessagesRequest, rid: str) -> MessagesResponse:
-    """The whole message of a request without `stream`."""
-    answer = await chat.response(triton, info, chat_request(body), rid, Endpoint.MESSAGES)
+async def response(
+    triton: ModelServer, info: ModelInfo, body: MessagesRequest, rid: str, media: MediaSettings | None = None
+) -> MessagesResponse:
+    """The whole message of a request without `stream`; `media`: what image URLs may reach."""
+    answer = await chat.response(triton, info, chat_request(body), rid, Endpoint.MESSAGES, media)
     choice, usage = answer.choices[0], answer.usage
     message = choice.message
     text = message.content or ""
@@ -61,9 +64,11 @@ async def response(triton: ModelServer, info: ModelInfo, body: MessagesRequest, 
     )
 
 
-def events(triton: ModelServer, info: ModelInfo, body: MessagesRequest, rid: str) -> AsyncGenerator[dict, None]:
+def events(
+    triton: ModelServer, info: ModelInfo, body: MessagesRequest, rid: str, media: MediaSettings | None = None
+) -> AsyncGenerator[dict, None]:
     """The events of a streamed request (for `sse.stream_response` with Anthropic's framing)."""
-    chunks = chat.chunks(triton, info, chat_request(body), rid, Endpoint.MESSAGES)
+    chunks = chat.chunks(triton, info, chat_request(body), rid, Endpoint.MESSAGES, media)
     return messages_stream.events(body, chunks)
 
 

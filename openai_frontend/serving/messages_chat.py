@@ -5,6 +5,7 @@ second generation path:
 
 - `system` (a string or text blocks) -> one leading system message; a system message in
   `messages` stays where it is;
+- image blocks -> chat's image_url parts (base64 as a data: URL), fetched and checked there;
 - a user's `tool_result` blocks -> one tool message each (before the user's own text), an
   assistant's `tool_use` blocks -> its `tool_calls` (input as JSON arguments), thinking
   blocks passed back are dropped (the templates drop past reasoning);
@@ -112,40 +113,54 @@ def _messages(body: MessagesRequest | CountTokensRequest) -> list[dict[str, Any]
         if isinstance(message.content, str):
             out.append({"role": message.role, "content": message.content})
             continue
-        text, calls = [], []
+        parts, calls = [], []  # the message's own text and image parts; an assistant's calls
         for j, block in enumerate(message.content):
             where = f"messages.{i}.content.{j}"
             if block.type == "text":
-                text.append(block.text)
+                parts.append({"type": "text", "text": block.text})
             elif block.type == "image":
-                _image(where)
+                parts.append(_image(block.source, f"{where}.source"))
             elif block.type == "tool_use":
                 function = {"name": block.name, "arguments": json.dumps(block.input, ensure_ascii=False)}
                 calls.append({"id": block.id, "type": "function", "function": function})
             elif block.type == "tool_result":
-                out.append({"role": "tool", "tool_call_id": block.tool_use_id, "content": _result_text(block, where)})
-        if message.role == "assistant" and (text or calls):
-            answer = {"role": "assistant", "content": "".join(text) or None}
+                out.extend(_tool_result(block, where))
+        if message.role == "assistant" and (parts or calls):
+            answer = {"role": "assistant", "content": _content(parts) or None}
             out.append({**answer, "tool_calls": calls} if calls else answer)
-        elif message.role != "assistant" and text:
-            out.append({"role": message.role, "content": "".join(text)})
+        elif message.role != "assistant" and parts:
+            out.append({"role": message.role, "content": _content(parts)})
     return out
 
 
-def _result_text(block: ContentBlock, where: str) -> str:
+def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """Text parts as one string (as before images); with an image, the parts in their order."""
+    if all(part["type"] == "text" for part in parts):
+        return "".join(part["text"] for part in parts)
+    return parts
+
+
+def _tool_result(block: ContentBlock, where: str) -> list[dict[str, Any]]:
+    """A tool message with the result's text; its images, as vLLM does, in a user message after it."""
     if not isinstance(block.content, list):
-        return block.content or ""
-    for k, part in enumerate(block.content):
-        if part.type == "image":
-            _image(f"{where}.content.{k}")
-    return "\n".join(part.text or "" for part in block.content)
+        return [{"role": "tool", "tool_call_id": block.tool_use_id, "content": block.content or ""}]
+    text = "\n".join(part.text or "" for part in block.content if part.type == "text")
+    out = [{"role": "tool", "tool_call_id": block.tool_use_id, "content": text}]
+    images = [_image(p.source, f"{where}.content.{k}.source") for k, p in enumerate(block.content) if p.type == "image"]
+    return [*out, {"role": "user", "content": images}] if images else out
 
 
-def _image(where: str) -> None:
-    """The hook for image blocks: chat takes text parts only so far; once it takes image parts,
-    an image block becomes one (vLLM: `{"type": "image_url", "image_url": {"url": ...}}`,
-    a base64 source as a data: URL)."""
-    raise BadRequest(f"{where}: image blocks are not served yet: this server's chat takes text only", param=where)
+def _image(source: dict[str, Any], where: str) -> dict[str, Any]:
+    """An image block's source as chat's image_url part (vLLM's: base64 data as a data: URL); the
+    chat path fetches and checks it (serving/content.py), as a chat request's."""
+    kind = source.get("type")
+    if kind == "url" and isinstance(source.get("url"), str):
+        url = source["url"]
+    elif kind == "base64" and isinstance(source.get("data"), str) and isinstance(source.get("media_type"), str):
+        url = f"data:{source['media_type']};base64,{source['data']}"
+    else:
+        raise BadRequest(f"{where}: give {{type: 'base64', media_type, data}} or {{type: 'url', url}}", param=where)
+    return {"type": "image_url", "image_url": {"url": url}}
 
 
 def _validated(model: type, fields: dict[str, Any]):

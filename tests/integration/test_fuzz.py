@@ -25,17 +25,28 @@ from schemathesis.errors import FailureGroup
 SEED = 20_241_116
 # Cases per operation: a POST's body is where the fields are, so it gets the most.
 EXAMPLES = {"POST": 150, "GET": 12}
+# Fewer for routes whose schema another route's cases already cover much of (by the end of the path).
+FEWER = {"/messages": 60, "/messages/count_tokens": 30, "/classify": 40, "/pooling": 40}
 SMALL = 2  # max_tokens, max_completion_tokens, n, min_tokens at most this
 # The models each endpoint is fuzzed on (by the end of its path): both engines for generation.
 # An endpoint with none only ever meets a random model name, a 404.
 MODELS = {
     "/completions": ["smollm2", "smollm2-hf"],
-    "/chat/completions": ["smollm2", "smollm2-hf"],
+    "/chat/completions": ["smollm2", "smollm2-hf", "idefics3-tiny"],  # the schema's image parts: a VLM too
     "/embeddings": ["minilm"],
     "/rerank": ["bert-cross-encoder"],
     "/score": ["bert-cross-encoder", "minilm"],
     "/tokenize": ["smollm2"],
     "/detokenize": ["smollm2"],
+    "/responses": ["smollm2", "smollm2-hf"],
+    "/messages": ["smollm2", "smollm2-hf"],  # Anthropic's Messages API
+    "/messages/count_tokens": ["smollm2"],
+    # KServe's routes name the model in the path (routers/kserve.py).
+    "/infer": ["minilm", "bert-fill-mask"],
+    ":predict": ["minilm", "bert-seq-cls"],
+    # vLLM's /classify and /pooling (each also under /v1): a classifier, and a model per pooling task.
+    "/classify": ["bert-seq-cls"],
+    "/pooling": ["bert-token-cls", "minilm"],
 }
 # Integers beyond int64, put into one integer field of every 4th body: generated values
 # seldom pass int64's range (which the schema states), and these were 500s (a request parameter
@@ -48,6 +59,9 @@ def prepared(case: schemathesis.Case, model: str | None, huge: tuple[str, int] |
     chat without `max_tokens` runs to the end of the context, which tests the engine's
     speed, not the frontend; `huge`: an integer field and the value it gets."""
     body = case.body
+    if model is not None and "model_name" in (case.path_parameters or {}):
+        case.path_parameters["model_name"] = model  # KServe's: the model is in the path
+        return case
     if not isinstance(body, dict):
         return case
     if model is not None:
@@ -58,6 +72,10 @@ def prepared(case: schemathesis.Case, model: str | None, huge: tuple[str, int] |
                 body[name] = SMALL
         if not isinstance(body.get("max_tokens"), int) and not isinstance(body.get("max_completion_tokens"), int):
             body["max_tokens"] = SMALL
+    if case.operation.path.endswith("/responses"):  # the Responses API's name for it
+        tokens = body.get("max_output_tokens")
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens > SMALL:
+            body["max_output_tokens"] = SMALL
     if huge is not None:  # after the caps: a huge max_tokens is refused before any engine
         body[huge[0]] = huge[1]
     return case
@@ -99,7 +117,10 @@ def server_errors(
 
         @hypothesis.seed(SEED)
         @settings(
-            max_examples=examples.get(operation.method.upper(), 10),
+            max_examples=min(
+                examples.get(operation.method.upper(), 10),
+                next((n for k, n in FEWER.items() if operation.path.endswith(k)), 1_000_000),
+            ),
             deadline=None,
             database=None,
             phases=[Phase.explicit, Phase.generate],  # no shrinking: each failure is reported as sent

@@ -66,6 +66,22 @@ def test_a_request_becomes_the_chat_request_vllm_makes_of_it():
     assert named.tool_inputs()["tool_choice"] == json.dumps({"type": "function", "function": {"name": "get_weather"}})
 
 
+def test_image_blocks_are_chats_image_parts_in_their_place():
+    png = {"type": "base64", "media_type": "image/png", "data": "iVBOR"}
+    body = MessagesRequest.model_validate({"model": "gen", "max_tokens": 9, "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "What is "}, {"type": "image", "source": png},
+                                     {"type": "text", "text": "this?"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "look", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [
+            {"type": "text", "text": "a cat"}, {"type": "image", "source": {"type": "url", "url": "https://x/c.png"}}]}]},
+    ]})  # fmt: skip
+    user, _, tool, images = [m.model_dump(exclude_none=True) for m in chat_request(body).messages]
+    assert [p["type"] for p in user["content"]] == ["text", "image_url", "text"]
+    assert user["content"][1]["image_url"]["url"] == "data:image/png;base64,iVBOR"
+    assert (tool["content"], images["role"]) == ("a cat", "user")  # vLLM's: the result's images follow it
+    assert images["content"] == [{"type": "image_url", "image_url": {"url": "https://x/c.png"}}]
+
+
 def test_a_message_with_a_stop_sequence_and_its_events_through_the_sdk():
     def script(values):
         assert values["sampling_parameters"]["include_stop_str_in_output"]
@@ -139,8 +155,16 @@ def test_count_tokens_counts_the_prompt_the_chat_would_render():
         ),
         ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages.0.content.0: a text block needs"),
         (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}
+                ]
+            },
+            "messages.0.content.0.source: give",
+        ),
+        (  # a text-only model: chat's refusal of its image part
             {"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "u"}}]}]},
-            "messages.0.content.0: image blocks are not served yet",
+            "messages.0.content.0.image_url: the model 'gen' takes no images",
         ),
         ({"tool_choice": {"type": "tool", "name": "nope"}, "tools": [WEATHER]}, "tool_choice.name"),
         ({"tool_choice": {"type": "any"}}, "tool_choice"),
