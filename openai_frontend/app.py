@@ -27,6 +27,7 @@ from openai_frontend.routers import (
     lora,
     model_control,
     models,
+    pooling,
     rerank,
     tokenize,
 )
@@ -82,7 +83,7 @@ def create_app(settings: Settings | None = None, client: ModelServer | None = No
     app.include_router(kserve.router)
     api = APIRouter(prefix=settings.route_prefix, dependencies=[Depends(auth.require_client)])
     routers = (completions.router, chat.router, embeddings.router, rerank.router, models.router, tokenize.router,
-               responses_router.router)  # fmt: skip
+               responses_router.router, pooling.router)  # fmt: skip
     for router in routers:
         api.include_router(router)
     api.include_router(messages_router.router)  # Anthropic's Messages API

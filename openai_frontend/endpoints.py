@@ -22,6 +22,8 @@ class Endpoint(str, Enum):
     EMBEDDINGS = "embeddings"
     SCORE = "score"  # /rerank and /score
     DETOKENIZE = "detokenize"  # /tokenize is a chat's or a completion's: it names their fields
+    CLASSIFY = "classify"  # vLLM's /classify: a sequence classifier
+    POOLING = "pooling"  # vLLM's /pooling: an encoder with a pooling task (serving.pooling)
     RESPONSES = "responses"  # /v1/responses, served on the chat layer
     MESSAGES = "messages"  # Anthropic's /v1/messages, served on the chat layer
 
@@ -37,6 +39,8 @@ class Endpoint(str, Enum):
             # a cross-encoder's pairs, or cosine similarity of embeddings (as vLLM)
             Endpoint.SCORE: info.cross_encoder or info.embed,
             Endpoint.DETOKENIZE: info.generate,
+            Endpoint.CLASSIFY: "logits" in info.outputs,
+            Endpoint.POOLING: info.embed or "logits" in info.outputs or "token_logits" in info.outputs,
             Endpoint.RESPONSES: info.chat,
             Endpoint.MESSAGES: info.chat,
         }[self]

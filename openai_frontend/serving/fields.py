@@ -27,6 +27,8 @@ _INPUTS: dict[Endpoint, dict[str, str]] = {
     Endpoint.EMBEDDINGS: {"text_input": "input"},
     Endpoint.SCORE: {"text_input": ROW, "text_pair": ROW},  # a text of either side, or a pair
     Endpoint.DETOKENIZE: {"input_ids": "tokens"},
+    Endpoint.CLASSIFY: {"text_input": "input"},
+    Endpoint.POOLING: {"text_input": "input"},
     Endpoint.MESSAGES: {"text_input": "messages"},
 }
 # endpoint -> {sampling parameter -> OpenAI parameter}, where they differ

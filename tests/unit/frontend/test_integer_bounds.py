@@ -46,6 +46,11 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/messages": {"model": "gen", "max_tokens": 2048, "messages": CHAT, "thinking": THINKING},
     "/v1/messages/count_tokens": {"model": "gen", "messages": CHAT, "thinking": THINKING},
     "/v1/responses": {"model": "gen", "input": "Hi", "store": False},  # stored: a database of its own
+    # vLLM's /classify and /pooling: a sequence classifier `cls`, and the embedding model.
+    "/classify": {"model": "cls", "input": "Hi"},
+    "/v1/classify": {"model": "cls", "input": "Hi"},
+    "/pooling": {"model": "emb", "input": "Hi"},
+    "/v1/pooling": {"model": "emb", "input": "Hi"},
     # KServe's protocols, at the root whatever the prefix (routers/kserve.py), on the model `emb`.
     "/v2/models/{model_name}/infer": {
         "inputs": [{"name": "text_input", "shape": [1, 1], "datatype": "BYTES", "data": ["Hi"]}],
@@ -78,6 +83,9 @@ class Int64Triton(FakeTriton):
 
     async def embed(self, model, texts, parameters, request_id="", *, pairs=None) -> Outputs:
         _as_triton_would(parameters)
+        if model == "cls":
+            n = len(texts)
+            return {"logits": np.zeros((n, 2), np.float32), "label": np.full((n, 1), b"A"), "num_input_tokens": np.ones(n)}
         if pairs is None:
             return await super().embed(model, texts, parameters, request_id)
         return {"score": np.full((len(texts), 1), 0.5, np.float32), "num_input_tokens": np.full(len(texts), 3)}
@@ -97,6 +105,13 @@ def _cross_encoder() -> ModelInfo:
     )  # fmt: skip
 
 
+def _classifier() -> ModelInfo:
+    return ModelInfo(
+        "cls", ready=True, generate=False, chat=False, embed=False, created=0, max_batch_size=4,
+        inputs=frozenset({"text_input"}), outputs=frozenset({"logits", "label", "num_input_tokens"}),
+    )  # fmt: skip
+
+
 def _script(model: str, values: dict[str, Any]) -> list[Response]:
     return [Response(["x"], ["stop"], [1], 3, token_ids=[[1]], prompt_token_ids=[1, 2])]
 
@@ -104,7 +119,7 @@ def _script(model: str, values: dict[str, Any]) -> list[Response]:
 LORA = replace(generation_model("lora"), lora_control=True, adapters=("sql",))  # runtime LoRA's routes
 APP = create_app(
     Settings(admin_key="admin"),  # the control routes are served with one
-    client=Int64Triton(models_=[generation_model("gen"), embedding_model("emb"), _cross_encoder(), LORA],
+    client=Int64Triton(models_=[generation_model("gen"), embedding_model("emb"), _cross_encoder(), _classifier(), LORA],
                        script=_script),  # fmt: skip
 )
 PREFIX = APP.state.settings.route_prefix
