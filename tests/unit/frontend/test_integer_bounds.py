@@ -85,7 +85,8 @@ class Int64Triton(FakeTriton):
         _as_triton_would(parameters)
         if model == "cls":
             n = len(texts)
-            return {"logits": np.zeros((n, 2), np.float32), "label": np.full((n, 1), b"A"), "num_input_tokens": np.ones(n)}
+            labels = np.full((n, 1), b"A")
+            return {"logits": np.zeros((n, 2), np.float32), "label": labels, "num_input_tokens": np.ones(n)}
         if pairs is None:
             return await super().embed(model, texts, parameters, request_id)
         return {"score": np.full((len(texts), 1), 0.5, np.float32), "num_input_tokens": np.full(len(texts), 3)}
@@ -119,8 +120,9 @@ def _script(model: str, values: dict[str, Any]) -> list[Response]:
 LORA = replace(generation_model("lora"), lora_control=True, adapters=("sql",))  # runtime LoRA's routes
 APP = create_app(
     Settings(admin_key="admin"),  # the control routes are served with one
-    client=Int64Triton(models_=[generation_model("gen"), embedding_model("emb"), _cross_encoder(), _classifier(), LORA],
-                       script=_script),  # fmt: skip
+    client=Int64Triton(
+        models_=[generation_model("gen"), embedding_model("emb"), _cross_encoder(), _classifier(), LORA], script=_script
+    ),  # fmt: skip
 )
 PREFIX = APP.state.settings.route_prefix
 DOC = APP.openapi()
