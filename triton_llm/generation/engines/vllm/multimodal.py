@@ -23,12 +23,17 @@ async def with_images(source: Any, request: GenerateRequest, model_config: Any, 
     """`source` (a prompt string or a token prompt) with the request's images as vLLM's `multi_modal_data`."""
     if not request.images:
         return source
-    if not model_config.is_multimodal_model:
-        raise InvalidInput(request.images[0].field, "this model takes no images (it is not a vision-language model)")
+    refuse_if_text_only(request, model_config)
     decoded = await asyncio.to_thread(images.decode_all, request.images, max_pixels)
     prompt = {"prompt": source} if isinstance(source, str) else dict(source)
     prompt["multi_modal_data"] = {"image": decoded}
     return prompt
+
+
+def refuse_if_text_only(request: GenerateRequest, model_config: Any) -> None:
+    """A text-only model's refusal of an image, naming it, before its chat template meets a list of parts."""
+    if request.images and not model_config.is_multimodal_model:
+        raise InvalidInput(request.images[0].field, "this model takes no images (it is not a vision-language model)")
 
 
 def client_error(exc: BaseException, request: GenerateRequest, prompt_field: str) -> InvalidInput | None:
