@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from openai_frontend.backend import Triton, require_model
 from openai_frontend.endpoints import Endpoint
+from openai_frontend.media import from_settings
 from openai_frontend.middleware import request_id
 from openai_frontend.schemas.responses import ResponsesRequest
 from openai_frontend.serving import responses
@@ -23,7 +24,7 @@ router = APIRouter()
 async def create_response(body: ResponsesRequest, request: Request, triton: Triton):
     info = await require_model(triton, body.model, Endpoint.RESPONSES)
     state = request.app.state.responses
-    turn = await responses.prepare(state, body)
+    turn = await responses.prepare(state, body, from_settings(request.app.state.settings))
     if body.background:
         return await responses.background(state, triton, info, turn, request_id(request))
     if body.stream:

@@ -34,7 +34,7 @@ class TextContent(Item):
 
 
 class ImageContent(Item):
-    """Taken apart here, mapped when chat takes images (serving/responses_items.py says so)."""
+    """An image: chat's image_url part (serving/responses_items.py), fetched and checked as chat's."""
 
     type: Literal["input_image"]
     image_url: str | None = None
@@ -171,6 +171,7 @@ class ResponsesRequest(RequestModel):
     seed: int | None = None
     stop: str | list[str] | None = None
     repetition_penalty: float | None = Field(None, gt=0.0)
+    ignore_eos: bool = False
     structured_outputs: StructuredOutputs | None = None
 
     @model_validator(mode="after")

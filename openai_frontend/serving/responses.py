@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from openai_frontend.backend import ModelInfo, ModelServer
 from openai_frontend.errors import APIError, BadRequest, NotFound, PayloadTooLarge, validation_error
+from openai_frontend.media import MediaSettings
 from openai_frontend.responses_store import UNFINISHED, Record, StoreFull
 from openai_frontend.schemas.chat import ChatCompletionRequest
 from openai_frontend.schemas.responses import ResponsesRequest
@@ -41,9 +42,11 @@ class Turn:
     items: list[dict[str, Any]]  # as stored, with ids
     conversation: list[dict[str, Any]]  # the chat messages so far, this input's included
     chat: ChatCompletionRequest
+    media: MediaSettings | None = None  # what input_image URLs may reach (media.py)
+    offset: int = 0  # chat messages before the input's (an error's `messages.i` is `input.<i - offset>`)
 
 
-async def prepare(state: ResponsesState, body: ResponsesRequest) -> Turn:
+async def prepare(state: ResponsesState, body: ResponsesRequest, media: MediaSettings | None = None) -> Turn:
     """The turn of `body`, or its 4xx (an unknown previous_response_id: 404) before any model work."""
     history: list[dict[str, Any]] = []
     if body.previous_response_id is not None:
@@ -64,9 +67,9 @@ async def prepare(state: ResponsesState, body: ResponsesRequest) -> Turn:
     try:
         chat_body = ChatCompletionRequest.model_validate(responses_items.chat_request(body, conversation))
     except ValidationError as exc:
-        raise responses_items.renamed(validation_error(exc.errors())) from None
+        raise responses_items.renamed(validation_error(exc.errors()), _offset(body, history)) from None
     turn = Turn(body, responses_items.new_id("resp"), int(time.time()), responses_items.stored_items(items),
-                conversation, chat_body)  # fmt: skip
+                conversation, chat_body, media, _offset(body, history))  # fmt: skip
     if body.store:  # the cap, checked before the model works: the conversation and this input as stored
         try:
             (await state.store()).encode(Record(turn.id, "queued", {}, turn.items, conversation))
@@ -102,7 +105,8 @@ async def events(
     """The run's events, response.created to response.completed (without sequence numbers). The
     model's first step is awaited first: its refusal is an APIError before any event."""
     sampling = info.with_adapter(turn.chat.sampling())
-    steps = _renamed(chat._steps(triton, info, turn.chat, sampling, rid))  # chat's own request to the model
+    # chat's own request to the model (images fetched and checked as chat's: `media`)
+    steps = _renamed(chat._steps(triton, info, turn.chat, sampling, rid, media=turn.media), turn.offset)
     acc, builder = Accumulator(1), OutputBuilder()
     try:
         first = await anext(steps, None)
@@ -133,13 +137,18 @@ async def events(
     yield {"type": "response.completed", "response": final}
 
 
-async def _renamed(steps: AsyncIterator) -> AsyncGenerator:
+def _offset(body: ResponsesRequest, history: list) -> int:
+    """The chat messages before the input's: the instructions', the stored conversation's."""
+    return len(history) + (body.instructions is not None)
+
+
+async def _renamed(steps: AsyncIterator, offset: int) -> AsyncGenerator:
     """The steps; a refused chat field named as the Responses field it came from."""
     try:
         async for step in steps:
             yield step
     except BadRequest as exc:
-        raise responses_items.renamed(exc) from None
+        raise responses_items.renamed(exc, offset) from None
     finally:
         await steps.aclose()
 

@@ -40,14 +40,19 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-def renamed(exc: BadRequest) -> BadRequest:
-    """A chat field's error as the Responses field's."""
+def renamed(exc: BadRequest, offset: int = 0) -> BadRequest:
+    """A chat field's error as the Responses field's: `messages.i` is `input.<i - offset>`, where
+    `offset` messages (the instructions, the stored conversation) came before the input."""
     if exc.param is None:
         return exc
     head, dot, rest = exc.param.partition(".")
     if head not in PARAMS:
         return exc
-    param = PARAMS[head] + (dot + rest if head == "messages" else "")
+    param = PARAMS[head]
+    if head == "messages" and rest:
+        index, dot2, deeper = rest.partition(".")
+        if index.isdigit() and int(index) >= offset:
+            param += f".{int(index) - offset}" + dot2 + deeper
     message = exc.message.replace(exc.param, param, 1) if exc.message.startswith(exc.param) else exc.message
     return BadRequest(message, param=param, code=exc.code)
 
@@ -58,10 +63,28 @@ def _text(content: Any, where: str) -> str:
     parts = []
     for j, part in enumerate(content):
         if isinstance(part, ImageContent):
-            # The hook for image input: map onto chat's image parts once chat takes them.
-            raise BadRequest(f"{where}.{j}: input_image is not supported yet", param=f"{where}.{j}")
+            raise BadRequest(f"{where}.{j}: an image is taken in a message's content only", param=f"{where}.{j}")
         parts.append(part.text or part.refusal or "")
     return "".join(parts)
+
+
+def _content(content: Any, where: str) -> str | list[dict[str, Any]]:
+    """A message's content for chat: its text, or chat's parts when it holds images (input_image ->
+    an image_url part, which chat fetches, checks and sends to the model: serving/content.py)."""
+    if isinstance(content, str) or not any(isinstance(part, ImageContent) for part in content):
+        return _text(content, where)
+    parts: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        if not isinstance(part, ImageContent):
+            parts.append({"type": "text", "text": part.text or part.refusal or ""})
+        elif part.image_url is None:  # a file_id: there is no Files API here
+            raise BadRequest(f"{where}.{j}.image_url: is required (file_id is not supported)", param=f"{where}.{j}")
+        else:
+            image = {"url": part.image_url}
+            if part.detail in ("auto", "low", "high"):
+                image["detail"] = part.detail
+            parts.append({"type": "image_url", "image_url": image})
+    return parts
 
 
 def messages(items: list[BaseModel]) -> list[dict[str, Any]]:
@@ -70,7 +93,7 @@ def messages(items: list[BaseModel]) -> list[dict[str, Any]]:
     for i, item in enumerate(items):
         if isinstance(item, MessageItem):
             role = "system" if item.role == "developer" else item.role
-            out.append({"role": role, "content": _text(item.content, f"input.{i}.content")})
+            out.append({"role": role, "content": _content(item.content, f"input.{i}.content")})
         elif isinstance(item, FunctionCallItem):
             call = {
                 "id": item.call_id,
@@ -112,6 +135,8 @@ def chat_request(body: ResponsesRequest, conversation: list[dict[str, Any]]) -> 
     for name in ("temperature", "top_p", "user", "top_k", "min_p", "seed", "stop", "repetition_penalty"):
         if getattr(body, name) is not None:
             chat[name] = getattr(body, name)
+    if body.ignore_eos:
+        chat["ignore_eos"] = True
     if body.max_output_tokens is not None:
         chat["max_completion_tokens"] = body.max_output_tokens
     if body.structured_outputs is not None:

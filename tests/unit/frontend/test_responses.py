@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -145,7 +146,7 @@ def test_function_call_items_become_the_assistants_call_and_the_tools_answer(tmp
         ({"input": "x", "text": {"format": {"type": "json_schema"}}}, "text.format.schema"),
         ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),
         ({"input": "x", "bogus": 1}, "bogus"),
-        ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "input.0.content.0"),
+        ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]}, "input.0.content.0"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(tmp_path, body, param):
@@ -218,3 +219,29 @@ def test_two_apps_on_one_postgresql_continue_each_others_turns_and_after_a_resta
         third = a.post(V1, json={"model": "gen", "input": "three", "previous_response_id": second["id"]})
         assert third.status_code == 200, third.text
     assert [m["content"] for m in fake.requests[-1]["messages"]] == ["one", "answer 1", "two", "answer 3", "three"]
+
+
+def test_input_image_is_chats_image_part(tmp_path):
+    fake, app = serve(tmp_path, lambda m, v: text_steps("A dot."))
+    fake.models_ = [replace(fake.models_[0], inputs=fake.models_[0].inputs | {"image"})]  # a vision model
+    pixel = (
+        "data:image/png;base64,"
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    content = [{"type": "input_text", "text": "What is it?"}, {"type": "input_image", "image_url": pixel}]
+    with TestClient(app) as client:
+        r = client.post(V1, json={"model": "gen", "input": [{"role": "user", "content": content}], "store": False})
+    assert r.status_code == 200, r.text
+    assert fake.requests[0]["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "What is it?"}, {"type": "image"}]}
+    ]
+    assert len(fake.requests[0]["image"]) == 1
+
+
+def test_a_refused_message_is_named_by_its_input_index(tmp_path):
+    _, app = serve(tmp_path, lambda m, v: text_steps("x"))  # a model without images
+    content = [{"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]
+    with TestClient(app) as client:
+        items = [{"role": "user", "content": "a"}, {"role": "user", "content": content}]
+        r = client.post(V1, json={"model": "gen", "instructions": "Look.", "store": False, "input": items})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "input.1.content.0.image_url", r.text
