@@ -10,10 +10,13 @@ from typing import Any
 from triton_llm import hf_loading
 from triton_llm.generation.engines.base import check_token_ids, prompt_field, render_prompt, truncation_length
 from triton_llm.generation.engines.limits import check_max_tokens
+from triton_llm.generation.engines.vllm import multimodal
 from triton_llm.generation.engines.vllm.args import engine_args
 from triton_llm.generation.engines.vllm.errors import client_error, describe
 from triton_llm.generation.engines.vllm.lora import Adapters
 from triton_llm.generation.engines.vllm.lora_control import LoraControl
+from triton_llm.generation.images import DEFAULT_MAX_PIXELS
+from triton_llm.generation.request_options import refuse_unsupported
 from triton_llm.generation.stats import EngineStats, Load
 from triton_llm.generation.types import ChoiceDelta, EngineTimings, GenerateRequest, GenerationChunk
 from triton_llm.settings import VllmSettings
@@ -22,11 +25,14 @@ logger = logging.getLogger(__name__)
 
 
 class VllmEngine:
+    max_image_pixels = DEFAULT_MAX_PIXELS  # model.json's, set in __init__
     adapters = Adapters()  # none until __init__ reads model.json's
     lora_control = LoraControl(VllmSettings.model_construct(), adapters, None)  # off until then too
+    priority_scheduling = False  # model.json's `scheduling_policy: priority`: requests' `priority` is honoured
 
     def __init__(self, settings: VllmSettings):
         self.engine_args = engine_args(settings)
+        self.priority_scheduling = self.engine_args.get("scheduling_policy") == "priority"
         self.adapters = Adapters(settings.lora_modules or (), self.engine_args.get("enable_lora"))
         self.lora_control = LoraControl(settings, self.adapters, self.engine_args.get("enable_lora"))
         self._llm = None
@@ -35,6 +41,7 @@ class VllmEngine:
         self.stats = EngineStats()
         self._stat_loggers = None
         self.max_num_seqs = 0
+        self.max_image_pixels = settings.max_image_pixels
 
     async def start(self) -> None:
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -78,13 +85,16 @@ class VllmEngine:
                 self.lora_control.forget(lora_id)
 
     async def _generate(self, request: GenerateRequest, request_id: str, lora: Any) -> AsyncIterator[GenerationChunk]:
+        from triton_llm.generation.engines.vllm.beam_search import search
         from triton_llm.generation.engines.vllm.sampling import to_sampling_params
 
         sampling = dict(request.sampling)
         sampling.pop("lora_name", None)
         params = to_sampling_params(sampling, request.stream)
+        refuse_unsupported(request, "vllm", priority_scheduling=self.priority_scheduling, beam_search=True)
         if request.prompt_ids is not None:
             check_token_ids(request.prompt_ids, self._vocab_limit())
+        multimodal.refuse_if_text_only(request, self._llm.model_config)
         prompt = render_prompt(self._tokenizer, request)
         chat = request.messages is not None
         field = prompt_field(request)
@@ -96,8 +106,13 @@ class VllmEngine:
         prompt_logprobs = None
         check_max_tokens(params.max_tokens, num_input, self.max_model_len, "messages" if chat else "prompt")
         started = finished = False
+        if request.beam_length_penalty is None:
+            outputs = self._llm.generate(engine_input, params, request_id, lora_request=lora, priority=request.priority)
+        else:
+            room = self.max_model_len - num_input
+            outputs = search(self._llm, engine_input, params, request.beam_length_penalty, request_id, lora, room)
         try:
-            async for output in self._llm.generate(engine_input, params, request_id, lora_request=lora):
+            async for output in outputs:
                 started, finished = True, output.finished
                 if prompt_logprobs is None and output.prompt_logprobs:
                     prompt_logprobs = self._prompt_logprobs(prompt_ids, output.prompt_logprobs)
@@ -112,7 +127,8 @@ class VllmEngine:
                 )
         except Exception as exc:
             # vLLM checks the sampling parameters against the model before scheduling.
-            if not started and (error := client_error(exc, field)) is not None:
+            error = multimodal.client_error(exc, request, field) or client_error(exc, field)
+            if not started and error is not None:
                 raise error from None
             raise RuntimeError(describe(exc)) from exc
         finally:
@@ -137,12 +153,14 @@ class VllmEngine:
             # vLLM's tokenizer truncates on the left for generation: the last `keep` tokens stay.
             tok_params = compat.with_truncation(tok_params, keep)
         source = {"prompt_token_ids": request.prompt_ids} if request.prompt_ids is not None else prompt
+        source = await multimodal.with_images(source, request, self._llm.model_config, self.max_image_pixels)
         try:
             (engine_input,) = await renderer.render_cmpl_async(
                 [parse_model_prompt(self._llm.model_config, source)], tok_params
             )
         except Exception as exc:
-            if (error := client_error(exc, field)) is not None:
+            error = multimodal.client_error(exc, request, field) or client_error(exc, field)
+            if error is not None:
                 raise error from None
             raise
         return engine_input
