@@ -58,4 +58,5 @@ class KServeRoute(APIRoute):
 
 def _openai_shared(request: Request) -> bool:
     """GET /v1/models/{m} with no OpenAI prefix: OpenAI's route too, so OpenAI's error shape."""
-    return request.app.state.settings.route_prefix == "" and not request.url.path.startswith("/v2")
+    path = request.url.path
+    return request.app.state.settings.route_prefix == "" and path.startswith("/v1/") and not path.endswith(":predict")
