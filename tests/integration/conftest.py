@@ -1,6 +1,8 @@
-"""The integration tests share one stack (tests/conftest.py's session `triton` and `frontend`),
-so under pytest-xdist they all run on one worker, in order: `make test` runs `-n 2 --dist
-loadgroup`, and the other worker takes the unit tests meanwhile (they need no server)."""
+"""How `make test`'s two pytest-xdist workers (`-n 2 --dist loadgroup`) share the integration
+tests: every test on the session's stack (tests/conftest.py's `triton` and what is built on it)
+runs on one worker, in order, as one group; a module that starts its own servers instead keeps
+its tests together (its module fixtures start once) and runs on whichever worker is free, beside
+the unit tests, which need no server."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
+SESSION_STACK = {"triton", "frontend", "test_repository"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if HERE in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group("stack"))
+        if HERE not in item.path.parents:
+            continue
+        uses_stack = SESSION_STACK & set(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.xdist_group("stack" if uses_stack else item.path.stem))
