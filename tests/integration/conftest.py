@@ -14,6 +14,7 @@ HERE = Path(__file__).parent
 SESSION_STACK = {"triton", "frontend", "test_repository"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if HERE not in item.path.parents:
