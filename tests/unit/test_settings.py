@@ -97,6 +97,15 @@ def test_vllm_args_drop_our_keys_and_add_cpu_defaults_unless_given(monkeypatch):
     assert args["dtype"] == hf_loading.cpu_dtype()
 
 
+def test_an_exact_kv_cache_size_is_not_overridden_by_the_cpu_variable(monkeypatch):
+    import os
+
+    monkeypatch.setattr(hf_loading, "has_gpu", lambda: False)
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "2")
+    args = engine_args(parse_settings(VllmSettings, {"model": "m", "kv_cache_memory_bytes": 64 << 20}))
+    assert args["kv_cache_memory_bytes"] == 64 << 20 and "VLLM_CPU_KVCACHE_SPACE" not in os.environ
+
+
 def test_gpu_keeps_vllm_defaults(monkeypatch):
     monkeypatch.setattr(hf_loading, "has_gpu", lambda: True)
     assert engine_args(parse_settings(VllmSettings, {"model": "m"})) == {"model": "m"}

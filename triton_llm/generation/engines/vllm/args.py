@@ -27,7 +27,12 @@ def engine_args(s: VllmSettings) -> dict[str, Any]:
         args.setdefault("dtype", hf_loading.cpu_dtype())
         # CUDA graphs do not exist on CPU; compiling takes ~60 s more for no gain.
         args.setdefault("enforce_eager", True)
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+        if "kv_cache_memory_bytes" in args:
+            # vLLM's CPU platform lets the (whole-GiB) variable override model.json's exact size: a tiny model's
+            # cache of a few MiB is otherwise 1 GiB at least.
+            os.environ.pop("VLLM_CPU_KVCACHE_SPACE", None)
+        else:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
         if (s.lora_modules or s.allow_runtime_lora_updating) and args.get("enable_lora"):
             # Runtime adapters: at least one, however many model.json declares.
             keep_a_cpu_slot_empty(args, max(len(s.lora_modules or ()), int(s.allow_runtime_lora_updating)))
