@@ -26,9 +26,11 @@ VLLM_COMPAT = os.environ.get("TRITON_LLM_VLLM_COMPAT") == "1"
 
 # The tiny vision-language model's entry (test_images): make-repo's flags, vLLM's engine arguments among them.
 VLM = "idefics3-tiny"
+# A 64 MiB KV cache (4 sequences of 1,024 tokens need 16 MiB), not the CPU default's 2 GiB: the session's memory.
 VLM_FLAGS = ["--dtype", "float32", "--max_length", "1024", "--max-num-seqs", "4", "--no-enable-prefix-caching",
-             "--limit-mm-per-prompt", '{"image": 2}']  # fmt: skip
+             "--limit-mm-per-prompt", '{"image": 2}', "--kv-cache-memory-bytes", str(64 << 20)]  # fmt: skip
 GREEDY = {"temperature": 0.0, "max_tokens": 40}
+BEAM_SEARCH = {"beam_width": 2, "max_tokens": 8, "temperature": 0.0}  # vLLM's BeamSearchParams
 PROMPTS = [
     "The capital of France is",
     "def fibonacci(n):",
@@ -202,13 +204,6 @@ def test_repository(model_dir, request, tmp_path_factory) -> Path:
                 "dtype": "float32",
                 "return_probabilities": True,
             },
-            # KServe's return_probabilities on sequence classification (test_kserve_reference).
-            "bert-seq-cls-probs": {
-                "like": "minilm",
-                "model": str(bert_dirs["sequence_classification"]),
-                "dtype": "float32",
-                "return_probabilities": True,
-            },
             # One label: resolved to the cross_encoder task (rerank and score, test_rerank).
             "bert-cross-encoder": {"like": "minilm", "model": str(bert_dirs["cross_encoder"]), "dtype": "float32"},
             "minilm-bounded": {"like": "minilm", "model": str(minilm_dir)},
@@ -237,11 +232,12 @@ def tokenizer(model_dir):
 
 @pytest.fixture(scope="session")
 def vllm_reference(model_dir, triton) -> list[dict]:
-    """vLLM's offline greedy outputs for PROMPTS then CHAT (started after Triton is up,
-    so the two engines never compete for the cores while loading)."""
+    """vLLM's offline greedy outputs for PROMPTS then CHAT, then BEAM_SEARCH's beams (started
+    after Triton is up, so the two engines never compete for the cores while loading)."""
     settings = {"model": str(model_dir), **TEST_ENGINE_OVERRIDES}
     requests = [{"prompt": p, "sampling": GREEDY} for p in PROMPTS]
     requests.append({"messages": CHAT, "sampling": GREEDY})
+    requests.append({"prompt": PROMPTS[0], "beam": BEAM_SEARCH})  # test_client_fields
     return vllm_offline(settings, requests)
 
 

@@ -22,6 +22,7 @@ def main() -> None:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
     from vllm.lora.request import LoRARequest
+    from vllm.sampling_params import BeamSearchParams
 
     from triton_llm.generation.engines.vllm.args import engine_args
     from triton_llm.settings import VllmSettings, parse_settings
@@ -35,6 +36,11 @@ def main() -> None:
         if "lora" in req:
             name = req["lora"]["name"]
             lora = adapters.setdefault(name, LoRARequest(name, len(adapters) + 1, req["lora"]["path"]))
+        if "beam" in req:  # vLLM's offline beam search (LLM.beam_search): each best beam's new token ids
+            out = llm.beam_search([{"prompt": req["prompt"]}], BeamSearchParams(**req["beam"]))[0]
+            skip = len(tokenizer(req["prompt"]).input_ids)
+            results.append({"beams": [list(beam.tokens[skip:]) for beam in out.sequences]})
+            continue
         params = SamplingParams(**req["sampling"])
         if "messages" in req and any(isinstance(m["content"], list) for m in req["messages"]):
             # Content parts (images as data: URLs): vLLM's own chat renderer and media loading (LLM.chat).
