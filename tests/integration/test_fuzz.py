@@ -26,7 +26,9 @@ SEED = 20_241_116
 # Cases per operation: a POST's body is where the fields are, so it gets the most.
 EXAMPLES = {"POST": 150, "GET": 12}
 # Fewer for routes whose schema another route's cases already cover much of (by the end of the path).
-FEWER = {"/messages": 60, "/messages/count_tokens": 30, "/classify": 40, "/pooling": 40}
+# KServe's (routers/kserve.py): a tensor list or a few texts, and generate's bodies are not in the schema.
+FEWER = {"/messages": 60, "/messages/count_tokens": 30, "/classify": 40, "/pooling": 40,
+         "/infer": 40, ":predict": 40, "/generate": 20, "/generate_stream": 20}  # fmt: skip
 SMALL = 2  # max_tokens, max_completion_tokens, n, min_tokens at most this
 # The models each endpoint is fuzzed on (by the end of its path): both engines for generation.
 # An endpoint with none only ever meets a random model name, a 404.
