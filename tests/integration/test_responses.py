@@ -125,7 +125,7 @@ def test_an_agents_sdk_agent_with_a_function_tool_runs_to_its_final_output(front
         name="weather", instructions="Answer briefly.", tools=[get_weather],
         model=OpenAIResponsesModel(model=model, openai_client=client),
         # The first turn must call (SmolLM2 would not by itself); the SDK resets it to auto after.
-        model_settings=ModelSettings(tool_choice="required", temperature=0, max_tokens=28),
+        model_settings=ModelSettings(tool_choice="required", temperature=0, max_tokens=40),
     )  # fmt: skip
     result = asyncio.run(Runner.run(agent, "What is the weather in Paris?", max_turns=4))
     assert len(calls) == 1 and isinstance(result.final_output, str) and result.final_output
