@@ -24,12 +24,19 @@ class _Search(BeamSearchOnlineMixin):
 
 
 def search(
-    llm: Any, engine_input: Any, params: SamplingParams, length_penalty: float, request_id: str, lora: Any, room: int
+    llm: Any,
+    engine_input: Any,
+    params: SamplingParams,
+    beams: int,
+    length_penalty: float,
+    request_id: str,
+    lora: Any,
+    room: int,
 ) -> AsyncIterator[Any]:
-    """vLLM's RequestOutputs of a beam search (one, final) for the rendered `engine_input`;
-    `room`: the most tokens the context leaves (vLLM's default `max_tokens`)."""
+    """vLLM's RequestOutputs of a beam search of `beams` beams (one output, final) for the rendered
+    `engine_input`; `room`: the most tokens the context leaves (vLLM's default `max_tokens`)."""
     beam = BeamSearchParams(
-        beam_width=params.n,
+        beam_width=beams,
         max_tokens=min(params.max_tokens or room, room),
         ignore_eos=params.ignore_eos,
         temperature=params.temperature,

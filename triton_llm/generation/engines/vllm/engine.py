@@ -90,6 +90,10 @@ class VllmEngine:
 
         sampling = dict(request.sampling)
         sampling.pop("lora_name", None)
+        beams = 0
+        if request.beam_length_penalty is not None:
+            # `n` is the beam width, not SamplingParams' (which refuses n > 1 when greedy): checked apart.
+            beams = to_sampling_params({"n": sampling.pop("n", 1), "temperature": 1.0}, False).n
         params = to_sampling_params(sampling, request.stream)
         refuse_unsupported(request, "vllm", priority_scheduling=self.priority_scheduling, beam_search=True)
         if request.prompt_ids is not None:
@@ -109,8 +113,8 @@ class VllmEngine:
         if request.beam_length_penalty is None:
             outputs = self._llm.generate(engine_input, params, request_id, lora_request=lora, priority=request.priority)
         else:
-            room = self.max_model_len - num_input
-            outputs = search(self._llm, engine_input, params, request.beam_length_penalty, request_id, lora, room)
+            room, penalty = self.max_model_len - num_input, request.beam_length_penalty
+            outputs = search(self._llm, engine_input, params, beams, penalty, request_id, lora, room)
         try:
             async for output in outputs:
                 started, finished = True, output.finished
