@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, field_validator, model_validator
 
 from openai_frontend.errors import FieldValueError
 from openai_frontend.schemas.common import RequestModel, StrictModel
@@ -27,8 +27,12 @@ class TextDocument(StrictModel):
     text: str
 
 
-# Empty strings are taken, as vLLM takes them: a pair is still [CLS] query [SEP] [SEP].
-Text = str | TextDocument
+# Empty strings are taken, as vLLM takes them: a pair is still [CLS] query [SEP] [SEP]. Tagged by
+# kind, so that an error names the document's field (`documents.0.text`), not a union member.
+Text = Annotated[
+    Annotated[str, Tag("str")] | Annotated[TextDocument, Tag("dict")],
+    Discriminator(lambda v: "dict" if isinstance(v, (dict, TextDocument)) else "str"),
+]
 Texts = Annotated[list[Text], Field(max_length=MAX_SCORE_TEXTS)]
 
 # vLLM's alternative names of score's two lists, in the order its union tries them.
