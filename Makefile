@@ -9,10 +9,8 @@ setup:
 serve: setup  ## start Triton (:8000 HTTP, :8001 gRPC, :8002 metrics) on model_repository/
 	@exec .venv/bin/triton-llm serve $(ARGS)
 
-# Two workers: the integration tests in order on one (one shared stack: tests/integration/conftest.py),
-# the unit tests on the other meanwhile.
 test: setup  ## the whole suite, against a real tritonserver (the benchmark smoke runs are bench-test's)
-	@$(PY) -m pytest -m "not bench" -n 2 --dist loadgroup $(ARGS)
+	@tools/test.sh $(ARGS)
 
 quick: setup  ## the edit loop: unit tests that start no subprocess and load no model (about a minute)
 	@$(PY) -m pytest tests/unit -m "not slow" -q -n 2 $(ARGS)

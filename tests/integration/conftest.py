@@ -1,8 +1,9 @@
-"""How `make test`'s two pytest-xdist workers (`-n 2 --dist loadgroup`) share the integration
-tests: every test on the session's stack (tests/conftest.py's `triton` and what is built on it)
-runs on one worker, in order, as one group; a module that starts its own servers instead keeps
-its tests together (its module fixtures start once) and runs on whichever worker is free, beside
-the unit tests, which need no server."""
+"""Marks every test that runs on the session's stack (tests/conftest.py's `triton`, and what is
+built on it) `stack`. `make test` (tools/test.sh) runs those in one pytest process, in order, and
+everything else in a second process beside it: the unit tests, which need no server, and the
+modules that start servers of their own (engine death, lifecycle, the exposed stack, deploy,
+tracing). Two processes, not pytest-xdist groups: xdist 3.8's `loadgroup` sets a node id that
+pytest 9 no longer reads, so its groups are silently ignored."""
 
 from __future__ import annotations
 
@@ -14,10 +15,8 @@ HERE = Path(__file__).parent
 SESSION_STACK = {"triton", "frontend", "test_repository"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the test ids
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects on the mark
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if HERE not in item.path.parents:
-            continue
-        uses_stack = SESSION_STACK & set(getattr(item, "fixturenames", ()))
-        item.add_marker(pytest.mark.xdist_group("stack" if uses_stack else item.path.stem))
+        if HERE in item.path.parents and SESSION_STACK & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
