@@ -55,7 +55,7 @@ class TritonProcess:
     def log_tail(self, chars: int = 6000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
 
-    def wait_ready(self, timeout: float = 300) -> None:
+    def wait_ready(self, timeout: float = 600) -> None:  # the session stack, beside the unit tests
         if not wait_ready(self.proc, f"{self.http_url}/v2/health/ready", timeout):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"tritonserver exited with {self.proc.returncode}:\n{self.log_tail()}")
