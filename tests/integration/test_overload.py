@@ -84,7 +84,7 @@ def test_a_burst_over_the_bound_is_shed_with_429_and_the_admitted_finish_unchang
     for r in statuses[200]:
         streamed = r.headers["content-type"].startswith("text/event-stream")
         assert (streamed_text(r) if streamed else r.json()["choices"][0]["text"]) == lone
-    assert max(health) < 1.0, health
+    assert max(health) < 2.0, health  # not starved by the burst (generous: make test's second process shares the cores)
     # Once the burst is over, the model serves again.
     assert requests.post(url, json=body, timeout=60).json()["choices"][0]["text"] == lone
 
@@ -102,7 +102,7 @@ def test_tritons_generate_endpoint_refuses_past_the_bound_with_the_overloaded_er
         error = json.loads(r.json()["error"])
         assert error["type"] == "overloaded" and error["retry_after"] == 1, error
         assert f"limit of {BOUND} requests" in error["message"]
-    assert max(health) < 1.0, health
+    assert max(health) < 2.0, health  # not starved by the burst (generous: make test's second process shares the cores)
 
 
 def test_an_encoders_full_queue_is_a_429(frontend):
@@ -114,7 +114,7 @@ def test_an_encoders_full_queue_is_a_429(frontend):
     assert_refused_fast(statuses.get(429, []))
     assert "queue is full" in statuses[429][0].json()["error"]["message"]
     assert all(len(r.json()["data"]) == 64 for r in statuses.get(200, []))
-    assert max(health) < 1.0, health
+    assert max(health) < 2.0, health  # not starved by the burst (generous: make test's second process shares the cores)
 
 
 @pytest.mark.parametrize("model", ["smollm2", "smollm2-hf"])
