@@ -85,7 +85,6 @@ class VllmEngine:
                 self.lora_control.forget(lora_id)
 
     async def _generate(self, request: GenerateRequest, request_id: str, lora: Any) -> AsyncIterator[GenerationChunk]:
-        from triton_llm.generation.engines.vllm.beam_search import search
         from triton_llm.generation.engines.vllm.sampling import to_sampling_params
 
         sampling = dict(request.sampling)
@@ -112,7 +111,9 @@ class VllmEngine:
         started = finished = False
         if request.beam_length_penalty is None:
             outputs = self._llm.generate(engine_input, params, request_id, lora_request=lora, priority=request.priority)
-        else:
+        else:  # imported here: its vLLM module is newer than the oldest vLLM we support (vllm-compat)
+            from triton_llm.generation.engines.vllm.beam_search import search
+
             room, penalty = self.max_model_len - num_input, request.beam_length_penalty
             outputs = search(self._llm, engine_input, params, beams, penalty, request_id, lora, room)
         try:
