@@ -126,20 +126,29 @@ def vllm_supports(config: Any) -> bool:
     return any(arch in native for arch in getattr(config, "architectures", None) or [])
 
 
+def transformers_serves_images(config: Any) -> bool:
+    """Whether transformers' `AutoModelForImageTextToText` loads this vision-language model (the
+    transformers engine's images: engines/hf/multimodal.py)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    return getattr(config, "model_type", None) in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+
 def resolve_backend(settings: ModelSettings, config: Any, task: Task) -> str:
     """'vllm' or 'huggingface' for this model and task, or SettingError naming `backend`.
 
     The value itself was checked when model.json was parsed (`ModelSettings.backend`).
     """
     vision = getattr(config, "vision_config", None) is not None
+    if vision and settings.backend == "huggingface" and not transformers_serves_images(config):
+        archs = getattr(config, "architectures", None)
+        raise SettingError("backend", f"transformers has no image-text-to-text class for {archs}")
     if settings.backend == "huggingface":
-        if vision:  # the transformers engine takes no images yet (its batcher has no image-bearing prefill)
-            raise SettingError("backend", "backend 'huggingface' does not serve vision-language models yet; use 'vllm'")
         return "huggingface"
     supported = task == Task.TEXT_GENERATION and vllm_supports(config)
-    if vision and not supported:
+    if vision and not supported and not transformers_serves_images(config):
         archs = getattr(config, "architectures", None)
-        raise SettingError("backend", f"vLLM does not implement {archs} here, and transformers serves no images yet")
+        raise SettingError("backend", f"neither vLLM here nor transformers' image-text-to-text classes serve {archs}")
     if settings.backend == "vllm" and not supported:
         archs = getattr(config, "architectures", None)
         raise SettingError("backend", f"backend 'vllm' cannot serve {archs} for {task}; use 'huggingface' or 'auto'")

@@ -72,14 +72,22 @@ def test_each_runner_refuses_the_other_runners_tasks():
         resolve_backend(settings(backend="vllm"), LLAMA, Task.TEXT_EMBEDDING)
 
 
-def test_an_image_text_to_text_model_is_text_generation_on_vllm_only():
+def test_an_image_text_to_text_model_is_text_generation_on_either_engine():
     from types import SimpleNamespace
 
     from triton_llm.settings import ModelSettings
     from triton_llm.tasks import infer_task, resolve
 
-    vlm = SimpleNamespace(architectures=["Idefics3ForConditionalGeneration"], vision_config={"hidden_size": 32})
+    vlm = SimpleNamespace(
+        architectures=["Idefics3ForConditionalGeneration"], model_type="idefics3", vision_config={"hidden_size": 32}
+    )
     assert infer_task(vlm) == "text_generation"
     assert resolve(ModelSettings(model="m"), vlm) == ("text_generation", "vllm")  # vLLM implements Idefics3
-    with pytest.raises(SettingError, match="does not serve vision-language models"):
-        resolve(ModelSettings(model="m", backend="huggingface"), vlm)
+    # transformers' AutoModelForImageTextToText loads it: the transformers engine serves its images.
+    assert resolve(ModelSettings(model="m", backend="huggingface"), vlm) == ("text_generation", "huggingface")
+    unknown = SimpleNamespace(architectures=["NoSuchVlmForConditionalGeneration"], model_type="no-such-vlm",
+                              vision_config={"hidden_size": 32})  # fmt: skip
+    with pytest.raises(SettingError, match="no image-text-to-text class"):
+        resolve(ModelSettings(model="m", backend="huggingface"), unknown)
+    with pytest.raises(SettingError, match="neither vLLM here nor transformers"):
+        resolve(ModelSettings(model="m"), unknown)

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from triton_llm.generation.engines.hf import structured, token_filters
+from triton_llm.generation.engines.hf import multimodal, structured, token_filters
 from triton_llm.generation.engines.hf.scheduler import Active, Batcher
 
 
@@ -37,19 +37,40 @@ class CausalBatcher(Batcher):
         self._cache: Any = None
 
     def join(self, joining: list[Active]) -> list[int]:
+        """Text prompts are prefilled as one padded group; a prompt with images in a pass of its own (each
+        vision-language family pads its image tensors its own way), its rows then joining the batch alike."""
         if joining[0].prefilled:  # the last piece of a prompt that `extend` began
             (a,) = joining
             logits = self._prefill_piece(a, len(a.seq.prompt_ids))
             cache, mask = a.prefix, torch.ones((1, a.prefilled), dtype=torch.long, device=self.model.device)
             a.prefix = None
-        else:
-            ids, mask = _pad([a.seq.prompt_ids for a in joining], 0, self.model.device, left=True)
+            return self._add([a], logits, cache, mask)
+        text = [a for a in joining if a.seq.image_inputs is None]
+        tokens = []
+        if text:
+            ids, mask = _pad([a.seq.prompt_ids for a in text], 0, self.model.device, left=True)
             cache = _new_cache()
             position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = self._forward(ids, mask, position_ids, cache)
+            tokens += self._add(text, self._forward(ids, mask, position_ids, cache), cache, mask)
+        for a in joining:
+            if a.seq.image_inputs is not None:
+                tokens += self._add([a], *self._prefill_images(a))
+        return tokens
+
+    def _prefill_images(self, a: Active) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        device, n = self.model.device, len(a.seq.prompt_ids)
+        ids = torch.tensor([a.seq.prompt_ids], dtype=torch.long, device=device)
+        mask = torch.ones((1, n), dtype=torch.long, device=device)
+        inputs, a.seq.image_inputs = multimodal.to_model(a.seq.image_inputs, self.model), None  # not kept past here
+        cache = _new_cache()
+        logits = self._forward(ids, mask, torch.arange(n, device=device)[None], cache, **inputs)
+        return logits, cache, mask
+
+    def _add(self, rows: list[Active], logits: torch.Tensor, cache: Any, mask: torch.Tensor) -> list[int]:
+        """Prefilled rows into the batch: their cache and mask merged, their first tokens picked."""
         self._merge(cache, mask)
-        self.active += joining
-        return _pick(logits, joining)
+        self.active += rows
+        return _pick(logits, rows)
 
     def extend(self, a: Active, end: int) -> None:
         self._prefill_piece(a, end)
@@ -66,7 +87,7 @@ class CausalBatcher(Batcher):
         a.prefilled = end
         return logits
 
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor, cache: Any) -> torch.Tensor:
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor, cache: Any, **images: Any):
         return self.model(
             input_ids=ids,
             attention_mask=mask,
@@ -74,6 +95,7 @@ class CausalBatcher(Batcher):
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
+            **images,
         ).logits[:, -1]
 
     def _merge(self, cache: Any, mask: torch.Tensor) -> None:

@@ -6,16 +6,15 @@ failures; a subclass in `batching` says how to join sequences into its batch and
 back as `on_update(token_ids, finished, error)` on the caller's event loop, with every token generated so far.
 
 Chunked prefill (vLLM's `max_num_batched_tokens` idea): between two decode steps at most that many prompt tokens are
-prefilled, so that the active rows keep decoding while long prompts join. Waiting prompts join in groups whose
-padded size (rows x longest) fits the cap, whole; a prompt longer than the cap alone is prefilled in pieces of the
-cap into a cache of its own (decoder-only models), and joins the batch with its last piece. Decoding and prefill
-stay separate passes (one padded batch cannot hold both), and on a CPU a pass costs about a one-row decode step
+prefilled, so that the active rows keep decoding while long prompts join. Waiting prompts join in groups whose padded
+size (rows x longest) fits the cap, whole; a prompt longer than the cap alone is prefilled in pieces of the cap into a
+cache of its own (decoder-only models; not one with images), and joins the batch with its last piece. Decoding and
+prefill stay separate passes (one padded batch cannot hold both), and on a CPU a pass costs about a one-row decode step
 before its tokens: SmolLM2, bf16, one thread's CPU time, prefill of 1 / 16 / 128 tokens 36 / 56 / 205 ms, a 16-row
 decode step 64 ms. Served (`tools.bench --systems hf --concurrency 16`, 128 in / 64 out, one quiet run per cap,
-2026-11-26), cap: tok/s, ITL p99 ms, TTFT p50 ms: 2048: 182, 227, 1485; 256: 169, 339, 257; 64: 140, 193, 266
-(vLLM's server: 162, 63, 2639). A small cap gives first tokens sooner, but when 16 requests arrive together the
-first ones to join stall once per group that follows. Hence the default of 2048: whole groups as before, long
-prompts in pieces.
+2026-11-26), cap: tok/s, ITL p99 ms, TTFT p50 ms: 2048: 182, 227, 1485; 256: 169, 339, 257; 64: 140, 193, 266 (vLLM's
+server: 162, 63, 2639). A small cap gives first tokens sooner, but when 16 requests arrive together the first ones to
+join stall once per group that follows. Hence the default of 2048.
 """
 
 from __future__ import annotations
@@ -51,6 +50,7 @@ class Sequence:
     sampling: HfSampling
     stream: bool = True  # False: only the final update is wanted
     grammar: RowGrammar | None = None  # structured outputs: masks this row's logits, ends it when complete
+    image_inputs: dict[str, Any] | None = None  # the processor's image tensors (multimodal.py): a prefill of its own
 
 
 @dataclass
@@ -242,8 +242,8 @@ class Batcher:
 
     def _prefill(self, joining: list[Active]) -> None:
         """Prefill a group whole, or the next piece of a prompt longer than the cap."""
-        a, cap = joining[0], self.max_num_batched_tokens
-        if self.chunks_prompts and cap is not None and len(a.seq.prompt_ids) - a.prefilled > cap:
+        a, cap, rest = joining[0], self.max_num_batched_tokens, len(joining[0].seq.prompt_ids) - joining[0].prefilled
+        if self.chunks_prompts and cap is not None and rest > cap and a.seq.image_inputs is None:  # images: one pass
             self._prefilling = a
             self.extend(a, a.prefilled + cap)
             return
