@@ -30,7 +30,9 @@ HEADER = "x-request-id"
 # What we echo: printable ASCII without spaces, at most 128 characters. Anything else (a
 # newline that would forge a log line, a megabyte of id) gets a fresh id instead.
 _SANE_ID = re.compile(r"[\x21-\x7e]{1,128}")
-UNGATED = frozenset({"/health", "/health/live", "/health/ready", "/metrics", "/v2/health/live", "/v2/health/ready"})
+UNGATED = frozenset(
+    {"/", "/health", "/health/live", "/health/ready", "/metrics", "/v2/health/live", "/v2/health/ready"}
+)
 # Long enough for a load balancer to stop sending us new connections (Kubernetes removes a
 # terminating pod from its Service within seconds), so the client's retry lands elsewhere.
 DRAIN_RETRY_AFTER_S = 5

@@ -1,7 +1,7 @@
 """KServe's protocols on the frontend's port, at the root (KServe's clients call /v2/... and
 /v1/models/...; the OpenAI routes are under KSERVE_OPENAI_ROUTE_PREFIX): v2 REST
 (serving/kserve_v2.py) and v1 predict (serving/kserve_v1.py). Behind the client key, except
-the v2 health probes, which are as open as /health/*. Errors in KServe's shape (kserve_wire.py).
+the v2 health probes and v1's `/`, which are as open as /health/*. Errors in KServe's shape (kserve_wire.py).
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ async def _body(request: Request) -> bytes:
 @probes.get("/v2/health/live")
 async def live() -> dict:
     return {"live": True}
+
+
+@probes.get("/", include_in_schema=False)
+async def v1_live() -> dict:  # KServe v1's liveness (its model server's `/`; InferenceRESTClient's v1 is_server_live)
+    return {"status": "alive"}
 
 
 @probes.get("/v2/health/ready")

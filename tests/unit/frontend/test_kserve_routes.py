@@ -52,6 +52,7 @@ def test_v2_probes_are_open_and_the_rest_needs_the_key():
     c = client("/openai", key="k")
     assert c.get("/v2/health/live").json() == {"live": True}
     assert c.get("/v2/health/ready").status_code == 200
+    assert c.get("/").json() == {"status": "alive"}  # v1's liveness, as KServe's model server answers it
     for path in ("/v2", "/v2/models/emb", "/v1/models/emb"):
         r = c.get(path)
         assert r.status_code == 401 and isinstance(r.json()["error"], str), path
