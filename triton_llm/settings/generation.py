@@ -32,10 +32,11 @@ class GenerationSettings(ModelSettings):
     limit_mm_per_prompt: dict[str, int | dict[str, Any]] | None = setting(vllm=True)
     """Items of each modality one prompt may carry (`{"image": 4}`; vLLM's `--limit-mm-per-prompt`, which also
     takes `{"image": {"count": 4, "width": 512, "height": 512}}`); a prompt with more is a 400 naming the first
-    image over it. Default: vLLM's (999 per modality for most models)."""
+    image over it. Default: vLLM's (999 per modality for most models); on the transformers engine, no limit."""
     mm_processor_kwargs: dict[str, Any] | None = setting(vllm=True)
     """Keyword arguments of the model's Hugging Face processor (vLLM's `--mm-processor-kwargs`), e.g. Idefics3's
-    `{"size": {"longest_edge": 728}}` or Qwen2-VL's `{"max_pixels": 1003520}`."""
+    `{"size": {"longest_edge": 728}}` or Qwen2-VL's `{"max_pixels": 1003520}`; both engines pass them to each
+    call of the processor."""
     max_image_pixels: int = setting(40_000_000, gt=0)
     """The largest image a request may carry, in pixels (width × height, read from the image's header before
     its pixels are decoded, so a decompression bomb costs nothing); more is a 400 naming the image. 40 M holds a
