@@ -146,9 +146,3 @@ def advertised_inputs(model_dir: str) -> list[dict[str, Any]]:
     except Exception:  # noqa: BLE001 - initialize reports the same problem with its cause
         return []
     return [IMAGE_INPUT] if is_multimodal(config) else []
-
-
-def refuse(request: Any, why: str) -> None:
-    """InvalidInput naming the request's first image, when it has one that this engine cannot take."""
-    if getattr(request, "images", None):
-        raise InvalidInput(request.images[0].field, why)

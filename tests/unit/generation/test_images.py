@@ -82,10 +82,3 @@ def test_decoding_checks_the_pixels_before_decoding():
         images.decode(images.ImageInput(png_bomb(), "image[1]"), 40_000_000)
     with pytest.raises(InvalidInput, match="not an image"):
         images.decode(images.ImageInput(b"plain text", "image[2]"), 1000)
-
-
-def test_refuse_names_the_first_image():
-    request = parse_request(inputs(text_input="<image>", image=B64[:1]))
-    with pytest.raises(InvalidInput) as info:
-        images.refuse(request, "no images here")
-    assert info.value.field == "image[0]"
