@@ -7,6 +7,8 @@ the two batchers here say how a step runs:
     group is prefilled together and its cache rows are left-padded into the batch, leaving
     rows are dropped from it. A prompt longer than `max_num_batched_tokens` is prefilled in
     pieces into a one-row cache of its own (`extend`), which joins the batch with its last.
+    A prompt with images (a vision-language model: `multimodal`) is prefilled whole in a pass
+    of its own with its image tensors, and its cache row joins the batch alike.
     Why not transformers' own continuous batching
     (`generate_batch` / `init_continuous_batching`)? On a CPU it packs all sequences into
     one row and runs SDPA with a dense block-diagonal mask, so attention costs grow with the
