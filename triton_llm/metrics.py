@@ -1,9 +1,10 @@
 """A generation model's metrics on Triton's metrics port (:8002/metrics), with vLLM's names.
 
 The families are `triton_llm.generation.stats.FAMILIES`, labelled `model_name` (vLLM's
-label, which its Grafana dashboards filter on) and `version`. `publish` is called from the
-runner's response thread every 0.1 s and makes one Triton call per series that changed
-since the last one, never one per token or per request.
+label, which its Grafana dashboards filter on) and `version`, and the info gauges an engine
+reports (`stats.INFO_HELP`: vLLM's LoRA and cache-config info, which llm-d's endpoint picker
+reads). `publish` is called from the runner's response thread every 0.1 s and makes one
+Triton call per series that changed since the last one, never one per token or per request.
 
 Histograms are published as Prometheus' text format spells them: counters
 `<name>_bucket{le=...}` (cumulative), `<name>_sum` and `<name>_count`, which
@@ -15,12 +16,22 @@ of buckets, whatever the traffic, and histograms are flushed at most once a seco
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 
 import triton_python_backend_utils as pb_utils
 
-from triton_llm.generation.stats import FAILED, FAMILIES, KV_CACHE_USAGE, RUNNING, WAITING, EngineStats, Load
+from triton_llm.generation.stats import (
+    FAILED,
+    FAMILIES,
+    INFO_HELP,
+    KV_CACHE_USAGE,
+    RUNNING,
+    WAITING,
+    EngineStats,
+    Load,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +105,15 @@ class ModelMetrics:
             self._series[key] = _Safe(family.Metric(labels))
         return self._series[key]
 
+    def close(self) -> None:
+        """Delete every metric, then its family, from `finalize`, while the stub can still tell
+        Triton. Left to the interpreter's exit (a reference cycle holds them), a family's
+        destructor writes to the stub's shared memory after it is gone: a segfault at every stop."""
+        self.enabled = False
+        self._series.clear()  # the metrics first: a family's destructor clears those it still holds
+        self._families.clear()
+        gc.collect()
+
     def finished(self, outcome: str) -> None:
         """A request's outcome; a success is counted by its finish reasons (`stats.chunk`)."""
         if outcome != "success":
@@ -122,6 +142,22 @@ class ModelMetrics:
             if self._published.get((name, "")) != value:
                 self._metric(name, "").set(value)
                 self._published[(name, "")] = value
+        for name, (labels, value) in self.stats.info_snapshot().items():
+            self._info(name, labels, value)
+
+    def _info(self, name: str, labels: tuple[tuple[str, str], ...], value: float) -> None:
+        """An info gauge (vLLM's lora_requests_info, cache_config_info): its family is made on first
+        use, as only some engines have one; a label set seen before keeps its series, as in vLLM."""
+        key = (name, repr(labels))
+        if self._published.get(key) == value:
+            return
+        if key not in self._series:
+            if name not in self._families:
+                family = pb_utils.MetricFamily(name, INFO_HELP[name], pb_utils.MetricFamily.GAUGE)
+                self._families[name] = (family, None)
+            self._series[key] = _Safe(self._families[name][0].Metric({**self._labels, **dict(labels)}))
+        self._series[key].set(value)
+        self._published[key] = value
 
     def _send(self, key: tuple[str, str], total: float) -> None:
         delta = total - self._published.get(key, 0)

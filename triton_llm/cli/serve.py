@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from openai_frontend import tls
@@ -100,15 +100,26 @@ def wait_ready(
     return False
 
 
-def stop_group(proc: subprocess.Popen, grace: float = GRACE_S) -> None:
-    """SIGTERM the leader, wait, then SIGKILL anything left in its process group."""
+def stop_group(proc: subprocess.Popen, grace: float = GRACE_S, stuck: Callable[[], bool] | None = None) -> None:
+    """SIGTERM the leader, wait (no longer once `stuck()` says nothing is left to wait for), then
+    SIGKILL anything left in its process group."""
+    deadline = time.monotonic() + grace
     try:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        print(f"serve: {proc.args[0]} still running after {grace:.0f} s; killing it", file=sys.stderr)
     except ProcessLookupError:
         pass
+    while proc.poll() is None:
+        if time.monotonic() >= deadline:
+            print(f"serve: {proc.args[0]} still running after {grace:.0f} s; killing it", file=sys.stderr)
+            break
+        if stuck is not None and stuck():
+            print(f"serve: {proc.args[0]} only waits for the requests of a model process that died; "
+                  "ending it", file=sys.stderr, flush=True)  # fmt: skip
+            break
+        try:
+            proc.wait(timeout=min(0.5, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)  # engine processes that outlived Triton
     except ProcessLookupError:
@@ -159,12 +170,18 @@ def loopback(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
-def stop_all(frontend: subprocess.Popen | None, triton: subprocess.Popen, drain_timeout: float) -> None:
+def stop_all(
+    frontend: subprocess.Popen | None,
+    triton: subprocess.Popen,
+    drain_timeout: float,
+    watch: supervisor.Supervisor | None = None,
+) -> None:
     """The frontend drains and exits, then Triton stops; all within drain + UNLOAD_S + margin."""
     deadline = time.monotonic() + drain_timeout + tritonserver.UNLOAD_S + STOP_MARGIN_S
     if frontend is not None:
         stop_group(frontend, grace=drain_timeout + STOP_MARGIN_S)
-    stop_group(triton, grace=max(deadline - time.monotonic(), 1.0))
+    stuck = watch.waits_on_the_dead if watch is not None else None
+    stop_group(triton, grace=max(deadline - time.monotonic(), 1.0), stuck=stuck)
 
 
 def kill_groups(children: Iterable[subprocess.Popen]) -> None:
@@ -273,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         # From here on a signal means "now": kill both groups (stop_all's waits then end).
         signal.signal(signal.SIGINT, lambda *_: kill_groups(children.values()))
         signal.signal(signal.SIGTERM, lambda *_: kill_groups(children.values()))
-        stop_all(frontend, proc, args.drain_timeout)
+        stop_all(frontend, proc, args.drain_timeout, watch)
         watch.stop_orphans()
         watch.collect_shm()
 

@@ -8,6 +8,9 @@
   so that the container restarts. Only a model Triton still calls READY is reloaded: one an
   operator unloads (the frontend's control routes) is UNLOADING before its process exits, or
   gone from the index once its folder is removed, and stays unloaded.
+- **A stop after a death.** Requests the dead process held never end, so Triton keeps that
+  model live through a stop until its exit timeout. Once every other model has unloaded,
+  serve ends Triton instead of waiting (`waits_on_the_dead`).
 - **Orphans.** An engine's own processes (vLLM's EngineCore and workers) outlive a killed
   stub. `serve` is their subreaper (prctl PR_SET_CHILD_SUBREAPER), so they become its
   children: any child that is not tritonserver or the frontend is one, and is stopped.
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 PR_SET_CHILD_SUBREAPER = 36
 STUB = "triton_python_backend_stub"
 SHM_SCAN_S = 5.0  # how often the /dev/shm files our processes map are noted
+DEAD_WAIT_S = 3.0  # Triton's own exit after its last model unloaded takes well under this
 ORPHAN_GRACE_S = 5.0  # an orphan's time to exit after SIGTERM (vLLM's resource tracker ignores it)
 
 
@@ -59,6 +63,8 @@ class Supervisor:
         self._stubs: dict[int, str] = {}  # stub pid -> model name
         self._gone: set[str] = set()  # models whose stub vanished, not judged yet
         self._reloading: set[str] = set()
+        self.died: set[str] = set()  # models whose process died while this stack ran
+        self._stubless_since: float | None = None
         self._failed: str | None = None
         self._orphans: dict[int, float] = {}  # pid -> when it was sent SIGTERM
         self._shm: set[str] = set()
@@ -79,7 +85,10 @@ class Supervisor:
             current = {p.pid: model for p in psutil.Process(self._triton_pid).children() if (model := _stub_model(p))}
         except psutil.Error:
             return  # tritonserver is gone: serve's own check ends the stack
-        self._gone |= {m for pid, m in self._stubs.items() if pid not in current and m not in current.values()}
+        # A model being reloaded starts and ends stubs of its own (Triton's config auto-complete
+        # runs one): not a death, nor one to judge once the reload is over.
+        vanished = {m for pid, m in self._stubs.items() if pid not in current and m not in current.values()}
+        self._gone |= vanished - self._reloading
         self._stubs = current
         for model in list(self._gone - self._reloading):
             state = self._state(model)
@@ -90,6 +99,7 @@ class Supervisor:
             if state == "READY":  # gone without an unload: it died
                 say(f"the process of model '{model}' died; reloading the model")
                 self._reloading.add(model)
+                self.died.add(model)
                 threading.Thread(target=self._reload, args=(model,), name=f"reload-{model}", daemon=True).start()
 
     def _reload(self, model: str) -> None:
@@ -104,7 +114,25 @@ class Supervisor:
         except OSError as exc:
             self._failed = f"model '{model}' could not be reloaded: {exc}"
         finally:
+            self._gone.discard(model)
             self._reloading.discard(model)
+
+    def waits_on_the_dead(self) -> bool:
+        """Triton, stopping, still runs DEAD_WAIT_S after its last model process ended, and one
+        had died: it waits for the requests that the dead process held, which never end (Triton
+        2.51 counts that model live until its exit timeout). Nothing is left to unload."""
+        if not self.died:
+            return False
+        try:
+            stubs = [p for p in psutil.Process(self._triton_pid).children() if _stub_model(p) and _running(p)]
+        except psutil.Error:
+            return False
+        if stubs:
+            self._stubless_since = None
+            return False
+        if self._stubless_since is None:
+            self._stubless_since = time.monotonic()
+        return time.monotonic() - self._stubless_since >= DEAD_WAIT_S
 
     def _state(self, model: str) -> str | None:
         """Triton's state of `model` ("" when it is not in the repository), or None when Triton did not answer."""
@@ -181,6 +209,13 @@ def _stub_model(process: psutil.Process) -> str | None:
     if len(cmdline) < 2 or not cmdline[0].endswith(STUB):
         return None
     return Path(cmdline[1]).parent.parent.name
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE  # Triton never reaps a dead stub
+    except psutil.Error:
+        return False
 
 
 def _tree() -> list[psutil.Process]:

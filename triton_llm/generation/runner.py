@@ -264,6 +264,7 @@ class TritonPythonModel:
         self._responses.put(None)
         self._response_thread.join(timeout=5)
         self._stop_loop()
+        self.metrics.close()
         logger.info("%s: stopped", self.model_name)
 
     async def _drain_and_shutdown(self) -> None:

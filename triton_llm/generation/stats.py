@@ -49,6 +49,16 @@ PROMPT_TOKENS = "vllm:prompt_tokens_total"
 GENERATION_TOKENS = "vllm:generation_tokens_total"
 SUCCESS = "vllm:request_success_total"
 FAILED = "llm_requests_failed_total"
+# vLLM V1's prefix-cache counters (its Counter "vllm:prefix_cache_queries" is exposed with _total).
+PREFIX_QUERIES = "vllm:prefix_cache_queries_total"
+PREFIX_HITS = "vllm:prefix_cache_hits_total"
+# Gauges whose labels are the information, as vLLM's: exported only by an engine that has the thing.
+LORA_INFO = "vllm:lora_requests_info"  # max_lora, running/waiting_lora_adapters; value: when (Unix time)
+CACHE_CONFIG_INFO = "vllm:cache_config_info"  # block_size, num_gpu_blocks; value 1
+INFO_HELP = {
+    LORA_INFO: "Running stats on lora requests.",
+    CACHE_CONFIG_INFO: "Information of the LLMEngine CacheConfig",
+}
 
 # vLLM's FinishReason values; its server shows every one from the start, at 0.
 FINISH_REASONS = ("stop", "length", "abort", "error", "repetition")
@@ -75,6 +85,8 @@ FAMILIES = (
     Family(SUCCESS, "counter", "Count of successfully processed requests.", "finished_reason", FINISH_REASONS),
     Family(FAILED, "counter", "Requests that ended without a finish reason: invalid, cancelled, error, rejected.",
            "outcome", FAILURES),
+    Family(PREFIX_QUERIES, "counter", "Prefix cache queries, in terms of number of queried tokens."),
+    Family(PREFIX_HITS, "counter", "Prefix cache hits, in terms of number of cached tokens."),
     Family(TTFT, "histogram", "Histogram of time to first token in seconds.", buckets=TIME_TO_FIRST_TOKEN_BUCKETS),
     Family(ITL, "histogram", "Histogram of inter-token latency in seconds.", buckets=INTER_TOKEN_LATENCY_BUCKETS),
     Family(E2E, "histogram", "Histogram of e2e request latency in seconds.", buckets=REQUEST_LATENCY_BUCKETS),
@@ -133,6 +145,12 @@ class EngineStats:
         self.counters: dict[tuple[str, str], float] = {}  # (name, label value or "") -> total
         self.histograms = {f.name: Histogram(f.buckets) for f in FAMILIES if f.kind == "histogram"}
         self.version = 0  # bumped on every change: an idle poll publishes nothing
+        self.infos: dict[str, tuple[tuple[tuple[str, str], ...], float]] = {}  # INFO_HELP's -> (labels, value)
+
+    def info(self, name: str, labels: dict[str, str], value: float) -> None:
+        """An info gauge's labels now, and its value (each new label set becomes a series of its own)."""
+        with self._lock:
+            self.infos[name] = (tuple(sorted(labels.items())), value)
 
     def add(self, name: str, value: float, label: str = "") -> None:
         with self._lock:
@@ -164,3 +182,7 @@ class EngineStats:
     def snapshot(self) -> tuple[dict[tuple[str, str], float], dict[str, tuple[list[int], float]]]:
         with self._lock:
             return dict(self.counters), {k: (h.cumulative(), h.sum) for k, h in self.histograms.items()}
+
+    def info_snapshot(self) -> dict[str, tuple[tuple[tuple[str, str], ...], float]]:
+        with self._lock:
+            return dict(self.infos)

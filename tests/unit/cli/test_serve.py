@@ -160,6 +160,14 @@ def test_what_outlives_the_drain_and_the_unload_is_killed(tmp_path, monkeypatch)
     assert 2.0 <= elapsed < 1.0 + 1.0 + 0.5 + 5  # drain + unload + margin, and not much more
 
 
+def test_triton_waiting_only_on_a_dead_models_requests_is_ended_at_once(tmp_path):
+    triton = child(tmp_path, "triton", "time.sleep(60)")  # Triton 2.51 holds that model until its exit timeout
+    asked = []
+    started = time.monotonic()
+    serve.stop_group(triton, grace=60, stuck=lambda: asked.append(1) or len(asked) > 2)
+    assert triton.returncode == -signal.SIGKILL and time.monotonic() - started < 30
+
+
 def test_triton_alone_gets_the_drain_and_the_unload(tmp_path, monkeypatch):
     monkeypatch.setattr(tritonserver, "UNLOAD_S", 3.0)
     monkeypatch.setattr(serve, "STOP_MARGIN_S", 1.0)

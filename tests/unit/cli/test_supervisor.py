@@ -76,3 +76,26 @@ def test_a_model_unloaded_by_an_operator_is_not_reloaded(monkeypatch):
     watch._stubs = {4242: "m"}
     watch._watch_stubs()  # READY with its process gone: it died
     assert watch._reloading == {"m"}
+
+
+def test_a_stub_that_comes_and_goes_during_a_reload_is_not_a_death(monkeypatch):
+    """Loading a model, Triton runs a stub of its own for the config's auto-complete, then the
+    instance's: seen as a death once the reload ended, it reloaded a healthy model a second time."""
+    watch = supervisor.Supervisor(triton_pid=os.getpid(), http_base="http://127.0.0.1:9", children=[])
+    monkeypatch.setattr(watch, "_post", lambda path, timeout: b'[{"name": "m", "state": "READY"}]')
+    monkeypatch.setattr(watch, "collect_shm", lambda: None)
+    monkeypatch.setattr(supervisor.psutil.Process, "children", lambda self, recursive=False: [])
+    watch._reloading, watch._stubs = {"m"}, {4243: "m"}
+    watch._watch_stubs()
+    assert watch._gone == set()
+    watch._gone = {"m"}  # noted by a poll that raced the reload's start
+    watch._reload("m")
+    assert watch._gone == set() and watch._reloading == set()
+
+
+def test_a_stop_waits_on_the_dead_only_after_a_death_and_once_no_stub_is_left(monkeypatch):
+    monkeypatch.setattr(supervisor, "DEAD_WAIT_S", 0.0)
+    watch = supervisor.Supervisor(triton_pid=os.getpid(), http_base="http://127.0.0.1:9", children=[])
+    assert not watch.waits_on_the_dead()  # no model died: Triton's own exit timeout applies
+    watch.died.add("m")
+    assert watch.waits_on_the_dead()  # this process has no stub child

@@ -147,6 +147,42 @@ def test_a_new_label_value_gets_its_series_and_success_is_not_an_outcome(metrics
     assert value(stats.SUCCESS, finished_reason="something_new") == 1
 
 
+def test_an_info_gauge_gets_a_series_per_label_set_and_keeps_the_old_ones(metrics_module, calls):
+    s = stats.EngineStats()
+    m = metrics_module.ModelMetrics("m", "1", s)
+    m.publish(stats.Load())
+    assert stats.LORA_INFO not in pb_utils.MetricFamily.families  # only an engine with LoRA has one
+    running = {"max_lora": "4", "running_lora_adapters": "a", "waiting_lora_adapters": ""}
+    s.info(stats.LORA_INFO, running, 100.0)
+    m.publish(stats.Load())
+    s.info(stats.LORA_INFO, {**running, "running_lora_adapters": ""}, 101.0)
+    m.publish(stats.Load())
+    calls.clear()
+    m.publish(stats.Load())
+    assert calls == []  # unchanged: no Triton call
+    s.info(stats.LORA_INFO, running, 102.0)
+    m.publish(stats.Load())
+    assert value(stats.LORA_INFO, running_lora_adapters="a") == 102.0  # the EPP reads the latest
+    assert value(stats.LORA_INFO, running_lora_adapters="") == 101.0
+    assert len(pb_utils.MetricFamily.families[stats.LORA_INFO].metrics) == 2
+    assert pb_utils.MetricFamily.families[stats.LORA_INFO].metrics[0].labels == {"model_name": "m", "version": "1",
+                                                                                 **running}  # fmt: skip
+
+
+def test_close_drops_every_metric_then_its_families_and_publishes_nothing_after(metrics_module, calls):
+    import gc
+    import weakref
+
+    s = stats.EngineStats()
+    m = metrics_module.ModelMetrics("m", "1", s)
+    family = weakref.ref(pb_utils.MetricFamily.families.pop(stats.RUNNING))
+    m.close()
+    gc.collect()
+    assert family() is None  # released in finalize, not at the interpreter's exit (a segfault there)
+    m.publish(stats.Load(running=1))
+    assert calls == []
+
+
 def test_metrics_disabled_on_the_server_publish_nothing(metrics_module, monkeypatch):
     def refuse(*args, **kwargs):
         raise pb_utils.TritonModelException("metrics not supported")
