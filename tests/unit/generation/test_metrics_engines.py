@@ -3,6 +3,7 @@ logger interface, the transformers engine's load from its batch."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -57,3 +58,30 @@ def test_the_transformers_engines_kv_usage_is_its_cache_over_the_most_it_can_hol
         active=[object(), object()], max_num_seqs=4, num_unfinished=lambda: 5, cache_tokens=lambda: 2 * 50
     )
     assert engine.load() == stats.Load(running=2, waiting=3, kv_cache_usage=0.25)
+
+
+def test_vllms_prefix_cache_lora_and_cache_config_reach_the_stats_as_vllm_names_them():
+    from vllm.v1.metrics.stats import PrefixCacheStats, SchedulerStats
+
+    from triton_llm.generation.engines.vllm.stats import StatLoggers
+
+    s = stats.EngineStats()
+    config = SimpleNamespace(lora_config=SimpleNamespace(max_loras=4),
+                             cache_config=SimpleNamespace(block_size=16, num_gpu_blocks=1024))  # fmt: skip
+    logger = StatLoggers(s)(vllm_config=config, engine_index=0)
+    logger.log_engine_initialized()
+    for queries, hits in ((10, 0), (12, 8)):  # per step, as vLLM's scheduler reports them
+        step = SchedulerStats(prefix_cache_stats=PrefixCacheStats(requests=1, queries=queries, hits=hits))
+        step.running_lora_adapters, step.waiting_lora_adapters = {"a": 1, "b": 2}, {"c": 1}
+        logger.record(step, None)
+    counters, _ = s.snapshot()
+    assert counters[(stats.PREFIX_QUERIES, "")] == 22 and counters[(stats.PREFIX_HITS, "")] == 8
+    infos = s.info_snapshot()
+    labels, when = infos[stats.LORA_INFO]
+    assert dict(labels) == {"max_lora": "4", "running_lora_adapters": "a,b", "waiting_lora_adapters": "c"}
+    assert when == pytest.approx(time.time(), abs=60)  # vLLM's set_to_current_time
+    assert infos[stats.CACHE_CONFIG_INFO] == ((("block_size", "16"), ("num_gpu_blocks", "1024")), 1.0)
+
+    without = stats.EngineStats()  # LoRA off: no lora_requests_info at all, as in vLLM
+    StatLoggers(without)(vllm_config=SimpleNamespace(lora_config=None), engine_index=0).record(SchedulerStats(), None)
+    assert stats.LORA_INFO not in without.info_snapshot()
