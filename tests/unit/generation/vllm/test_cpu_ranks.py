@@ -55,3 +55,23 @@ def test_ray_is_refused_on_a_cpu_naming_the_field():
     refuse_ray({"distributed_executor_backend": "mp"})
     with pytest.raises(ValueError, match="distributed_executor_backend.*does not support ray"):
         refuse_ray({"distributed_executor_backend": "ray"})
+
+
+TRACED = {"mode": 2, "backend": "eager"}  # dynamo's trace, no inductor
+
+
+@pytest.mark.parametrize(
+    ("args", "want"),
+    [
+        ({"pipeline_parallel_size": 2}, {"enforce_eager": False, "compilation_config": TRACED}),
+        ({"tensor_parallel_size": 2}, {}),  # no later stage: eager as before
+        ({"pipeline_parallel_size": 2, "enforce_eager": True}, {"enforce_eager": True}),  # model.json's own
+        ({"pipeline_parallel_size": 2, "compilation_config": {"mode": 3}}, {"compilation_config": {"mode": 3}}),
+    ],
+)
+def test_pipeline_parallel_gets_a_warm_up_pass_unless_model_json_says(args, want):
+    from triton_llm.generation.engines.vllm.cpu_ranks import warm_up_pipeline
+
+    parallel = {k: v for k, v in args.items() if k.endswith("_parallel_size")}
+    warm_up_pipeline(args)
+    assert args == {**parallel, **want}

@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from triton_llm import hf_loading
-from triton_llm.generation.engines.vllm.cpu_ranks import bind_ranks, refuse_ray
+from triton_llm.generation.engines.vllm.cpu_ranks import bind_ranks, refuse_ray, warm_up_pipeline
 from triton_llm.generation.engines.vllm.lora import keep_a_cpu_slot_empty
 from triton_llm.settings import VllmSettings, keys
 
@@ -27,6 +27,7 @@ def engine_args(s: VllmSettings) -> dict[str, Any]:
         args["tokenizer"] = s.tokenizer.removeprefix("hf://")
     if not hf_loading.has_gpu():
         args.setdefault("dtype", hf_loading.cpu_dtype())
+        warm_up_pipeline(args)  # pipeline parallel: dynamo's trace, not eager (cpu_ranks.py)
         # CUDA graphs do not exist on CPU; compiling takes ~60 s more for no gain.
         args.setdefault("enforce_eager", True)
         refuse_ray(args)

@@ -5,7 +5,8 @@ vllm/utils/ompmultiprocessing.py) and refuses to start when the host has fewer N
 ("Not enough allowed NUMA nodes to bind threads of 2 local CPUWorkers"): most VMs and containers have
 one. There we split the cores this process may use evenly between the ranks, in the form vLLM reads
 ("0|1", "0-7|8-15"). An operator's own VLLM_CPU_OMP_THREADS_BIND (a list, or `nobind`) is kept.
-The Ray executor has no CPU path in vLLM (docs/scaling.md): refused here with the reason.
+Pipeline parallel needs one warm-up forward pass (warm_up_pipeline). The Ray executor has no CPU
+path in vLLM (docs/scaling.md): refused here with the reason.
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ def refuse_ray(args: dict[str, Any]) -> None:
             "distributed_executor_backend: vLLM's CPU build has no Ray executor ('current platform cpu "
             "does not support ray'); use 'mp' (the default) on a CPU, and Ray on GPU nodes (docs/scaling.md)"
         )
+
+
+def warm_up_pipeline(args: dict[str, Any]) -> None:
+    """A later pipeline stage allocates the buffer its activations arrive in during vLLM's warm-up forward
+    pass, which vLLM 0.32's CPU worker skips in eager mode (cpu_model_runner.warming_up_model returns at
+    CompilationMode.NONE): the first request then failed ("AssertionError" in
+    sync_and_gather_intermediate_tensors, then EngineDeadError). Dynamo's trace with the eager backend
+    (no inductor compile: seconds) runs that pass and computes as eager mode does. Called before the
+    CPU's `enforce_eager` default; model.json's own enforce_eager or compilation_config stands."""
+    if int(args.get("pipeline_parallel_size") or 1) > 1 and not {"enforce_eager", "compilation_config"} & set(args):
+        args["enforce_eager"] = False
+        args["compilation_config"] = {"mode": 2, "backend": "eager"}  # CompilationMode.DYNAMO_TRACE_ONCE
 
 
 def bind_ranks(args: dict[str, Any], environ=os.environ) -> str | None:
