@@ -84,10 +84,11 @@ BERT_HEADS = {
 }
 
 
-def build_tiny_bert(dest: Path, source_tokenizer, task: str) -> Path:
+def build_tiny_bert(dest: Path, source_tokenizer, task: str, hidden_size: int = 32, heads: int = 4) -> Path:
     """A 2-layer BERT with random weights for one encoder task, with a WordPiece tokenizer
     over plain words (uncased, as bert-base-uncased) and named labels for the classifiers
-    (one for a cross-encoder, as ms-marco-MiniLM's)."""
+    (one for a cross-encoder, as ms-marco-MiniLM's). vLLM's CPU attention wants a head size
+    of 32 or more (hidden_size 64, heads 2); the default's 8 is smaller and quicker."""
     import torch
     import transformers
     from transformers import BertConfig, BertTokenizerFast
@@ -102,10 +103,10 @@ def build_tiny_bert(dest: Path, source_tokenizer, task: str) -> Path:
     )
     config = BertConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
+        hidden_size=hidden_size,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
+        num_attention_heads=heads,
+        intermediate_size=2 * hidden_size,
         max_position_embeddings=64,
         architectures=[BERT_HEADS[task]],
         id2label=dict(enumerate(labels)),

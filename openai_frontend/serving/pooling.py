@@ -68,7 +68,8 @@ async def _run(
 
 def _usage(outputs: Outputs) -> dict[str, Any]:
     tokens = int(outputs["num_input_tokens"].sum())
-    return {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0, "prompt_tokens_details": None}
+    return {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0, "prompt_tokens_details": None,
+            "completion_tokens_details": None}  # fmt: skip
 
 
 def _parameters(body: ClassifyRequest) -> dict[str, Any]:
@@ -123,7 +124,7 @@ async def pool(triton: ModelServer, info: ModelInfo, body: PoolingRequest, rid: 
         encoded = [r.tolist() for r in rows]
     return JSONResponse(
         {
-            "id": f"pool-{uuid.uuid4().hex}",
+            "id": f"pooling-{uuid.uuid4().hex}",
             "object": "list",
             "created": int(time.time()),
             "model": body.model,
