@@ -3,9 +3,11 @@ HuggingfaceEncoderModel, run by tools/kserve_hf_reference.py) on the same tiny m
 texts, element for element: class ids and strings exactly, probabilities to 1e-4 (both round
 to 4 decimals); embeddings to bfloat16's error (minilm is served in bfloat16 here).
 
-huggingfaceserver is not on PyPI: the test needs a KServe checkout named by KSERVE_SOURCE and
-is skipped without one. Slow: KServe's model loads in a process of its own (~15 s, plus ~30 s
-for its packages once, cached in .cache/kserve-hf-deps).
+huggingfaceserver is not on PyPI. With a KServe checkout named by KSERVE_SOURCE the test runs it
+(slow: KServe's model loads in a process of its own, ~15 s, plus ~30 s for its packages once,
+cached in .cache/kserve-hf-deps); without one it compares with its predictions recorded in
+tests/kserve_reference.json (tests/kserve_reference.py: the KServe commit they came from, and
+each model's fingerprint, checked first so that a stale recording is not compared).
 """
 
 from __future__ import annotations
@@ -14,17 +16,10 @@ import numpy as np
 import pytest
 import requests
 
+from tests.kserve_reference import CASES, fingerprint, folders, load
 from tools import kserve_hf_reference
 
-# Texts of one token count per request for token classification: KServe predicts the padding
-# of shorter texts too (serving/kserve_v1.py), which has no counterpart to compare.
-SAME_LENGTH = ["the man went to the city", "she said that it was good"]
-TEXTS = ["the man went to the city today", "she said that it was good", "house"]
-FILL = ["the man went to the [MASK] today", "she said that [MASK] was [MASK]"]
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(kserve_hf_reference.source() is None, reason="KSERVE_SOURCE names no KServe checkout"),
-]
+pytestmark = [pytest.mark.slow]
 
 
 def _close(ours, theirs, tol: float) -> None:
@@ -43,17 +38,19 @@ def _close(ours, theirs, tol: float) -> None:
 
 
 def test_predict_equals_kserve_huggingfaceserver(frontend, bert_dirs, minilm_dir):
-    cases = [  # (served model, its folder, KServe's task, return_probabilities, texts)
-        ("bert-seq-cls", bert_dirs["sequence_classification"], "sequence_classification", False, TEXTS),
-        ("bert-seq-cls-probs", bert_dirs["sequence_classification"], "sequence_classification", True, TEXTS),
-        ("bert-token-cls", bert_dirs["token_classification"], "token_classification", True, SAME_LENGTH),
-        ("bert-fill-mask", bert_dirs["fill_mask"], "fill_mask", True, FILL),
-        ("minilm", minilm_dir, "text_embedding", False, TEXTS),
-    ]
-    theirs = kserve_hf_reference.run(
-        [{"model_dir": str(d), "task": t, "return_probabilities": p, "instances": x} for _, d, t, p, x in cases]
-    )
-    for (model, _, task, _, texts), expected in zip(cases, theirs, strict=True):
+    dirs = folders(bert_dirs, minilm_dir)
+    if kserve_hf_reference.source() is not None:  # live, from the checkout
+        theirs = kserve_hf_reference.run(
+            [{"model_dir": str(d), "task": t, "return_probabilities": p, "instances": x}
+             for (_, _, t, p, x), d in zip(CASES, dirs, strict=True)]
+        )  # fmt: skip
+    else:  # recorded from KServe's commit `kserve_commit`
+        recorded = load()["cases"]
+        assert [(c["model"], c["instances"]) for c in recorded] == [(c[0], c[4]) for c in CASES]
+        stale = [c["model"] for c, d in zip(recorded, dirs, strict=True) if c["fingerprint"] != fingerprint(d)]
+        assert not stale, f"{stale}: other weights than recorded; record again (tests/kserve_reference.py)"
+        theirs = [c["predictions"] for c in recorded]
+    for (model, _, task, _, texts), expected in zip(CASES, theirs, strict=True):
         r = requests.post(f"{frontend.url}/v1/models/{model}:predict", json={"instances": texts}, timeout=120)
         assert r.status_code == 200, r.text
         ours = r.json()["predictions"]
