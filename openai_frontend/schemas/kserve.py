@@ -50,6 +50,9 @@ class OutputTensor(StrictModel):
 
 class InferenceRequest(RequestModel):
     id: str | None = Field(None, max_length=256)
+    # Sent by KServe's InferenceRESTClient (InferRequest.to_rest); the path names the model, as
+    # KServe's own server reads it (its schema ignores the field).
+    model_name: str | None = Field(None, max_length=256)
     parameters: Parameters | None = None
     inputs: Annotated[list[InputTensor], Field(min_length=1, max_length=MAX_TENSORS)]
     outputs: Annotated[list[OutputTensor], Field(max_length=MAX_TENSORS)] | None = None

@@ -85,3 +85,15 @@ def test_tritons_own_parameters_are_checked(parameters, names):
         tensors.arguments(parameters)
     assert tensors.arguments({"priority": 3, "binary_data_output": True, "t": 0.5}) == {
         "priority": 3, "parameters": {"t": 0.5}}  # fmt: skip
+
+
+def test_kserves_client_request_with_its_model_name_parses():
+    # kserve 0.21.0's InferRequest.to_rest: its id and model_name beside the inputs, the bytes
+    # after the JSON as tritonclient writes them (the server reads the model from the path).
+    raw = np.array([b"a", b"bc"], dtype=np.object_)
+    packed = b"".join(len(v).to_bytes(4, "little") + v for v in raw)
+    header = json.dumps({"id": "r1", "model_name": "m", "inputs": [
+        {"name": "text_input", "shape": [2, 1], "datatype": "BYTES", "parameters": {"binary_data_size": len(packed)}}
+    ]}).encode()  # fmt: skip
+    request, arrays = tensors.parse_request(header + packed, str(len(header)))
+    assert request.id == "r1" and np.array_equal(arrays[0].reshape(-1), raw)
