@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from triton_llm.cli import tritonserver
+from triton_llm.cli import supervisor, tritonserver
 from triton_llm.cli.serve import free_port, stop_group, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,8 +62,17 @@ class TritonProcess:
             raise TimeoutError(f"tritonserver not ready after {timeout} s:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 30) -> None:
+        # Triton removes a model's /dev/shm region as it unloads it; one killed before (past
+        # `timeout`, or by a crash) leaves them, as `serve`'s supervisor knows: remove those
+        # that no process maps any more.
+        try:
+            regions = supervisor._mapped_shm([psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children()])
+        except psutil.Error:
+            regions = set()
         stop_group(self.proc, grace=timeout)
         self._log_file.close()
+        for path in regions - supervisor._mapped_shm(list(psutil.process_iter())):
+            Path(path).unlink(missing_ok=True)
 
 
 def start_triton(repository: Path, log: Path) -> TritonProcess:
