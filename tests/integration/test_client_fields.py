@@ -2,7 +2,8 @@
 real stack on both engines, each shown to do what it does; vLLM's beam search against vLLM's
 offline beam search; rerank's document objects; /classify and /pooling against what vLLM's
 pooler computes (softmax of the logits; vLLM's CPU build cannot run these tiny BERTs: its CPU
-attention has no kernel for their head size of 8) via transformers on the same folders."""
+attention has no kernel for their head size of 8) via transformers on the same folders; vLLM's own
+server on BERTs with heads of 32 is test_pooling_vllm's (bench tier)."""
 
 from __future__ import annotations
 
