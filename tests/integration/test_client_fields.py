@@ -145,7 +145,7 @@ def test_classify_is_vllms_softmax_label_and_classes(base, bert_dirs):
 def test_pooling_per_task(base, bert_dirs):
     logits = _logits(bert_dirs["token_classification"], "AutoModelForTokenClassification", TEXTS)
     out = post(base, "/pooling", model="bert-token-cls", input=TEXTS)
-    assert out["id"].startswith("pool-") and [d["object"] for d in out["data"]] == ["pooling"] * 2
+    assert out["id"].startswith("pooling-") and [d["object"] for d in out["data"]] == ["pooling"] * 2
     for row, ref in zip(out["data"], logits, strict=True):
         assert np.asarray(row["data"]).shape == ref.shape and np.allclose(row["data"], _softmax(ref), atol=1e-4)
     seq = post(base, "/pooling", model="bert-seq-cls", input=TEXTS[0], task="classify")["data"][0]["data"]
