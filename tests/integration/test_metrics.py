@@ -1,5 +1,6 @@
 """Engine metrics with vLLM's names on Triton's metrics port, for both engines, agree with
-what the clients were told; the frontend's chat time to first token is the model's."""
+what the clients were told; the frontend's chat time to first token is the model's; the
+metrics that llm-d's endpoint picker reads are there with vLLM's names and labels."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ import pytest
 import requests
 
 from tests.conftest import CHAT
+from tests.lora_adapter import ADAPTER, LORA_BASE, LORA_SETTINGS
 from triton_llm.generation import stats
 
 MAX_TOKENS = 4
 SERIES = re.compile(r"^(?P<name>[^{\s]+)\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+# The Gateway API Inference Extension's model-server protocol (v1.6.0,
+# docs/proposals/003-model-server-protocol): the names vLLM gives them, and the labels it reads.
+GIE_GAUGES = {"vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc"}
+GIE_LORA = ("vllm:lora_requests_info", {"max_lora", "running_lora_adapters", "waiting_lora_adapters"})
+GIE_CACHE_CONFIG = ("vllm:cache_config_info", {"block_size", "num_gpu_blocks"})  # optional in the protocol
 
 
 def scrape(url: str, model: str | None = None) -> dict[tuple[str, str], float]:
@@ -51,7 +58,14 @@ def test_engine_metrics_count_what_the_clients_were_told(triton, frontend, model
     frontend_ttft = ("openai_time_to_first_token_seconds_sum", "endpoint=chat")
     ttft_sum = (stats.TTFT + "_sum", "")
     page0, own0 = scrape(triton.metrics_url, model), scrape(f"{frontend.url}/metrics")
-    assert {name for name, _ in page0} >= stats.series_names()
+    assert {name for name, _ in page0} >= stats.series_names() | GIE_GAUGES
+    # No LoRA on either: no lora_requests_info (as vLLM without enable_lora). The block pool is vLLM's only.
+    assert GIE_LORA[0] not in {name for name, _ in page0}
+    [config] = [labels for name, labels in page0 if name == GIE_CACHE_CONFIG[0]] or [None]
+    if model == "smollm2":
+        assert {kv.split("=")[0] for kv in config.split(",")} == GIE_CACHE_CONFIG[1], config
+    else:
+        assert config is None
 
     # Both ask for more than MAX_TOKENS (ignore_eos): each ends with finish_reason "length".
     sampling = {"max_tokens": MAX_TOKENS, "temperature": 0, "extra_body": {"ignore_eos": True}}
@@ -79,6 +93,9 @@ def test_engine_metrics_count_what_the_clients_were_told(triton, frontend, model
     assert grew(page0, page2, stats.ITL + "_count") == tokens - 2
     assert page2[(stats.RUNNING, "")] == page2[(stats.WAITING, "")] == 0
     assert 0 <= page2[(stats.KV_CACHE_USAGE, "")] <= 1
+    # The session's models run without a prefix cache (vLLM's is off for parity; the transformers
+    # engine has none): nothing looked up, nothing hit, as vLLM reports with enable_prefix_caching off.
+    assert grew(page0, page2, stats.PREFIX_QUERIES) == grew(page0, page2, stats.PREFIX_HITS) == 0
 
     # The frontend's time to first token of the streamed chat is the model's, at least; it was
     # ~0 when the role chunk went out before Triton was called.
@@ -86,3 +103,25 @@ def test_engine_metrics_count_what_the_clients_were_told(triton, frontend, model
     engine_ttft = grew(page1, page2, *ttft_sum)
     assert engine_ttft > 0
     assert grew(own0, own, *frontend_ttft) >= engine_ttft
+
+
+def test_lora_requests_info_names_the_adapters_as_vllm_does(lora_triton, lora_frontend):
+    """llm-d's LoRA affinity reads the series with the latest value (a Unix time) of
+    vllm:lora_requests_info: its max_lora and the adapters running and waiting."""
+    started = time.time()
+    client = openai.OpenAI(base_url=f"{lora_frontend.url}/openai/v1", api_key="unused", max_retries=0)
+    client.completions.create(
+        model=ADAPTER, prompt="Hello", max_tokens=16, temperature=0, extra_body={"ignore_eos": True}
+    )
+
+    def seen(page) -> bool:
+        return any(name == GIE_LORA[0] and f"running_lora_adapters={ADAPTER}" in labels for name, labels in page)
+
+    page = settled(lora_triton.metrics_url, LORA_BASE, seen)
+    series = {labels: v for (name, labels), v in page.items() if name == GIE_LORA[0]}
+    assert seen(page), series
+    for labels in series:
+        assert {kv.split("=")[0] for kv in labels.split(",")} == GIE_LORA[1], labels
+        assert f"max_lora={LORA_SETTINGS['max_loras']}" in labels
+    # Set at the engine's steps (vLLM's set_to_current_time), and written in full: the EPP takes the largest.
+    assert started - 1 <= max(series.values()) <= time.time() + 1, series
