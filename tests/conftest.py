@@ -121,7 +121,7 @@ def runtime_adapter(model_dir, runtime_lora_dirs) -> Path:
 
 
 @pytest.fixture(scope="session")
-def lora_reference(model_dir, lora_adapter, runtime_adapter, triton) -> dict[str, list[dict]]:
+def lora_reference(model_dir, lora_adapter, runtime_adapter, lora_triton) -> dict[str, list[dict]]:
     """vLLM offline on an engine like LORA_BASE, in one run (a vLLM start is ~50 s): PROMPTS then CHAT
     with no adapter ("base") and with `lora_adapter` ("lora"; test_lora), and the first two PROMPTS with
     `runtime_adapter` ("runtime"; test_lora_runtime), each adapter with the id the served engine gives it."""
@@ -146,9 +146,7 @@ def test_repository(model_dir, request, tmp_path_factory) -> Path:
         no_tools = {"tool_call_parser": None, "enable_auto_tool_choice": False}  # refused there (vllm_compat)
         make_repository(repository, {"smollm2": {"model": str(model_dir), **TEST_ENGINE_OVERRIDES, **no_tools}})
         return repository
-    t5_dir, minilm_dir, bert_dirs, lora_adapter, runtime_lora_dirs = map(
-        request.getfixturevalue, ("t5_dir", "minilm_dir", "bert_dirs", "lora_adapter", "runtime_lora_dirs")
-    )
+    t5_dir, minilm_dir, bert_dirs = map(request.getfixturevalue, ("t5_dir", "minilm_dir", "bert_dirs"))
     # Written by the generator, as a user would: `auto` (vLLM has no T5) resolves to transformers.
     overrides = ["--dtype", HF_OVERRIDES["dtype"], "--max-num-seqs", str(HF_OVERRIDES["max_num_seqs"])]
     t5 = ["--model_dir", str(t5_dir), "--model_name", "t5-tiny", "--repository", str(repository), *overrides]
@@ -161,16 +159,6 @@ def test_repository(model_dir, request, tmp_path_factory) -> Path:
         repository,
         {
             "smollm2": {"model": str(model_dir), **TEST_ENGINE_OVERRIDES, **REASONING},
-            # The same model serving a LoRA adapter (test_lora), apart: vLLM with LoRA on is ~1.6x
-            # slower on this CPU even for requests without an adapter.
-            LORA_BASE: {
-                "like": "smollm2",
-                "model": str(model_dir),
-                **TEST_ENGINE_OVERRIDES,
-                **LORA_SETTINGS,
-                "lora_modules": [{"name": ADAPTER, "path": str(lora_adapter)}],
-                **runtime_settings(*runtime_lora_dirs),  # test_lora_runtime
-            },
             # float32: greedy output must equal transformers' `generate` token for token,
             # and in bfloat16 a batch's arithmetic differs from a lone request's.
             "smollm2-hf": {"model": str(model_dir), **HF_OVERRIDES, **REASONING},
@@ -221,6 +209,42 @@ def triton(test_repository, tmp_path_factory):
     server = start_triton(test_repository, tmp_path_factory.mktemp("logs") / "tritonserver.log")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def lora_triton(model_dir, lora_adapter, runtime_lora_dirs, minilm_dir, tmp_path_factory):
+    """A stack of its own for test_lora and test_lora_runtime: the model serving a LoRA adapter
+    (vLLM with LoRA on is ~1.6x slower on this CPU even for requests without one), beside an encoder
+    that takes no adapters. Apart from the session's, it loads and runs in make test's second
+    process (tests/integration/conftest.py), beside the session stack's tests, not after them."""
+    repository = make_repository(
+        tmp_path_factory.mktemp("lora-repo"),
+        {
+            LORA_BASE: {
+                "like": "smollm2",
+                "model": str(model_dir),
+                "served_model_name": LORA_BASE,  # not the demo entry's "smollm2"
+                **TEST_ENGINE_OVERRIDES,
+                **LORA_SETTINGS,
+                "lora_modules": [{"name": ADAPTER, "path": str(lora_adapter)}],
+                **runtime_settings(*runtime_lora_dirs),  # test_lora_runtime
+            },
+            "minilm": {"model": str(minilm_dir)},
+        },
+    )
+    server = start_triton(repository, tmp_path_factory.mktemp("lora-logs") / "tritonserver.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def lora_frontend(lora_triton, tmp_path_factory):
+    """The OpenAI frontend on `lora_triton`, default route prefix (/openai)."""
+    from tests.servers import frontend_up
+
+    log = tmp_path_factory.mktemp("lora-frontend") / "frontend.log"
+    with frontend_up(lora_triton.grpc_url, log, env={"KSERVE_OPENAI_ROUTE_PREFIX": "openai"}) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Marks every test that runs on the session's stack (tests/conftest.py's `triton`, and what is
 built on it) `stack`. `make test` (tools/test.sh) runs those in one pytest process, in order, and
 everything else in a second process beside it: the unit tests, which need no server, and the
-modules that start servers of their own (engine death, lifecycle, the exposed stack, deploy,
+modules that start servers of their own (engine death, lifecycle, the exposed stack, deploy, LoRA,
 tracing). Two processes, not pytest-xdist groups: xdist 3.8's `loadgroup` sets a node id that
 pytest 9 no longer reads, so its groups are silently ignored."""
 

@@ -1,5 +1,6 @@
 """LoRA adapters on the vLLM model through a real tritonserver and the OpenAI frontend: greedy
-output equal to vLLM's offline LLM with the same adapter, the base model unchanged beside it."""
+output equal to vLLM's offline LLM with the same adapter, the base model unchanged beside it.
+On a stack of their own (conftest's `lora_triton`), which make test runs beside the session's."""
 
 from __future__ import annotations
 
@@ -32,26 +33,28 @@ def completion(frontend, model: str, prompt: str) -> requests.Response:
 
 
 @pytest.mark.parametrize("i", range(2))
-def test_greedy_with_the_adapter_equals_vllm_offline_and_differs_from_the_base(triton, frontend, reference, i):
+def test_greedy_with_the_adapter_equals_vllm_offline_and_differs_from_the_base(
+    lora_triton, lora_frontend, reference, i
+):
     want = reference["lora"][i]["text"]
     assert want != reference["base"][i]["text"]
-    r = generate(triton, PROMPTS[i], lora_name=ADAPTER)
+    r = generate(lora_triton, PROMPTS[i], lora_name=ADAPTER)
     assert r.status_code == 200, r.text
     assert r.json()["text_output"] == want
-    r = completion(frontend, ADAPTER, PROMPTS[i])
+    r = completion(lora_frontend, ADAPTER, PROMPTS[i])
     assert r.status_code == 200, r.text
     assert r.json()["choices"][0]["text"] == want and r.json()["model"] == ADAPTER
-    assert generate(triton, PROMPTS[i]).json()["text_output"] == reference["base"][i]["text"]
+    assert generate(lora_triton, PROMPTS[i]).json()["text_output"] == reference["base"][i]["text"]
 
 
-def test_chat_with_the_adapter_equals_vllm_offline(frontend, reference):
+def test_chat_with_the_adapter_equals_vllm_offline(lora_frontend, reference):
     body = {"model": ADAPTER, "messages": CHAT, **GREEDY}
-    r = requests.post(f"{frontend.url}/openai/v1/chat/completions", json=body, timeout=120)
+    r = requests.post(f"{lora_frontend.url}/openai/v1/chat/completions", json=body, timeout=120)
     assert r.status_code == 200, r.text
     assert r.json()["choices"][0]["message"]["content"] == reference["lora"][-1]["text"]
 
 
-def test_base_output_is_unchanged_while_adapter_requests_run(triton, reference):
+def test_base_output_is_unchanged_while_adapter_requests_run(lora_triton, reference):
     # The prompt whose base and adapter outputs part earliest: bfloat16 on a CPU makes a batch's
     # arithmetic differ from a lone request's later in the output (seen 13 tokens in), so each
     # row is compared up to a little past that point.
@@ -60,7 +63,7 @@ def test_base_output_is_unchanged_while_adapter_requests_run(triton, reference):
     # Both kinds in one engine batch: each row keeps its own weights (vLLM's LoRA index per row).
     with ThreadPoolExecutor(6) as pool:
         runs = [
-            pool.submit(generate, triton, PROMPTS[prompt], **({"lora_name": ADAPTER} if i % 2 else {}))
+            pool.submit(generate, lora_triton, PROMPTS[prompt], **({"lora_name": ADAPTER} if i % 2 else {}))
             for i in range(6)
         ]
         texts = [run.result().json()["text_output"] for run in runs]
@@ -74,12 +77,14 @@ def _parting(a: str, b: str) -> int:
     return next(i for i, (x, y) in enumerate(zip(a + "\0", b + "\1", strict=False)) if x != y)
 
 
-def test_unknown_adapters_are_refused(triton, frontend):
-    r = generate(triton, PROMPTS[0], lora_name="nope")
+def test_unknown_adapters_are_refused(lora_triton, lora_frontend):
+    r = generate(lora_triton, PROMPTS[0], lora_name="nope")
     assert r.status_code == 400 and "lora_name" in r.json()["error"] and "nope" in r.json()["error"]
-    r = completion(frontend, "nope", PROMPTS[0])
+    r = completion(lora_frontend, "nope", PROMPTS[0])
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
-    # The transformers engine serves no adapters, and says where they are.
+
+
+def test_the_transformers_engine_refuses_an_adapter_and_says_which_engine_serves_them(triton):
     r = requests.post(
         f"{triton.http_url}/v2/models/smollm2-hf/generate",
         json={"text_input": "x", "parameters": {"lora_name": ADAPTER, "max_tokens": 2}},
@@ -88,7 +93,7 @@ def test_unknown_adapters_are_refused(triton, frontend):
     assert r.status_code == 400 and "sampling_parameters.lora_name" in r.text and "vLLM" in r.text
 
 
-def test_models_lists_the_adapter_with_its_parent(frontend):
-    data = requests.get(f"{frontend.url}/openai/v1/models", timeout=10).json()["data"]
+def test_models_lists_the_adapter_with_its_parent(lora_frontend):
+    data = requests.get(f"{lora_frontend.url}/openai/v1/models", timeout=10).json()["data"]
     assert {"id": ADAPTER, "parent": MODEL} in [{"id": m["id"], "parent": m.get("parent")} for m in data]
-    assert requests.get(f"{frontend.url}/openai/v1/models/{ADAPTER}", timeout=10).json()["parent"] == MODEL
+    assert requests.get(f"{lora_frontend.url}/openai/v1/models/{ADAPTER}", timeout=10).json()["parent"] == MODEL

@@ -1,8 +1,9 @@
-"""LoRA adapters at run time on the real stack (issue 31): an adapter made with peft at test time is
-loaded through the frontend's admin-keyed route while other requests run, serves with vLLM-offline
-parity (conftest's `lora_reference`, the run test_lora shares), is listed (by a second frontend
-within its model-list TTL too), keeps its running requests through an unload, then gives 404; a
-resolver folder serves an unknown name on first use; bad adapters are 400s and the engine serves on."""
+"""LoRA adapters at run time on the real stack (issue 31; test_lora's, conftest's `lora_triton`): an
+adapter made with peft at test time is loaded through the frontend's admin-keyed route while other
+requests run, serves with vLLM-offline parity (conftest's `lora_reference`, the run test_lora shares),
+is listed (by a second frontend within its model-list TTL too), keeps its running requests through
+an unload, then gives 404; a resolver folder serves an unknown name on first use; bad adapters are
+400s and the engine serves on."""
 
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ RESOLVED = "smollm2-lora-resolved"
 
 
 @pytest.fixture(scope="module")
-def admin(triton, tmp_path_factory):
-    """A frontend with the admin key; the session's `frontend` is the second replica."""
+def admin(lora_triton, tmp_path_factory):
+    """A frontend with the admin key; `lora_frontend` is the second replica."""
     from tests.servers import frontend_up
 
     env = {"KSERVE_OPENAI_ROUTE_PREFIX": "openai", "TRITON_LLM_ADMIN_KEY": ADMIN_KEY}
-    with frontend_up(triton.grpc_url, tmp_path_factory.mktemp("lora-admin") / "frontend.log", env=env) as server:
+    with frontend_up(lora_triton.grpc_url, tmp_path_factory.mktemp("lora-admin") / "frontend.log", env=env) as server:
         yield server
 
 
@@ -46,7 +47,7 @@ def listed(frontend) -> dict[str, str | None]:
 
 
 def test_an_adapter_loaded_while_requests_run_serves_with_vllm_offline_parity_then_unloads(
-    admin, frontend, runtime_adapter, lora_reference
+    admin, lora_frontend, runtime_adapter, lora_reference
 ):
     with ThreadPoolExecutor(3) as pool:
         running = [pool.submit(completion, admin, LORA_BASE, p) for p in PROMPTS]
@@ -62,9 +63,9 @@ def test_an_adapter_loaded_while_requests_run_serves_with_vllm_offline_parity_th
         assert r.status_code == 200, r.text
         assert r.json()["choices"][0]["text"] == want[i]
     deadline = time.monotonic() + 7  # the other replica: within its models_ttl_s (5 s)
-    while RUNTIME_ADAPTER not in listed(frontend) and time.monotonic() < deadline:
+    while RUNTIME_ADAPTER not in listed(lora_frontend) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert listed(frontend)[RUNTIME_ADAPTER] == LORA_BASE
+    assert listed(lora_frontend)[RUNTIME_ADAPTER] == LORA_BASE
 
     # Unloaded under a running request: that request finishes with the adapter, new ones get 404.
     with ThreadPoolExecutor(1) as pool:
@@ -100,7 +101,7 @@ def test_bad_adapters_are_400s_naming_the_problem_and_the_engine_serves_on(admin
         ({"lora_name": "x", "lora_path": str(allowed / "empty")}, "lora_path", "holds no adapter_config.json"),
         ({"lora_name": ADAPTER, "lora_path": str(allowed)}, "lora_name", "has already been loaded"),
         ({"lora_name": LORA_BASE, "lora_path": str(allowed)}, "lora_name", "conflicts with a served base model"),
-        ({"lora_name": "x", "lora_path": str(allowed), "model": "smollm2"}, "model", "allow_runtime_lora_updating"),
+        ({"lora_name": "x", "lora_path": str(allowed), "model": "minilm"}, "model", "allow_runtime_lora_updating"),
     ]:
         r = control(admin, "load_lora_adapter", body)
         assert r.status_code == 400 and r.json()["error"]["param"] == param and words in r.text, r.text
