@@ -1,14 +1,14 @@
 """Triton over gRPC (`tritonclient.grpc.aio`): model discovery, streamed generation, embeddings.
 
-One channel for the process; one `stream_infer` call per generation request, so that a
-client that goes away cancels exactly its own gRPC stream, which Triton turns into
-`is_cancelled()` in the model and an engine abort. Embeddings are plain `infer` calls to a
-model Triton batches dynamically. Implements `backend.ModelServer`, what the routers use.
+One channel for the process; one `stream_infer` call per generation request, so that a client that
+goes away cancels exactly its own gRPC stream, which Triton turns into `is_cancelled()` in the model
+and an engine abort. Embeddings are plain `infer` calls to a model Triton batches dynamically.
+Implements `backend.ModelServer`, what the routers use.
 
-A model whose process dies never answers the requests it held (Triton keeps them open). While
-requests are in flight, a watchdog reads Triton's model index every WATCH_S; a request whose
-model is no longer READY (serve unloads it to reload it) ends with a 503 at once, unless an
-operator is unloading it (`unload_model`, repository_control.py): Triton lets those finish.
+A model whose process dies never answers the requests it held (Triton keeps them open). While requests
+are in flight, a watchdog reads Triton's model index every WATCH_S; a request whose model is no longer
+READY (serve unloads it to reload it) ends with a 503 at once, unless an operator is unloading it
+(`unload_model`, repository_control.py): Triton lets those finish.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import tritonclient.grpc.aio as grpc_aio
-from tritonclient.grpc import InferInput
+from tritonclient.grpc import InferInput, InferResult
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from openai_frontend import tracing
@@ -252,13 +252,16 @@ class TritonClient(KServeCalls):
         """One request to an encoder model: its texts as the batch dimension (with `pairs`, a
         cross-encoder's second text of each row, `text_pair`)."""
         tensors = [_texts("text_input", texts)] + ([] if pairs is None else [_texts("text_pair", pairs)])
+        result = await self._infer(model, tensors, request_id=request_id, parameters=parameters or None)
+        return {o.name: result.as_numpy(o.name) for o in result.get_response().outputs}
+
+    async def _infer(self, model: str, inputs: list[InferInput], **options: Any) -> InferResult:
+        """One plain inference, watched like a stream (`_track`): `options` are `grpc.aio`'s `infer` keywords."""
         headers = tracing.triton_headers(model)  # None unless this request is traced
-        call = asyncio.ensure_future(
-            self._client.infer(model, tensors, request_id=request_id, parameters=parameters or None, headers=headers)
-        )
+        call = asyncio.ensure_future(self._client.infer(model, inputs, headers=headers, **options))
         inflight = self._track(model, call.cancel)
         try:
-            result = await call
+            return await call
         except asyncio.CancelledError:
             call.cancel()  # our caller left: so does the call
             if (lost := inflight.error()) is None:
@@ -268,7 +271,6 @@ class TritonClient(KServeCalls):
             raise _map_error(exc) from None
         finally:
             self._untrack(inflight)
-        return {o.name: result.as_numpy(o.name) for o in result.get_response().outputs}
 
 
 def _texts(name: str, texts: list[str]) -> InferInput:

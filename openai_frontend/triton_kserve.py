@@ -4,37 +4,24 @@ TritonClient: the same channel, and the same watchdog over requests in flight.""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tritonclient.grpc import InferInput
+from tritonclient.grpc import InferInput, InferResult
 from tritonclient.utils import InferenceServerException
 
-from openai_frontend import tracing
 from openai_frontend.backend import Outputs
 from openai_frontend.errors import from_triton
 
 
 class KServeCalls:
     _client: Any  # tritonclient.grpc.aio.InferenceServerClient, TritonClient's
+    _infer: Callable[..., Awaitable[InferResult]]  # TritonClient's watched call
 
     async def infer(self, model: str, inputs: list[InferInput], **options: Any) -> tuple[Outputs, str]:
         """One plain inference (KServe v2's `/infer`): the outputs and the version that answered.
         `options` are `tritonclient.grpc.aio`'s `infer` keywords (outputs, parameters, priority...)."""
-        headers = tracing.triton_headers(model)
-        call = asyncio.ensure_future(self._client.infer(model, inputs, headers=headers, **options))
-        inflight = self._track(model, call.cancel)
-        try:
-            result = await call
-        except asyncio.CancelledError:
-            call.cancel()
-            if (lost := inflight.error()) is None:
-                raise
-            raise lost from None
-        except InferenceServerException as exc:
-            raise _map_error(exc) from None
-        finally:
-            self._untrack(inflight)
+        result = await self._infer(model, inputs, **options)
         response = result.get_response()
         return {o.name: result.as_numpy(o.name) for o in response.outputs}, response.model_version
 
