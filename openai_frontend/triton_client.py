@@ -202,13 +202,8 @@ class TritonClient(KServeCalls):
         finished = asyncio.Event()
 
         async def requests():
-            yield {
-                "model_name": model,
-                "inputs": _inputs(values),
-                "request_id": request_id,
-                "enable_empty_final_response": True,
-                **extra,
-            }
+            yield {"model_name": model, "inputs": _inputs(values), "request_id": request_id,
+                   "enable_empty_final_response": True, **extra}  # fmt: skip
             # Keep our side of the stream open until the last response is in.
             await finished.wait()
 
