@@ -142,16 +142,7 @@ class ResponseStore:
 
     async def finish(self, record: Record) -> bool:
         """Store an unfinished response's outcome, unless it was cancelled (or deleted) meanwhile."""
-        values = self.encode(record)
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                text(
-                    "UPDATE responses SET status = :status, response = :response, input_items = :input_items,"
-                    " messages = :messages WHERE id = :id AND status IN ('queued', 'in_progress')"
-                ),
-                values,
-            )
-            return result.rowcount == 1
+        return await self._settle(self.encode(record), ("status", "response", "input_items", "messages"))
 
     async def get(self, response_id: str) -> Record | None:
         async with self.engine.connect() as conn:
@@ -182,14 +173,16 @@ class ResponseStore:
 
     async def cancel(self, record: Record) -> bool:
         """Mark an unfinished response cancelled (its runner, on any replica, sees it and stops)."""
-        values = self.encode(record)
+        return await self._settle({**self.encode(record), "status": "cancelled"}, ("status", "response"))
+
+    async def _settle(self, values: dict, columns: tuple[str, ...]) -> bool:
+        """Write `columns` of a response that is still unfinished; False when it no longer is (one
+        UPDATE: a finish and a cancel racing on two replicas leave exactly one of them)."""
+        assignments = ", ".join(f"{c} = :{c}" for c in columns)  # our own column names, never a client's
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                text(
-                    "UPDATE responses SET status = 'cancelled', response = :response"
-                    " WHERE id = :id AND status IN ('queued', 'in_progress')"
-                ),
-                {"id": values["id"], "response": values["response"]},
+                text(f"UPDATE responses SET {assignments} WHERE id = :id AND status IN ('queued', 'in_progress')"),
+                {"id": values["id"], **{c: values[c] for c in columns}},
             )
             return result.rowcount == 1
 
