@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     ours.add_argument("--download_dir", type=Path, help="download --model_id into this folder, not the hub cache")
     ours.add_argument("--instance_kind", default="KIND_MODEL", choices=["KIND_MODEL", "KIND_CPU", "KIND_GPU"],
                       help="instance_group kind (default: %(default)s, the engine places itself)")  # fmt: skip
+    ours.add_argument("--instance-count", "--instance_count", dest="instance_count", type=int, default=1, metavar="N",
+                      help="instance_group count: N engines, each with its own KV cache (default: 1)")  # fmt: skip
     ours.add_argument("--max_batch_size", type=int, default=64, help="encoder tasks: texts per batch (default: 64)")
     ours.add_argument("--max-concurrent-requests", "--max_concurrent_requests", dest="max_concurrent_requests",
                       type=int, metavar="N", help="load shedding (TGI's name), more get 429: generation: requests "
@@ -138,6 +140,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise ArgumentError("--model_name", f"{args.model_name!r}: use letters, digits, '_', '.', '-'")
     if args.max_model_len is not None and args.max_model_len < 1:
         raise ArgumentError("--max_length", f"must be a positive number of tokens, got {args.max_model_len}")
+    if args.instance_count < 1:
+        raise ArgumentError("--instance-count", f"must be at least 1, got {args.instance_count}")
     if args.max_batch_size < 1:
         raise ArgumentError("--max_batch_size", f"must be at least 1, got {args.max_batch_size}")
     if args.max_concurrent_requests is not None and args.max_concurrent_requests < 1:
@@ -208,6 +212,7 @@ def _encoder_part(
         max_batch_size=args.max_batch_size,
         max_queue_size=args.max_concurrent_requests or encoder_queue_size(args.max_batch_size),
         kind=args.instance_kind,
+        count=args.instance_count,
     )
     return "triton_llm.encoders.runner", config_pbtxt
 
@@ -232,7 +237,9 @@ def _generation_part(
         settings["max_concurrent_requests"] = args.max_concurrent_requests
     chat, files = chat_args.chat_settings(args)
     settings.update(chat)
-    config_pbtxt = GENERATION_CONFIG.format(description=_describe(args, task, backend), kind=args.instance_kind)
+    config_pbtxt = GENERATION_CONFIG.format(
+        description=_describe(args, task, backend), kind=args.instance_kind, count=args.instance_count
+    )
     return "triton_llm.generation.runner", config_pbtxt, files, vllm_args
 
 

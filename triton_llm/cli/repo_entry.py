@@ -31,8 +31,9 @@ backend: "python"
 max_batch_size: 0
 model_transaction_policy {{ decoupled: true }}
 
-# One engine per instance; it batches the requests of all clients itself.
-instance_group [{{ count: 1, kind: {kind} }}]
+# One engine per instance; it batches the requests of all clients itself. More instances
+# (--instance-count) are more engines, each with its own weights and KV cache.
+instance_group [{{ count: {count}, kind: {kind} }}]
 """
 
 ENCODER_CONFIG = """\
@@ -46,7 +47,7 @@ max_batch_size: {max_batch_size}
 # Load shedding: a request that finds this many waiting is refused at once (UNAVAILABLE
 # "Exceeds maximum queue size", a 429 with Retry-After through the frontend).
 dynamic_batching {{ default_queue_policy {{ max_queue_size: {max_queue_size} }} }}
-instance_group [{{ count: 1, kind: {kind} }}]
+instance_group [{{ count: {count}, kind: {kind} }}]
 """
 
 
