@@ -5,8 +5,8 @@ the app's ASGI transport), and every error in Anthropic's shape naming the field
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-import anthropic
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,6 +16,9 @@ from openai_frontend.serving.messages_chat import chat_request
 from openai_frontend.settings import Settings
 from tests.unit.fakes.model_server import FakeTriton, Response, model_error
 from tests.unit.frontend.tool_chat import ParsedResponse, call, piece
+
+if TYPE_CHECKING:
+    import anthropic
 
 ASK = [{"role": "user", "content": "Weather in Paris?"}]
 WEATHER = {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
@@ -27,6 +30,8 @@ def app(script, **settings) -> tuple[FakeTriton, TestClient]:
 
 
 def sdk(client: TestClient) -> anthropic.Anthropic:
+    import anthropic  # 3 s to import: paid by the worker that runs these tests, not by every collection
+
     return anthropic.Anthropic(base_url="http://testserver/openai", api_key="k", http_client=client, max_retries=0)
 
 
