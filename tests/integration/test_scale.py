@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -214,8 +215,10 @@ class _ray_cluster:  # noqa: N801 (a context manager used like a function)
         port = free_port()
         self.address = f"127.0.0.1:{port}"
         common = ["--num-cpus=1", "--object-store-memory=100000000", "--disable-usage-stats", "--block"]
-        # Token authentication, Ray's default once a token exists (~/.ray/auth_token): every client names the mode.
-        self.env = env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+        # Token authentication (Ray turns it on by itself once ~/.ray/auth_token exists): a token of this
+        # cluster's own, given to every node and client, whatever that file holds or whether it exists.
+        auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        self.env = env = {**os.environ, **auth, "RAY_USAGE_STATS_ENABLED": "0"}
         self.procs = [subprocess.Popen([RAY, "start", "--head", f"--port={port}", f"--temp-dir={self.tmp}",
                                         "--include-dashboard=false", '--resources={"head": 1}', *common],
                                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)]  # fmt: skip
