@@ -14,7 +14,10 @@ kubernetes.client.V1Secret, ...), using each class's `openapi_types` and `attrib
   read as a number, `autoSelect: "false"`), or a mapping where a list belongs, is a finding;
 - each object is then built with its class, client-side validation on, so the fields the
   SDK marks required (a container's `name`, a port's `containerPort`, ...) are checked;
-- a field whose type neither SDK defines cannot be checked, and is reported, not skipped.
+- a field whose type neither SDK defines is checked against KServe's CRD schema copied in
+  tools/crds/ (a ServingRuntime's workerSpec), else reported, not skipped; a kind with no SDK
+  model at all (LLMInferenceService) is checked against its CRD alone (tools/crd_schema.py),
+  its metadata with the kubernetes client's V1ObjectMeta.
 
 Output: {"findings": [{"file", "document", "path", "message"}], "documents": [{"file",
 "document", "apiVersion", "kind", "name"}], "versions": {...}}. Exit status 0 when it ran
@@ -31,8 +34,20 @@ import json
 import re
 import sys
 import types
+from pathlib import Path
 
 import yaml
+
+
+def _sibling(name: str) -> types.ModuleType:
+    """A module beside this file (run with -I: its folder is not on sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+crd_schema = _sibling("crd_schema")
 
 # apiVersion/kind -> model class name (kserve.models first, then kubernetes.client).
 KINDS = {
@@ -81,6 +96,7 @@ class Validator:
             config.client_side_validation = True
         self.findings: list[dict] = []
         self._where: dict = {}
+        self._crd: dict | None = None  # the current document's CRD schema, where tools/crds/ has one
 
     # -- type resolution -----------------------------------------------------------------
 
@@ -117,6 +133,10 @@ class Validator:
                 return value
             return self.wrong(value, description, path)
         cls = self.model_class(type_name)
+        node = crd_schema.at(self._crd, path) if cls is None and self._crd else None
+        if node is not None:
+            crd_schema.check(value, node, path, self.finding)
+            return value
         if cls is None:
             self.finding(path, f"type {type_name} is in neither the kserve nor the kubernetes SDK: cannot check it")
             return None
@@ -170,8 +190,20 @@ class Validator:
         name = metadata.get("name") if isinstance(metadata, dict) else None
         summary = {"file": file, "document": index, "apiVersion": api_version, "kind": kind, "name": name}
         class_name = KINDS.get((api_version, kind))
+        self._crd = crd_schema.schema(api_version, kind)
+        if class_name is None and self._crd is not None:  # no SDK model: the CRD alone
+            for key, value in doc.items():
+                if key in SERVER_SET:
+                    self.finding(key, f"{key!r} is set by the cluster, not in a manifest")
+                elif key == "metadata":
+                    self.check(value, "V1ObjectMeta", key)
+                else:
+                    crd_schema.check({key: value}, {**self._crd, "required": []}, "", self.finding)
+            if not name:
+                self.finding("metadata.name", "every object needs a name")
+            return summary
         if class_name is None:
-            known = ", ".join(f"{v}/{k}" for v, k in KINDS)
+            known = ", ".join(f"{v}/{k}" for v, k in [*KINDS, *crd_schema.SCHEMAS])
             self.finding("apiVersion", f"{api_version}/{kind} is not a kind this check knows ({known})")
             return summary
         cls = self.model_class(class_name)
