@@ -3,7 +3,9 @@
 ready in seconds). Greedy float32 output equals transformers' own `generate` on the processor's inputs
 token for token, for one image chat, for image chats in flight together beside a text-only one, and
 through Triton's `generate` with vllm_backend's `image` tensor; usage counts the image tokens as the
-processor expands them. The vLLM engine's side is test_images."""
+processor expands them. On a CPU with bf16 instructions, the same model served in bfloat16 (the dtype
+such a CPU serves) equals `generate` in bfloat16 one request at a time, as the text models do
+(test_transformers). The vLLM engine's side is test_images."""
 
 from __future__ import annotations
 
@@ -21,9 +23,11 @@ import requests
 
 from tests.servers import ROOT, free_port, make_repository, serve_command
 from tests.tiny_vlm import noise_image, png_bytes
+from triton_llm import hf_loading
 from triton_llm.cli.serve import wait_ready
 
 MODEL = "idefics3-tiny-hf"
+BF16 = "idefics3-tiny-hf-bf16"
 MAX_TOKENS = 8
 IMAGES = [noise_image(48, 40, seed=0), noise_image(40, 56, seed=1), noise_image(30, 30, seed=2)]
 B64 = [base64.b64encode(png_bytes(image)).decode() for image in IMAGES]
@@ -56,7 +60,7 @@ def stack(vlm_dir, tmp_path_factory) -> Iterator[Stack]:
     settings = {"model": str(vlm_dir), "backend": "huggingface", "dtype": "float32", "max_num_seqs": 4,
                 "limit_mm_per_prompt": {"image": 2},
                 "chat_template": None, "tool_call_parser": None, "enable_auto_tool_choice": False}  # fmt: skip
-    repository = make_repository(tmp / "repo", {MODEL: settings})
+    repository = make_repository(tmp / "repo", {MODEL: settings, BF16: {**settings, "dtype": "bfloat16"}})
     http, grpc, metrics, port = free_port(), free_port(), free_port(), free_port()
     log = tmp / "serve.log"
     with open(log, "wb") as out:
@@ -98,10 +102,16 @@ def reference(vlm_dir) -> list[dict]:
     """transformers' greedy `generate` of each chat in float32 with eager attention (the engine's grouped
     attention computes eager's bits: engines/hf/attention.py): token ids, text, prompt, prompt tokens."""
     import torch
+
+    return generated(vlm_dir, torch.float32)
+
+
+def generated(vlm_dir: Path, dtype) -> list[dict]:
+    import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     processor = AutoProcessor.from_pretrained(vlm_dir)
-    model = AutoModelForImageTextToText.from_pretrained(vlm_dir, dtype=torch.float32, attn_implementation="eager")
+    model = AutoModelForImageTextToText.from_pretrained(vlm_dir, dtype=dtype, attn_implementation="eager")
     out = []
     for chat in CHATS:
         messages, images = for_processor(chat)
@@ -115,8 +125,8 @@ def reference(vlm_dir) -> list[dict]:
     return out
 
 
-def chat(stack: Stack, messages: list[dict], **extra) -> requests.Response:
-    body = {"model": MODEL, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0.0, **extra}
+def chat(stack: Stack, messages: list[dict], model: str = MODEL, **extra) -> requests.Response:
+    body = {"model": model, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0.0, **extra}
     return requests.post(f"{stack.url}/openai/v1/chat/completions", json=body, timeout=120)
 
 
@@ -131,6 +141,16 @@ def check(answer: requests.Response, expected: dict) -> None:
 
 def test_one_image_chat_equals_generate_token_for_token(stack, reference):
     check(chat(stack, CHATS[0], return_token_ids=True), reference[0])
+
+
+@pytest.mark.skipif(hf_loading.cpu_dtype() != "bfloat16", reason="this CPU has no bf16 instructions")
+def test_image_chats_in_bfloat16_equal_generate_in_bfloat16(stack, vlm_dir):
+    """One at a time: in bfloat16 a batch's arithmetic differs from a lone request's (test_transformers)."""
+    import torch
+
+    for answer, expected in zip((chat(stack, c, BF16, return_token_ids=True) for c in CHATS[:3]),
+                                generated(vlm_dir, torch.bfloat16)[:3], strict=True):  # fmt: skip
+        check(answer, expected)
 
 
 def test_image_chats_in_flight_together_equal_generate_beside_a_text_chat(stack, reference):
