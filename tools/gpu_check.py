@@ -210,7 +210,8 @@ def first_diff(a: list[int], b: list[int]) -> int | None:
 
 def report(result: dict) -> str:
     lines = [f"gpu_check on {result['env'].get('gpu') or result['env'].get('cpu')} ({result['env']['device']}), "
-             f"torch {result['env']['torch']}, transformers {result['env']['transformers']}, model {result['model']}",
+             f"torch {result['env']['torch']}, transformers {result['env']['transformers']}, model {result['model']}"
+             + (" (random weights)" if result["random_weights"] else ""),
              "", f"greedy parity ({result['parity_dtype']}, {result['new_tokens']} new tokens): first differing "
              "position, - = identical",
              "| prompt | tokens | engine alone | engine, all at once |", "|---|---|---|---|"]  # fmt: skip
