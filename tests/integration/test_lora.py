@@ -55,9 +55,9 @@ def test_chat_with_the_adapter_equals_vllm_offline(lora_frontend, reference):
 
 
 def test_base_output_is_unchanged_while_adapter_requests_run(lora_triton, reference):
-    # The prompt whose base and adapter outputs part earliest: bfloat16 on a CPU makes a batch's
-    # arithmetic differ from a lone request's later in the output (seen 13 tokens in), so each
-    # row is compared up to a little past that point.
+    # The prompt whose base and adapter outputs part earliest: a batch's arithmetic differs from a
+    # lone request's later in the output (in bfloat16, seen 13 tokens in; the entry is float32 now),
+    # so each row is compared up to a little past that point.
     parted, prompt = min((_parting(reference["base"][i]["text"], reference["lora"][i]["text"]), i) for i in range(3))
     keep = parted + 8
     # Both kinds in one engine batch: each row keeps its own weights (vLLM's LoRA index per row).
