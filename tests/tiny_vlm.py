@@ -139,3 +139,22 @@ def png_bomb(side: int = 20_000) -> bytes:
     header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
     pixels = zlib.compress((b"\0" * (side + 1)) * side, 9)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def for_processor(messages: list[dict], image_of) -> tuple[list[dict], list]:
+    """OpenAI chat messages as transformers' chat template takes them ({"type": "image"} parts), and
+    their images in order: `image_of(url)` is the image an `image_url` part names."""
+    out, images = [], []
+    for m in messages:
+        if isinstance(m["content"], str):
+            out.append(m)
+            continue
+        parts = []
+        for p in m["content"]:
+            if p["type"] == "image_url":
+                images.append(image_of(p["image_url"]["url"]))
+                parts.append({"type": "image"})
+            else:
+                parts.append(p)
+        out.append({**m, "content": parts})
+    return out, images

@@ -12,6 +12,7 @@ import json
 import pytest
 import requests
 
+from tests import tiny_vlm
 from tests.conftest import VLM, vllm_offline
 from tests.tiny_vlm import noise_image, png_bomb, png_bytes
 
@@ -40,21 +41,7 @@ CHATS = [
 
 
 def for_processor(messages: list[dict]) -> tuple[list[dict], list]:
-    """The messages as transformers' template takes them ({"type": "image"}), and their images."""
-    out, images = [], []
-    for m in messages:
-        if isinstance(m["content"], str):
-            out.append(m)
-            continue
-        parts = []
-        for p in m["content"]:
-            if p["type"] == "image_url":
-                images.append(IMAGES[URLS.index(p["image_url"]["url"])])
-                parts.append({"type": "image"})
-            else:
-                parts.append(p)
-        out.append({**m, "content": parts})
-    return out, images
+    return tiny_vlm.for_processor(messages, lambda url: IMAGES[URLS.index(url)])
 
 
 @pytest.fixture(scope="module")

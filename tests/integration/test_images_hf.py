@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests import tiny_vlm
 from tests.servers import ROOT, free_port, make_repository, serve_command
 from tests.tiny_vlm import noise_image, png_bytes
 from triton_llm import hf_loading
@@ -80,21 +81,7 @@ def stack(vlm_dir, tmp_path_factory) -> Iterator[Stack]:
 
 
 def for_processor(messages: list[dict]) -> tuple[list[dict], list]:
-    """The messages as transformers' chat template takes them ({"type": "image"}), and their images."""
-    out, images = [], []
-    for m in messages:
-        if isinstance(m["content"], str):
-            out.append(m)
-            continue
-        parts = []
-        for p in m["content"]:
-            if p["type"] == "image_url":
-                images.append(IMAGES[B64.index(p["image_url"]["url"].split(",", 1)[1])])
-                parts.append({"type": "image"})
-            else:
-                parts.append(p)
-        out.append({**m, "content": parts})
-    return out, images
+    return tiny_vlm.for_processor(messages, lambda url: IMAGES[B64.index(url.split(",", 1)[1])])
 
 
 @pytest.fixture(scope="module")
