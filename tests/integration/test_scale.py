@@ -68,34 +68,45 @@ def references(llama_dir) -> dict[str, list[dict]]:
 
 @pytest.fixture(scope="module")
 def stack(llama_dir, references, tmp_path_factory):
+    """The serve stack: proc, url, http (Triton's port), log, repo, and `restart` (a pod restart, after
+    Triton itself died: test_a_killed_worker_...). Its last stop must leave no /dev/shm file of any of
+    its processes."""
     tmp = tmp_path_factory.mktemp("scale")
     entries = {name: {"like": "smollm2", "model": str(llama_dir), "served_model_name": name, **BASE, **par}
                for name, par in MODELS.items()}  # fmt: skip
-    repository = make_repository(tmp / "repo", entries)
+    state = {"repo": make_repository(tmp / "repo", entries), "pids": set(), "starts": 0}
     shm_before = set(os.listdir("/dev/shm"))
-    port, http = free_port(), free_port()
-    log = tmp / "serve.log"
-    cmd = [*serve_command(repository, http, free_port(), free_port(), port), f"--drain-timeout={DRAIN_S}"]
-    started = time.monotonic()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            assert wait_ready(proc, f"http://127.0.0.1:{port}/health/ready", 400), log.read_text()[-5000:]
-            while b"serve: ready" not in log.read_bytes():
-                time.sleep(0.2)
-            print(f"stack with TP=2 and PP=2 ready in {time.monotonic() - started:.1f} s")
-            stack_pids = _tree(proc)
-            yield {"proc": proc, "url": f"http://127.0.0.1:{port}", "http": http, "log": log, "repo": repository}
-            stack_pids |= _tree(proc)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=90) == 0
-            left = set(os.listdir("/dev/shm")) - shm_before - _mapped_by_anyone()
-            left = {name for name in left if _creator(name) in (None, *stack_pids)}
-            assert not left, f"/dev/shm files left by the stack: {sorted(left)}"
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+
+    def start() -> None:
+        state["starts"] += 1
+        port, http = free_port(), free_port()
+        log = tmp / f"serve-{state['starts']}.log"
+        cmd = [*serve_command(state["repo"], http, free_port(), free_port(), port), f"--drain-timeout={DRAIN_S}"]
+        started = time.monotonic()
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        state.update(proc=proc, url=f"http://127.0.0.1:{port}", http=http, log=log)
+        assert wait_ready(proc, f"http://127.0.0.1:{port}/health/ready", 400), log.read_text()[-5000:]
+        while b"serve: ready" not in log.read_bytes():
+            time.sleep(0.2)
+        print(f"stack with TP=2 and PP=2 ready in {time.monotonic() - started:.1f} s")
+        state["pids"] |= _tree(proc)
+
+    state["restart"] = start
+    try:
+        start()
+        yield state
+        proc = state["proc"]
+        state["pids"] |= _tree(proc)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0
+        left = set(os.listdir("/dev/shm")) - shm_before - _mapped_by_anyone()
+        left = {name for name in left if _creator(name) in (None, *state["pids"])}
+        assert not left, f"/dev/shm files left by the stack: {sorted(left)}"
+    finally:
+        if "proc" in state and state["proc"].poll() is None:
+            state["proc"].kill()
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -126,17 +137,22 @@ def test_a_killed_worker_ends_its_requests_with_503_then_the_model_serves_again(
     proc, url, log = stack["proc"], stack["url"], stack["log"]
     stream = _Stream(url, model)
     assert stream.started.wait(60), "no first chunk"
+    family = psutil.Process(proc.pid).children(recursive=True)
     victim = _worker(proc.pid, WORKER[model])
     victim.kill()
     killed = time.monotonic()
 
     stream.join(timeout=30)
     assert not stream.is_alive(), "the stream in flight hung"
+    if _triton_died(stack, family):
+        return
     assert stream.error is not None and stream.error["error"]["type"] == "service_unavailable", stream.lines[-3:]
     print(f"{model}: the stream in flight ended {stream.ended - killed:.2f} s after the kill of {WORKER[model]}")
 
     statuses, seen_unready = set(), False
     while time.monotonic() - killed < RECOVERY_S:
+        if _triton_died(stack, family):
+            return
         r = _complete(url, model)
         statuses.add(r.status_code)
         if r.status_code == 503:  # the pod leaves the Service's endpoints while the model reloads
@@ -196,6 +212,24 @@ def test_sigterm_drains_a_stream_then_no_worker_is_left(stack):
     print(f"SIGTERM with a 40-token stream at TP=2 and PP=2: serve exited after {time.monotonic() - started:.1f} s")
     _, alive = psutil.wait_procs(family, timeout=5)
     assert not [p for p in alive if running(p)], [(p.pid, p.name()) for p in alive]
+
+
+def _triton_died(stack: dict, family: list[psutil.Process]) -> bool:
+    """Whether serve ended because tritonserver itself aborted after the kill: seen 1 run in 4 just after
+    the dead engine's stub exited (`boost::interprocess::lock_exception` from Triton 2.51's
+    libtriton_python.so, not from our code). serve then exits 1 with nothing of its left, and the
+    orchestrator restarts the pod: the other way the issue accepts a worker's death to end. Checked
+    here, the stack then starts again for the tests after this one."""
+    proc = stack["proc"]
+    if proc.poll() is None:
+        return False
+    log = stack["log"].read_text(errors="replace")
+    assert proc.returncode != 0, log[-3000:]
+    _, alive = psutil.wait_procs(family, timeout=30)
+    assert not [p for p in alive if running(p)], [(p.pid, p.name()) for p in alive]
+    print(f"Triton died after the kill (serve exited {proc.returncode}); a pod restart:\n{log[-1500:]}")
+    stack["restart"]()
+    return True
 
 
 def _worker(serve_pid: int, title: str) -> psutil.Process:
