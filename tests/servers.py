@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -154,6 +155,25 @@ def frontend_up(triton_grpc_url: str, log: Path, **kwargs) -> Iterator[FrontendP
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def serve_up(cmd: list[str], log: Path, ready_url: str, env: dict | None = None) -> Iterator[subprocess.Popen]:
+    """`triton-llm serve` (`cmd`: serve_command's, and flags) writing to `log`, once `ready_url` answers;
+    SIGTERM on the way out (a kill past 60 s), unless a test stopped it itself."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        assert wait_ready(proc, ready_url, 300), log.read_text(errors="replace")[-5000:]
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def serve_command(repository, http: int, grpc: int, metrics: int, frontend: int | None = None) -> list[str]:

@@ -21,8 +21,7 @@ import pytest
 import requests
 
 from tests.conftest import HF_OVERRIDES
-from tests.servers import ROOT, engine_requests, free_port, make_repository, running, serve_command
-from triton_llm.cli.serve import wait_ready
+from tests.servers import engine_requests, free_port, make_repository, running, serve_command, serve_up
 
 API_KEY = "sekrit"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -58,20 +57,8 @@ def exposed(model_dir, bert_dirs, tmp_path_factory):
     cmd = [*serve_command(repository, *triton_ports, port), "--host=0.0.0.0", "--drain-timeout=150"]
     env = {**os.environ, "TRITON_LLM_API_KEY": API_KEY, "TRITON_LLM_HEADER_TIMEOUT": str(HEADER_TIMEOUT_S)}
     log = tmp / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    stack = Stack(proc, log, triton_ports, port)
-    try:
-        assert wait_ready(proc, f"{stack.url}/health/ready", 300), stack.log_tail()
-        yield stack
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with serve_up(cmd, log, f"http://127.0.0.1:{port}/health/ready", env) as proc:
+        yield Stack(proc, log, triton_ports, port)
 
 
 def listening(stack: Stack) -> dict[int, str]:

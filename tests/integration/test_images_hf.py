@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import signal
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,10 +20,9 @@ import pytest
 import requests
 
 from tests import tiny_vlm
-from tests.servers import ROOT, free_port, make_repository, serve_command
+from tests.servers import free_port, make_repository, serve_command, serve_up
 from tests.tiny_vlm import noise_image, png_bytes
 from triton_llm import hf_loading
-from triton_llm.cli.serve import wait_ready
 
 MODEL = "idefics3-tiny-hf"
 BF16 = "idefics3-tiny-hf-bf16"
@@ -64,20 +61,8 @@ def stack(vlm_dir, tmp_path_factory) -> Iterator[Stack]:
     repository = make_repository(tmp / "repo", {MODEL: settings, BF16: {**settings, "dtype": "bfloat16"}})
     http, grpc, metrics, port = free_port(), free_port(), free_port(), free_port()
     log = tmp / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(serve_command(repository, http, grpc, metrics, port), cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        ready = wait_ready(proc, f"http://127.0.0.1:{port}/health/ready", 300)
-        assert ready, log.read_text(errors="replace")[-5000:]
+    with serve_up(serve_command(repository, http, grpc, metrics, port), log, f"http://127.0.0.1:{port}/health/ready"):
         yield Stack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{http}", log)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def for_processor(messages: list[dict]) -> tuple[list[dict], list]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +19,7 @@ import requests
 
 from tests.conftest import HF_OVERRIDES
 from tests.otlp_receiver import Receiver, Span
-from tests.servers import ROOT, free_port, make_repository, serve_command
-from triton_llm.cli.serve import wait_ready
+from tests.servers import free_port, make_repository, serve_command, serve_up
 
 MODEL = "smollm2-hf"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -51,20 +49,13 @@ def traced(model_dir, tmp_path_factory) -> Iterator[Stack]:
     # Spans leave each process 0.1 s after they end (the batch processors' default is 5 s).
     env = {**os.environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "100"}
     log = tmp / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(serve_command(repository, http, grpc, metrics, port), cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    stack = Stack(proc, log, f"http://127.0.0.1:{port}", http, receiver)
+    stack_up = serve_up(
+        serve_command(repository, http, grpc, metrics, port), log, f"http://127.0.0.1:{port}/health/ready", env
+    )
     try:
-        assert wait_ready(proc, f"{stack.url}/health/ready", 300), stack.log_tail()
-        yield stack
+        with stack_up as proc:
+            yield Stack(proc, log, f"http://127.0.0.1:{port}", http, receiver)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         receiver.close()
         spans = [dataclasses.asdict(s) for s in receiver.spans]  # what the receiver got, to read after a failure
         (tmp / "spans.json").write_text(json.dumps({"exports": receiver.posts, "spans": spans}, indent=1))
