@@ -119,8 +119,9 @@ class ModelMetrics:
         if outcome != "success":
             self.stats.add(FAILED, 1, outcome)
 
-    def publish(self, load: Load) -> None:
-        """Send what changed since the last call: counters, histograms (at most once a second), gauges."""
+    def publish(self, load: Load, info: bool = True) -> None:
+        """Send what changed since the last call: counters, histograms (at most once a second), gauges,
+        and with `info` the info gauges, whose families and series are made on first use."""
         if not self.enabled:
             return
         version, now = self.stats.version, time.monotonic()
@@ -142,7 +143,7 @@ class ModelMetrics:
             if self._published.get((name, "")) != value:
                 self._metric(name, "").set(value)
                 self._published[(name, "")] = value
-        for name, (labels, value) in self.stats.info_snapshot().items():
+        for name, (labels, value) in self.stats.info_snapshot().items() if info else ():
             self._info(name, labels, value)
 
     def _info(self, name: str, labels: tuple[tuple[str, str], ...], value: float) -> None:

@@ -95,6 +95,9 @@ class TritonPythonModel:
         self._stopping = threading.Event()
         self._dead: str | None = None  # why the engine died, once it has
         self._responses: queue.Queue = queue.Queue()
+        # Set by the first execute (Triton has loaded the model): a metric family made on the response thread
+        # while the stub answered Triton's initialize left a LoRA model loading forever (info gauges).
+        self._loaded = False
 
         self.loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self.loop.run_forever, name="engine-loop", daemon=True)
@@ -116,6 +119,7 @@ class TritonPythonModel:
     # -- request path -----------------------------------------------------------------
 
     def execute(self, requests):
+        self._loaded = True
         for request in requests:
             sender = request.get_response_sender()
             if self._stopping.is_set() or self._dead is not None:
@@ -238,7 +242,7 @@ class TritonPythonModel:
             for task, sender in inflight:
                 if not task.done() and sender.is_cancelled():
                     self.loop.call_soon_threadsafe(task.cancel)
-            self.metrics.publish(self.engine.load())
+            self.metrics.publish(self.engine.load(), info=self._loaded)
         except Exception:  # one bad poll must not end the response thread
             logger.warning("%s: cancellation poll failed", self.model_name, exc_info=True)
 
