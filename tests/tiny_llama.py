@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.tiny_models import widen_and_save
+
 
 def build_tiny_llama(dest: Path, tokenizer_dir: Path, layers: int = 4, seed: int = 0) -> Path:
     """A `layers`-layer Llama on the tokenizer of `tokenizer_dir`, saved to `dest` (kept if there)."""
@@ -36,11 +38,4 @@ def build_tiny_llama(dest: Path, tokenizer_dir: Path, layers: int = 4, seed: int
         torch_dtype="float32",
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0.0, 0.1)
-    dest.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(dest)
-    tokenizer.save_pretrained(dest)
-    return dest
+    return widen_and_save(LlamaForCausalLM(config), tokenizer, dest, std=0.1)

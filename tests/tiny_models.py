@@ -59,17 +59,17 @@ def build_tiny_t5(dest: Path, source_tokenizer) -> Path:
     )
     torch.manual_seed(0)
     # T5's own init makes a tiny model repeat one token; wider weights give varied text.
-    return _widen_and_save(T5ForConditionalGeneration(config), tokenizer, dest)
+    return widen_and_save(T5ForConditionalGeneration(config), tokenizer, dest)
 
 
-def _widen_and_save(model, tokenizer, dest: Path) -> Path:
-    """Weights drawn wider than the models' own init (so that outputs differ between
-    inputs), saved with the tokenizer to `dest`."""
+def widen_and_save(model, tokenizer, dest: Path, std: float = 0.5) -> Path:
+    """Weights drawn from N(0, std), wider than the models' own init (so that outputs differ
+    between inputs), saved with the tokenizer to `dest`."""
     import torch
 
     with torch.no_grad():
         for param in model.parameters():
-            param.normal_(0.0, 0.5)
+            param.normal_(0.0, std)
     dest.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
@@ -113,4 +113,4 @@ def build_tiny_bert(dest: Path, source_tokenizer, task: str, hidden_size: int = 
         label2id={label: i for i, label in enumerate(labels)},
     )
     torch.manual_seed(0)
-    return _widen_and_save(getattr(transformers, BERT_HEADS[task])(config), tokenizer, dest)
+    return widen_and_save(getattr(transformers, BERT_HEADS[task])(config), tokenizer, dest)
