@@ -86,20 +86,7 @@ def test_a_killed_engine_ends_its_requests_with_503_then_the_model_serves_again(
     print(f"{victim}: the stream in flight ended {stream.ended - killed:.2f} s after the kill")
 
     # Then 503s with Retry-After, readiness 503, until the model is back; nothing else fails.
-    seen_unready, statuses = False, set()
-    while time.monotonic() - killed < RECOVERY_S:
-        r = _complete(url, model)
-        statuses.add(r.status_code)
-        if r.status_code == 503:
-            assert r.headers.get("retry-after", "").isdigit() and r.json()["error"]["type"] == "service_unavailable"
-            seen_unready |= requests.get(f"{url}/health/ready", timeout=5).status_code == 503
-        if r.status_code == 200 and requests.get(f"{url}/health/ready", timeout=5).status_code == 200:
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"{model} not back after {RECOVERY_S} s:\n{log.read_text()[-3000:]}")
-    assert statuses <= {200, 503} and 503 in statuses, statuses
-    assert seen_unready, "readiness never said 503 while the model was reloaded"
+    _served_again(url, model, log, killed, RECOVERY_S)
     print(f"{victim}: {model} served again {time.monotonic() - killed:.1f} s after the kill")
     assert f"model '{model}' reloaded" in log.read_text()
 
@@ -173,6 +160,29 @@ class _Stream(threading.Thread):
                 if data != b"[DONE]" and "error" in (event := json.loads(data)):
                     self.error = event
         self.ended = time.monotonic()
+
+
+def _served_again(url: str, model: str, log: Path, killed: float, within_s: float, gone=lambda: False) -> bool:
+    """After a kill at `killed`: only 503s with Retry-After (readiness 503 meanwhile) until `model`
+    answers 200 and readiness does too, within `within_s`. False as soon as `gone()` says the stack
+    itself ended (test_scale: Triton aborted)."""
+    seen_unready, statuses = False, set()
+    while time.monotonic() - killed < within_s:
+        if gone():
+            return False
+        r = _complete(url, model)
+        statuses.add(r.status_code)
+        if r.status_code == 503:
+            assert r.headers.get("retry-after", "").isdigit() and r.json()["error"]["type"] == "service_unavailable"
+            seen_unready |= requests.get(f"{url}/health/ready", timeout=5).status_code == 503
+        if r.status_code == 200 and requests.get(f"{url}/health/ready", timeout=5).status_code == 200:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"{model} not back after {within_s} s:\n{log.read_text()[-3000:]}")
+    assert statuses <= {200, 503} and 503 in statuses, statuses
+    assert seen_unready, "readiness never said 503 while the model was reloaded"
+    return True
 
 
 def _complete(url: str, model: str) -> requests.Response:

@@ -28,7 +28,7 @@ import pytest
 import requests
 
 from tests.conftest import GREEDY, PROMPTS, vllm_offline
-from tests.integration.test_engine_death import _alive, _complete, _creator, _mapped_by_anyone, _Stream, _tree
+from tests.integration.test_engine_death import _alive, _creator, _mapped_by_anyone, _served_again, _Stream, _tree
 from tests.servers import ROOT, free_port, make_repository, running, serve_command
 from triton_llm.cli.serve import wait_ready
 
@@ -149,22 +149,8 @@ def test_a_killed_worker_ends_its_requests_with_503_then_the_model_serves_again(
     assert stream.error is not None and stream.error["error"]["type"] == "service_unavailable", stream.lines[-3:]
     print(f"{model}: the stream in flight ended {stream.ended - killed:.2f} s after the kill of {WORKER[model]}")
 
-    statuses, seen_unready = set(), False
-    while time.monotonic() - killed < RECOVERY_S:
-        if _triton_died(stack, family):
-            return
-        r = _complete(url, model)
-        statuses.add(r.status_code)
-        if r.status_code == 503:  # the pod leaves the Service's endpoints while the model reloads
-            assert r.headers.get("retry-after", "").isdigit(), r.headers
-            seen_unready |= requests.get(f"{url}/health/ready", timeout=5).status_code == 503
-        if r.status_code == 200 and requests.get(f"{url}/health/ready", timeout=5).status_code == 200:
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"{model} not back after {RECOVERY_S} s:\n{log.read_text()[-3000:]}")
-    assert statuses <= {200, 503} and 503 in statuses, statuses
-    assert seen_unready, "readiness never said 503 while the model was reloaded"
+    if not _served_again(url, model, log, killed, RECOVERY_S, gone=lambda: _triton_died(stack, family)):
+        return
     assert f"model '{model}' reloaded" in log.read_text()
     print(f"{model}: served again {time.monotonic() - killed:.1f} s after the kill")
 
