@@ -126,6 +126,9 @@ class TritonClient(KServeCalls):
 
     async def _read_models(self) -> dict[str, ModelInfo]:
         models = {}
+        # An operator's load may end while the index is read: its LOADING state in the answer
+        # is still the operator's, so what was changing before the read counts as well.
+        changing_before = set(self._control.changing)
         for name, state in (await self._index()).items():
             ready = state == "READY"
             config: dict[str, Any] = {}
@@ -154,7 +157,7 @@ class TritonClient(KServeCalls):
                 lora_resolver=LORA_RESOLVER in inputs,
                 aliases=tuple(n.removeprefix(ALIAS_INPUT) for n in inputs if n.startswith(ALIAS_INPUT)),
                 offline=self._control.offline(name, state),
-                changing=not ready and name in self._control.changing,
+                changing=not ready and name in changing_before | self._control.changing,
             )
         drop_colliding_names(models)
         return models

@@ -147,3 +147,27 @@ def test_triton_client_reads_aliases_and_the_operators_states():
         assert grpc.calls == [("load", "new"), ("unload", "emb")]
 
     asyncio.run(run())
+
+
+def test_a_load_that_ends_while_the_index_is_read_is_still_changing_not_unready():
+    """The index said LOADING, then the load ended before the entry was judged (CI saw one
+    readiness 503 from this during an operator's load)."""
+    grpc = _Grpc([{"name": "new", "state": "LOADING"}], {})
+
+    async def run() -> None:
+        client = TritonClient("127.0.0.1:1")
+        await client._client.close()
+        client._client, client._control = grpc, RepositoryControl(grpc, client._index)
+        client._control.loading.add("new")
+        answer = grpc.get_model_repository_index
+
+        async def then_the_load_ends(as_json: bool = False) -> dict:
+            index = await answer(as_json)
+            client._control.loading.discard("new")
+            return index
+
+        grpc.get_model_repository_index = then_the_load_ends
+        new = (await client.models())["new"]
+        assert new.changing and not new.ready and not new.offline
+
+    asyncio.run(run())
