@@ -1,7 +1,9 @@
 """A generation model's metrics on Triton's metrics port (:8002/metrics), with vLLM's names.
 
 The families are `triton_llm.generation.stats.FAMILIES`, labelled `model_name` (vLLM's
-label, which its Grafana dashboards filter on) and `version`, and the info gauges an engine
+label, which its Grafana dashboards filter on), `version` and `engine` (the model instance,
+as vLLM labels each data-parallel engine: with `make-repo --instance-count N` each instance
+has its own series, not one gauge overwritten by N stubs), and the info gauges an engine
 reports (`stats.INFO_HELP`: vLLM's LoRA and cache-config info, which llm-d's endpoint picker
 reads). `publish` is called from the runner's response thread every 0.1 s and makes one
 Triton call per series that changed since the last one, never one per token or per request.
@@ -62,10 +64,21 @@ def _le(bound: float) -> str:
     return repr(float(bound))  # as prometheus_client writes it: "0.5", "1.0"
 
 
+def engine_label(model_name: str, instance_name: str) -> str:
+    """The `engine` label of a Triton model instance: Triton names them `<model>_<group>_<index>`,
+    so the one group's instances are "0", "1", ... (vLLM's engine indexes); any other group keeps
+    "<group>_<index>"."""
+    suffix = instance_name.removeprefix(f"{model_name}_")
+    group, _, index = suffix.rpartition("_")
+    if group == "0" and index.isdigit():
+        return index
+    return suffix or "0"
+
+
 class ModelMetrics:
-    def __init__(self, model_name: str, version: str, stats: EngineStats):
+    def __init__(self, model_name: str, version: str, stats: EngineStats, engine: str = "0"):
         self.stats = stats
-        self._labels = {"model_name": model_name, "version": version}
+        self._labels = {"model_name": model_name, "version": version, "engine": engine}
         # A family must outlive its metrics, so we keep references to both.
         self._families: dict[str, tuple[object, str | None]] = {}  # series name -> (family, label name)
         self._series: dict[tuple[str, str], _Safe] = {}  # (series name, label value) -> metric

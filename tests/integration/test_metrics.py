@@ -25,7 +25,7 @@ GIE_CACHE_CONFIG = ("vllm:cache_config_info", {"block_size", "num_gpu_blocks"}) 
 
 
 def scrape(url: str, model: str | None = None) -> dict[tuple[str, str], float]:
-    """{(name, its labels but model_name and version): value} of one model's series (or all)."""
+    """{(name, its labels but model_name, version and engine): value} of one model's series (or all)."""
     out = {}
     for line in requests.get(url, timeout=5).text.splitlines():
         if (m := SERIES.match(line)) is None:
@@ -33,7 +33,7 @@ def scrape(url: str, model: str | None = None) -> dict[tuple[str, str], float]:
         labels = dict(re.findall(r'(\w+)="([^"]*)"', m["labels"]))
         if model is not None and labels.pop("model_name", None) != model:
             continue
-        labels.pop("version", None)
+        labels.pop("version", None), labels.pop("engine", None)
         out[(m["name"], ",".join(f"{k}={v}" for k, v in sorted(labels.items())))] = float(m["value"])
     return out
 

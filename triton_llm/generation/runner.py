@@ -46,7 +46,7 @@ from triton_llm.gc_heap import freeze_heap  # noqa: E402
 from triton_llm.generation import admission, protocol  # noqa: E402
 from triton_llm.generation.factory import advertised_inputs, create_engine, read_settings  # noqa: E402
 from triton_llm.generation.stats import E2E  # noqa: E402
-from triton_llm.metrics import ModelMetrics  # noqa: E402
+from triton_llm.metrics import ModelMetrics, engine_label  # noqa: E402
 from triton_llm.triton_log import route_logs_to_triton  # noqa: E402
 
 logger = logging.getLogger("triton_llm")
@@ -86,7 +86,8 @@ class TritonPythonModel:
             )
         typed = read_settings(pb_utils.get_model_dir())  # model.json, parsed once
         self.engine = create_engine(typed, args)
-        self.metrics = ModelMetrics(self.model_name, str(args["model_version"]), self.engine.stats)
+        engine = engine_label(self.model_name, args.get("model_instance_name", ""))
+        self.metrics = ModelMetrics(self.model_name, str(args["model_version"]), self.engine.stats, engine)
         self.tracer = tracing.from_env(self.model_name)  # None unless OTEL_* names an endpoint
 
         # engine_id -> (task, sender): requests whose final response is not sent yet.

@@ -185,7 +185,9 @@ class MetricFamily:
     families: dict[str, MetricFamily] = {}  # by name: the test reads them
 
     def __init__(self, name: str, description: str, kind: str):
-        self.name, self.metrics = name, []
+        # Triton's registry gives every stub that names a family the same one.
+        same = MetricFamily.families.get(name)
+        self.name, self.metrics = name, same.metrics if same else []
         MetricFamily.families[name] = self
 
     def Metric(self, labels: dict[str, str]) -> _Metric:  # the real API's name

@@ -109,8 +109,8 @@ def test_a_flush_sends_increments_only_for_the_series_that_changed(metrics_modul
     s.add(stats.GENERATION_TOKENS, 3)
     m.publish(stats.Load(running=1, waiting=1, kv_cache_usage=0.25))
     assert calls == [
-        ("increment", stats.GENERATION_TOKENS, {"model_name": "m", "version": "1"}, 3),
-        ("set", stats.RUNNING, {"model_name": "m", "version": "1"}, 1),
+        ("increment", stats.GENERATION_TOKENS, {"model_name": "m", "version": "1", "engine": "0"}, 3),
+        ("set", stats.RUNNING, {"model_name": "m", "version": "1", "engine": "0"}, 1),
     ]
     assert value(stats.GENERATION_TOKENS) == 10
 
@@ -166,7 +166,7 @@ def test_an_info_gauge_gets_a_series_per_label_set_and_keeps_the_old_ones(metric
     assert value(stats.LORA_INFO, running_lora_adapters="") == 101.0
     assert len(pb_utils.MetricFamily.families[stats.LORA_INFO].metrics) == 2
     assert pb_utils.MetricFamily.families[stats.LORA_INFO].metrics[0].labels == {"model_name": "m", "version": "1",
-                                                                                 **running}  # fmt: skip
+                                                                                 "engine": "0", **running}  # fmt: skip
 
 
 def test_close_drops_every_metric_then_its_families_and_publishes_nothing_after(metrics_module, calls):
@@ -260,3 +260,14 @@ def _eventually(predicate, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def test_each_model_instance_is_its_own_engine(metrics_module):
+    """Two instances of one model (make-repo --instance-count 2) keep a series each, as vLLM's data
+    parallel engines do, instead of two stubs setting one gauge."""
+    label = metrics_module.engine_label
+    assert [label("m", f"m_0_{i}") for i in range(3)] == ["0", "1", "2"]
+    assert label("m_0", "m_0_0_1") == "1" and label("m", "m_1_0") == "1_0" and label("m", "") == "0"
+    for i in range(2):
+        metrics_module.ModelMetrics("m", "1", stats.EngineStats(), engine=str(i)).publish(stats.Load(running=i + 1))
+    assert value(stats.RUNNING, engine="0") == 1 and value(stats.RUNNING, engine="1") == 2
