@@ -2,13 +2,15 @@
 
     python -m tools.bench                   # 128 in / 64 out tokens, concurrency 1, 16, 64
     python -m tools.bench --endpoint chat   # the same through chat completions (streamed)
+    python -m tools.bench --endpoint responses   # ... through the Responses API (streamed)
+    python -m tools.bench --endpoint images      # image chats (one image each) on a tiny VLM
     python -m tools.bench --quick           # a smoke run with tiny loads
 
 In one run it starts vLLM's server (`python -m vllm.entrypoints.openai.api_server`), drives
 it with vLLM's own load generator (`vllm.benchmarks.serve`: random dataset, fixed seed), stops
 it, then does the same against Triton + our OpenAI frontend (`/openai/v1/completions`, or
 with `--endpoint chat` both servers' chat completions: each prompt is one user message, which
-each side renders with the model's chat template).
+each side renders with the model's chat template; `responses` and `images`: tools/bench_surfaces.py).
 Engine settings for both come from the model's `model.json`, resolved the way our model
 resolves them. Output, in --out: bench.json (every figure), bench.md (a table with the ratio
 ours/vLLM per figure and level) and bench.png (throughput and TTFT against concurrency).
@@ -31,15 +33,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tools import bench_hops, bench_triton
+from tools import bench_hops, bench_surfaces, bench_triton
 from tools.bench_report import FIGURES, SYSTEMS, markdown, plot
 from triton_llm.cli.serve import free_port, stop_group, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: these dev scripts run from one
 console = Console(stderr=True)
 
-# endpoint -> (vllm.benchmarks.serve backend, path on vLLM's server); ours is under /openai.
-ENDPOINTS = {"completions": ("openai", "/v1/completions"), "chat": ("openai-chat", "/v1/chat/completions")}
+ENDPOINTS = bench_surfaces.SURFACES  # --endpoint -> backend, path, dataset and model
 
 
 def engine_args(model_entry: Path) -> dict[str, Any]:
@@ -57,8 +58,8 @@ def vllm_server_command(args: dict[str, Any], port: int) -> list[str]:
             cmd.append(flag)
         elif value is False:
             cmd.append("--no-" + key.replace("_", "-"))
-        else:
-            cmd += [flag, str(value)]
+        else:  # a dict (limit_mm_per_prompt...) as the JSON vLLM's parser reads
+            cmd += [flag, json.dumps(value) if isinstance(value, dict) else str(value)]
     return cmd + ["--disable-uvicorn-access-log", "--uvicorn-log-level", "warning"]
 
 
@@ -81,9 +82,9 @@ def run_traced(target: tuple[str, str, str], tokenizer: str, opts: argparse.Name
     if not metrics:
         return run_load(target, tokenizer, opts, c, prompts_for(c, opts))
     run_load(target, tokenizer, opts, c, min(c, 4), warmups=0)  # the warm-up, apart: the hops' means leave it out
-    before = bench_hops.scrape(metrics, "smollm2")
+    before = bench_hops.scrape(metrics, opts.served)
     figures = run_load(target, tokenizer, opts, c, prompts_for(c, opts), warmups=0)
-    figures["hops"] = bench_hops.breakdown(before, bench_hops.scrape(metrics, "smollm2"), figures["mean_ttft_ms"])
+    figures["hops"] = bench_hops.breakdown(before, bench_hops.scrape(metrics, opts.served), figures["mean_ttft_ms"])
     return figures
 
 
@@ -99,20 +100,13 @@ def run_load(
     from vllm.benchmarks import serve
 
     bench_triton.register()
-    backend, base_url, endpoint = target
     parser = argparse.ArgumentParser()
     serve.add_cli_args(parser)
-    # fmt: off
-    ns = parser.parse_args([
-        "--backend", backend, "--base-url", base_url, "--endpoint", endpoint,
-        "--model", "smollm2", "--tokenizer", tokenizer,
-        "--dataset-name", "random", "--random-input-len", str(opts.input_len),
-        "--random-output-len", str(opts.output_len), "--ignore-eos",
-        "--num-prompts", str(prompts), "--max-concurrency", str(concurrency), "--seed", str(opts.seed),
-        "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99",
-        "--disable-tqdm", "--num-warmups", str(min(concurrency, 4) if warmups is None else warmups),
-    ])
-    # fmt: on
+    warmups = min(concurrency, 4) if warmups is None else warmups
+    surface = ENDPOINTS[opts.endpoint]
+    ns = parser.parse_args(
+        bench_surfaces.serve_argv(target, opts.served, tokenizer, surface, opts, concurrency, prompts, warmups)
+    )
     with contextlib.redirect_stdout(sys.stderr if opts.verbose else open(os.devnull, "w")):
         result = serve.main(ns)
     figures = {key: float(result.get(key, float("nan"))) for key in (*FIGURES, "mean_ttft_ms")}
@@ -127,11 +121,12 @@ def prompts_for(concurrency: int, opts: argparse.Namespace) -> int:
 
 
 def bench(opts: argparse.Namespace) -> dict:
-    entry = ROOT / "model_repository" / opts.model
-    args = engine_args(entry)
+    surface = ENDPOINTS[opts.endpoint]
+    repository, opts.served = bench_surfaces.repository(surface, opts.model)
+    args = engine_args(repository / opts.served)
     tokenizer = args.get("tokenizer", args["model"])
     levels = opts.concurrency
-    backend, path = ENDPOINTS[opts.endpoint]
+    backend, path = surface.backend, surface.path
     results: dict[str, dict[str, dict]] = {s: {} for s in opts.systems}
     opts.out.mkdir(parents=True, exist_ok=True)
 
@@ -146,18 +141,18 @@ def bench(opts: argparse.Namespace) -> dict:
                 continue
             port = free_port()
             if server == "vllm":
-                cmd = vllm_server_command({**args, "served_model_name": "smollm2"}, port)
+                cmd = vllm_server_command({**args, "served_model_name": opts.served}, port)
                 targets = {"vllm": (backend, f"http://127.0.0.1:{port}", path)}
             else:
                 grpc_port = free_port()
                 cmd = [
-                    sys.executable, "-m", "triton_llm.cli.serve", f"--model-repository={ROOT / 'model_repository'}",
+                    sys.executable, "-m", "triton_llm.cli.serve", f"--model-repository={repository}",
                     f"--http-port={free_port()}", f"--grpc-port={grpc_port}", f"--metrics-port={free_port()}",
                     f"--frontend-port={port}",
                 ]  # fmt: skip
                 targets = {
                     "ours": (backend, f"http://127.0.0.1:{port}", "/openai" + path),
-                    "triton": (bench_triton.BACKEND, f"http://127.0.0.1:{grpc_port}", "/smollm2"),
+                    "triton": (bench_triton.BACKEND, f"http://127.0.0.1:{grpc_port}", f"/{opts.served}"),
                     "hf": (bench_triton.BACKEND, f"http://127.0.0.1:{grpc_port}", "/smollm2-hf"),
                 }
             progress.update(task, description=f"{server}: starting")
@@ -179,7 +174,7 @@ def bench(opts: argparse.Namespace) -> dict:
         "engine_args": {k: v for k, v in args.items() if k != "model"},
         "load": {"endpoint": opts.endpoint, "input_len": opts.input_len, "output_len": opts.output_len,
                  "seed": opts.seed, "repeat": opts.repeat, "prompts": {str(c): prompts_for(c, opts) for c in levels},
-                 "client": "vllm.benchmarks.serve"},
+                 "client": "vllm.benchmarks.serve", "dataset": bench_surfaces.dataset_name(surface)},
         "results": results,
     }  # fmt: skip
 
@@ -214,13 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--verbose", action="store_true", help="show the load generator's own report")
     opts = parser.parse_args(argv)
-    chat = opts.endpoint == "chat"
-    opts.systems = opts.systems or (["vllm", "ours"] if chat else ["vllm", "ours", "triton"])
-    if chat and {"triton", "hf"} & set(opts.systems):
-        parser.error("--endpoint chat: triton and hf drive Triton's own protocol, which has no chat endpoint")
+    plain = opts.endpoint == "completions"
+    opts.systems = opts.systems or (["vllm", "ours", "triton"] if plain else ["vllm", "ours"])
+    if not plain and {"triton", "hf"} & set(opts.systems):
+        parser.error(f"--endpoint {opts.endpoint}: triton and hf drive Triton's own protocol, which has no such API")
     opts.concurrency = opts.concurrency or ([1, 4] if opts.quick else [1, 16, 64])
-    opts.input_len = opts.input_len or (32 if opts.quick else 128)
-    opts.output_len = opts.output_len or (8 if opts.quick else 64)
+    full_in, full_out = ENDPOINTS[opts.endpoint].lengths
+    opts.input_len = opts.input_len or (32 if opts.quick else full_in)
+    opts.output_len = opts.output_len or (8 if opts.quick else full_out)
     opts.out = opts.out or ROOT / "results" / "bench" / time.strftime("%Y%m%d-%H%M%S")
 
     report = bench(opts)

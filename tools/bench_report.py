@@ -34,7 +34,7 @@ def markdown(report: dict) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, bf16 {'yes' if m['bf16'] else 'no'}; {m['date']}. "
         f"Load: {report['load'].get('endpoint', 'completions')}, "
         f"{report['load']['input_len']} in / {report['load']['output_len']} out tokens, "
-        f"`vllm.benchmarks.serve` random dataset, seed {report['load']['seed']}. "
+        f"`vllm.benchmarks.serve` {report['load'].get('dataset', 'random')} dataset, seed {report['load']['seed']}. "
         f"Engine: {json.dumps(report['engine_args'])}.",
         "",
     ]

@@ -1,0 +1,88 @@
+"""tools/bench_surfaces and tools/bench's CLI: which backend, path, dataset flags and systems each
+`--endpoint` gets. Pure: no server, no vLLM import (its load generator is what reads these flags;
+`python -m tools.bench --endpoint X --quick` is the run that proves it takes them)."""
+
+from __future__ import annotations
+
+import ast
+import json
+from argparse import Namespace
+
+import pytest
+
+from tools import bench, bench_surfaces
+from tools.bench_surfaces import SURFACES, dataset_args, serve_argv
+
+
+def flags(argv: list[str]) -> dict[str, str]:
+    """--name value pairs (a flag with no value maps to "")."""
+    out, i = {}, 0
+    while i < len(argv):
+        has_value = i + 1 < len(argv) and not argv[i + 1].startswith("--")
+        out[argv[i]] = argv[i + 1] if has_value else ""
+        i += 2 if has_value else 1
+    return out
+
+
+@pytest.mark.parametrize(
+    "endpoint, backend, path",
+    [
+        ("completions", "openai", "/v1/completions"),
+        ("chat", "openai-chat", "/v1/chat/completions"),
+        ("responses", "openai-responses", "/v1/responses"),
+        # random-mm runs only on vLLM's chat backend: images go as image_url parts of a user message
+        ("images", "openai-chat", "/v1/chat/completions"),
+    ],
+)
+def test_each_endpoint_drives_its_backend_and_path(endpoint, backend, path):
+    assert (SURFACES[endpoint].backend, SURFACES[endpoint].path) == (backend, path)
+    assert bench.ENDPOINTS is SURFACES  # the CLI's --endpoint choices are these
+
+
+@pytest.mark.parametrize("endpoint", ["completions", "chat", "responses"])
+def test_text_surfaces_use_the_random_dataset(endpoint):
+    got = flags(dataset_args(SURFACES[endpoint], 32, 8))
+    assert got == {"--dataset-name": "random", "--random-input-len": "32", "--random-output-len": "8"}
+
+
+def test_images_send_exactly_one_32x32_image_per_request():
+    got = flags(dataset_args(SURFACES["images"], 16, 4))
+    assert got["--dataset-name"] == "random-mm"
+    assert (got["--random-input-len"], got["--random-output-len"]) == ("16", "4")
+    assert got["--random-mm-base-items-per-request"] == "1"
+    assert float(got["--random-mm-num-mm-items-range-ratio"]) == 0  # always 1, never 0 or 2
+    assert json.loads(got["--random-mm-limit-mm-per-prompt"]) == {"image": 1, "video": 0}
+    # vLLM's parser reads the buckets as a Python literal: (height, width, frames) -> probability
+    assert ast.literal_eval(got["--random-mm-bucket-config"]) == {(32, 32, 1): 1.0}
+    assert bench_surfaces.dataset_name(SURFACES["images"]) == "random-mm (1 image of 32x32 each)"
+    assert '"image": 1' in bench_surfaces.VLM_FLAGS[bench_surfaces.VLM_FLAGS.index("--limit-mm-per-prompt") + 1]
+
+
+def test_serve_argv_names_the_served_model_and_the_load():
+    opts = Namespace(input_len=32, output_len=8, seed=7)
+    target = ("openai-responses", "http://127.0.0.1:9", "/openai/v1/responses")
+    argv = serve_argv(target, "idefics3-tiny", "/tok", SURFACES["responses"], opts, 4, 8, 2)
+    got = flags(argv)
+    assert got["--backend"] == "openai-responses"
+    assert (got["--base-url"], got["--endpoint"]) == ("http://127.0.0.1:9", "/openai/v1/responses")
+    assert (got["--model"], got["--tokenizer"]) == ("idefics3-tiny", "/tok")
+    assert (got["--num-prompts"], got["--max-concurrency"], got["--seed"], got["--num-warmups"]) == ("8", "4", "7", "2")
+    assert "--ignore-eos" in argv and got["--dataset-name"] == "random"
+
+
+def test_the_text_surfaces_serve_the_demo_repository():
+    repo, entry = bench_surfaces.repository(SURFACES["responses"], "smollm2")
+    assert (repo, entry) == (bench_surfaces.ROOT / "model_repository", "smollm2")
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "responses", "images"])
+def test_endpoints_without_tritons_protocol_refuse_the_grpc_systems(endpoint):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--endpoint", endpoint, "--systems", "vllm", "triton"])
+    assert exc.value.code == 2
+
+
+def test_vllm_server_gets_a_dict_argument_as_json():
+    cmd = bench.vllm_server_command({"limit_mm_per_prompt": {"image": 1}, "enable_prefix_caching": False}, 8000)
+    assert cmd[cmd.index("--limit-mm-per-prompt") + 1] == '{"image": 1}'
+    assert "--no-enable-prefix-caching" in cmd
