@@ -196,7 +196,7 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2", help="entry of model_repository/ to serve")
+    parser.add_argument("--model", default="smollm2", help="entry of model_repository/ to serve (images: the tiny VLM)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=None)
     parser.add_argument("--input-len", type=int, default=None)
     parser.add_argument("--output-len", type=int, default=None)
