@@ -2,7 +2,7 @@
 # `serve` runs the package's console script; the bench targets run dev scripts from tools/.
 PY := .venv/bin/python
 
-.PHONY: setup serve test quick unit bench-test bench bench-embeddings bench-embeddings-peers vllm-compat scale-test image-test clean
+.PHONY: setup serve test quick unit bench-test bench bench-embeddings bench-embeddings-peers vllm-compat lifecycle-test scale-test image-test clean
 setup:
 	@tools/bootstrap.sh
 
@@ -32,6 +32,9 @@ bench-embeddings-peers: setup  ## ours vs vLLM's pooling server and infinity-emb
 
 vllm-compat: setup  ## the vLLM engine's integration tests on the oldest vLLM we claim (VLLM_VERSION=, default 0.16.0), in a side venv
 	@tools/vllm_compat.sh $(ARGS)
+
+lifecycle-test: setup  ## stacks of their own killed, drained and restarted: engine deaths, SIGTERM drains, serve's exits, the container's command
+	@flock /tmp/triton-it.lock $(PY) -m pytest -m lifecycle -p no:cacheprovider $(ARGS)
 
 scale-test: setup  ## tensor/pipeline parallel through Triton on vLLM's CPU build, a worker killed, a Ray cluster (installs Ray)
 	@tools/scale_test.sh $(ARGS)

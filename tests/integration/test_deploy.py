@@ -17,10 +17,14 @@ from pathlib import Path
 import numpy as np
 import openai
 import psutil
+import pytest
 import requests
 
 from tests.servers import ROOT, free_port, running
 from triton_llm.cli.serve import wait_ready
+
+# `make lifecycle-test`: a stack of its own, killed, drained or restarted (not in `make test`).
+pytestmark = pytest.mark.lifecycle
 
 # Where pip put the console script for this interpreter (a venv's bin/).
 TRITON_LLM = Path(sys.executable).with_name("triton-llm")

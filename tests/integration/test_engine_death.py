@@ -28,6 +28,9 @@ from tests.servers import ROOT, free_port, make_repository, running, serve_comma
 from triton_llm.cli import serve, tritonserver
 from triton_llm.cli.serve import wait_ready
 
+# `make lifecycle-test`: a stack of its own, killed, drained or restarted (not in `make test`).
+pytestmark = pytest.mark.lifecycle
+
 RECOVERY_S = 240  # a reload on a busy 2-core machine; 10-30 s when idle
 DRAIN_S = 5
 
@@ -138,9 +141,9 @@ def test_sigterm_lets_tritons_own_stream_finish_then_every_process_stops(stack):
 class _Stream(threading.Thread):
     """A long streamed completion through the frontend, read until it ends."""
 
-    def __init__(self, url: str, model: str):
+    def __init__(self, url: str, model: str, max_tokens: int = 4000):
         super().__init__(daemon=True)
-        self.url, self.model = url, model
+        self.url, self.model, self.max_tokens = url, model, max_tokens
         self.started = threading.Event()
         self.lines: list[bytes] = []
         self.error: dict | None = None
@@ -148,7 +151,7 @@ class _Stream(threading.Thread):
         self.start()
 
     def run(self) -> None:
-        body = {"model": self.model, "prompt": "Tell me a story.", "max_tokens": 4000, "ignore_eos": True,
+        body = {"model": self.model, "prompt": "Tell me a story.", "max_tokens": self.max_tokens, "ignore_eos": True,
                 "stream": True}  # fmt: skip
         with requests.post(f"{self.url}/openai/v1/completions", json=body, stream=True, timeout=120) as r:
             for line in r.iter_lines():

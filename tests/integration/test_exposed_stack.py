@@ -23,6 +23,9 @@ import requests
 from tests.conftest import HF_OVERRIDES
 from tests.servers import engine_requests, free_port, make_repository, running, serve_command, serve_up
 
+# `make lifecycle-test`: a stack of its own, killed, drained or restarted (not in `make test`).
+pytestmark = pytest.mark.lifecycle
+
 API_KEY = "sekrit"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 MODEL = "smollm2-hf"

@@ -19,6 +19,9 @@ import requests
 from tests.servers import ROOT, free_port, make_repository, running, serve_command
 from triton_llm.cli.serve import wait_ready
 
+# `make lifecycle-test`: a stack of its own, killed, drained or restarted (not in `make test`).
+pytestmark = pytest.mark.lifecycle
+
 
 def test_second_serve_reports_the_busy_port(tmp_path):
     with socket.socket() as busy:
