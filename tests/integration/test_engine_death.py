@@ -173,7 +173,12 @@ def _served_again(url: str, model: str, log: Path, killed: float, within_s: floa
     while time.monotonic() - killed < within_s:
         if gone():
             return False
-        r = _complete(url, model)
+        try:
+            r = _complete(url, model)
+        except requests.ConnectionError:
+            if gone():  # the stack ended between the two questions
+                return False
+            raise
         statuses.add(r.status_code)
         if r.status_code == 503:
             assert r.headers.get("retry-after", "").isdigit() and r.json()["error"]["type"] == "service_unavailable"

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -239,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     local = loopback(args.triton_host)
     started = time.monotonic()
     supervisor.become_subreaper()  # engine processes orphaned by a dead model come to us
-    proc = subprocess.Popen(cmd, env=tritonserver.environment(), start_new_session=True)
+    dead_engines = Path(tempfile.mkdtemp(prefix="triton-llm-dead-engines-"))  # supervisor.DEAD_ENGINES_ENV
+    env = {**tritonserver.environment(), supervisor.DEAD_ENGINES_ENV: str(dead_engines)}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     frontend = None
     if args.frontend_port:
         frontend = subprocess.Popen(
@@ -264,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     children = {"tritonserver": proc} | ({"the OpenAI frontend": frontend} if frontend else {})
     base = f"http://{local}:{args.http_port}"
-    watch = supervisor.Supervisor(proc.pid, base, [c.pid for c in children.values()])
+    watch = supervisor.Supervisor(proc.pid, base, [c.pid for c in children.values()], dead_engines)
     try:
         # Each wait also watches the other child: either dying while the other starts ends serve.
         if not wait_ready(proc, f"{base}/v2/health/ready", args.ready_timeout, also=children.values()):
@@ -293,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_all(frontend, proc, args.drain_timeout, watch)
         watch.stop_orphans()
         watch.collect_shm()
+        shutil.rmtree(dead_engines, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,13 @@
   so that the container restarts. Only a model Triton still calls READY is reloaded: one an
   operator unloads (the frontend's control routes) is UNLOADING before its process exits, or
   gone from the index once its folder is removed, and stays unloaded.
+- **A model's engine died** (vLLM's EngineCore or a worker killed; the transformers batcher
+  failed) while its stub lives: the stub answers 503, shuts the engine down and writes a file
+  named for the model into DEAD_ENGINES_ENV's folder, which serve makes and hands to Triton's
+  environment; we reload that model the same way. The stub is not made to exit: a stub that
+  ends by itself can leave Triton a shared-memory lock it never gets back, and tritonserver
+  aborts (boost::interprocess::lock_exception), taking every model with it; an unload ends it
+  cleanly. A stub that is killed (OOM) can still do that; nothing on our side prevents it.
 - **A stop after a death.** Requests the dead process held never end, so Triton keeps that
   model live through a stop until its exit timeout. Once every other model has unloaded,
   serve ends Triton instead of waiting (`waits_on_the_dead`).
@@ -40,6 +47,7 @@ PR_SET_CHILD_SUBREAPER = 36
 STUB = "triton_python_backend_stub"
 SHM_SCAN_S = 5.0  # how often the /dev/shm files our processes map are noted
 DEAD_WAIT_S = 3.0  # Triton's own exit after its last model unloaded takes well under this
+DEAD_ENGINES_ENV = "TRITON_LLM_DEAD_ENGINES_DIR"  # the folder a stub names its dead engine's model in
 ORPHAN_GRACE_S = 5.0  # an orphan's time to exit after SIGTERM (vLLM's resource tracker ignores it)
 
 
@@ -56,8 +64,9 @@ def say(message: str) -> None:
 
 
 class Supervisor:
-    def __init__(self, triton_pid: int, http_base: str, children: list[int]):
+    def __init__(self, triton_pid: int, http_base: str, children: list[int], dead_engines: Path | None = None):
         self._triton_pid = triton_pid
+        self._dead_engines = dead_engines  # the folder of DEAD_ENGINES_ENV
         self._http = http_base
         self._children = set(children)
         self._stubs: dict[int, str] = {}  # stub pid -> model name
@@ -76,6 +85,7 @@ class Supervisor:
         """Watch once; the reason the stack must stop (a model that could not be reloaded), or None."""
         self._reap_orphans()
         self._watch_stubs()
+        self._watch_dead_engines()
         if time.monotonic() - self._shm_at > SHM_SCAN_S:
             self._note_shm()
         return self._failed
@@ -98,9 +108,28 @@ class Supervisor:
             self._gone.discard(model)
             if state == "READY":  # gone without an unload: it died
                 say(f"the process of model '{model}' died; reloading the model")
-                self._reloading.add(model)
-                self.died.add(model)
-                threading.Thread(target=self._reload, args=(model,), name=f"reload-{model}", daemon=True).start()
+                self._start_reload(model)
+
+    def _watch_dead_engines(self) -> None:
+        """Reload each model whose stub wrote that its engine died (generation/runner.py)."""
+        if self._dead_engines is None:
+            return
+        for marker in sorted(self._dead_engines.glob("*")):
+            model = marker.name
+            if model in self._reloading:  # already on its way back (its stub died too)
+                marker.unlink(missing_ok=True)
+                continue
+            if (state := self._state(model)) is None:
+                continue  # Triton did not answer: asked again at the next poll
+            marker.unlink(missing_ok=True)
+            if state == "READY":  # not one an operator unloads meanwhile
+                say(f"the engine of model '{model}' died; reloading the model")
+                self._start_reload(model)
+
+    def _start_reload(self, model: str) -> None:
+        self._reloading.add(model)
+        self.died.add(model)
+        threading.Thread(target=self._reload, args=(model,), name=f"reload-{model}", daemon=True).start()
 
     def _reload(self, model: str) -> None:
         started = time.monotonic()

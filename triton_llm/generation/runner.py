@@ -29,6 +29,7 @@ import queue
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 # The stub's embedded interpreter starts with an ASCII locale; torch's inductor then fails
@@ -41,6 +42,7 @@ except locale.Error:
 import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists inside the stub)
 
 from triton_llm import served_names, tracing  # noqa: E402
+from triton_llm.cli.supervisor import DEAD_ENGINES_ENV  # noqa: E402
 from triton_llm.errors import InvalidInput, Unavailable  # noqa: E402
 from triton_llm.gc_heap import freeze_heap  # noqa: E402
 from triton_llm.generation import admission, protocol  # noqa: E402
@@ -52,6 +54,7 @@ from triton_llm.triton_log import route_logs_to_triton  # noqa: E402
 logger = logging.getLogger("triton_llm")
 
 CANCEL_POLL_S = 0.1
+EXIT_SETTLE_S = 1.0  # a dead engine's stub: time for its last IPC before it exits (_retire_dead)
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
 
@@ -95,6 +98,7 @@ class TritonPythonModel:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._dead: str | None = None  # why the engine died, once it has
+        self._retired = False  # the dead engine is shut down (_retire_dead)
         self._responses: queue.Queue = queue.Queue()
         # Set by the first execute (Triton has loaded the model): a metric family made on the response thread
         # while the stub answered Triton's initialize left a LoRA model loading forever (info gauges).
@@ -153,6 +157,9 @@ class TritonPythonModel:
 
     async def _run(self, request, sender, engine_id: str, spans: tracing.RequestSpans | None = None) -> str:
         """Serve one request to its final response; return its outcome for the metrics."""
+        if self._dead is not None:  # its engine may be shut down already (_retire_dead)
+            self._send_unavailable(engine_id, sender)
+            return "error"
         try:
             started = time.monotonic()
             parsed = protocol.parse_request(_input_getter(request), request.parameters())
@@ -185,7 +192,7 @@ class TritonPythonModel:
             self._send_error(engine_id, sender, exc.to_wire(), pb_utils.TritonError.INVALID_ARG)
             return "invalid"
         except Exception as exc:
-            if self.engine.dead() is not None:  # its own error says only "engine dead"
+            if self._dead is not None or self.engine.dead() is not None:  # its own error says only "engine dead"
                 self._send_unavailable(engine_id, sender)
                 return "error"
             logger.exception("%s: request %s failed", self.model_name, engine_id)
@@ -227,13 +234,13 @@ class TritonPythonModel:
             if time.monotonic() >= next_poll:
                 self._poll_cancellations()
                 next_poll = time.monotonic() + CANCEL_POLL_S
-                if self._dead is not None and not self._inflight and self._responses.empty():
-                    self._exit_dead()
+                if self._dead is not None and not self._retired and not self._inflight and self._responses.empty():
+                    self._retire_dead()
 
     def _poll_cancellations(self) -> None:
         try:
             if self._dead is None and not self._stopping.is_set() and (reason := self.engine.dead()):
-                logger.error("%s: the engine died: %s; failing its requests, then exiting", self.model_name, reason)
+                logger.error("%s: the engine died: %s; failing its requests, then stopping it", self.model_name, reason)
                 self._dead = reason  # from here on, each request's end is a 503 (see _run)
             with self._lock:
                 inflight = list(self._inflight.values())
@@ -249,14 +256,29 @@ class TritonPythonModel:
 
     # -- shutdown ---------------------------------------------------------------------
 
-    def _exit_dead(self) -> None:
-        """Every request has had its 503: free what is left of the engine and end this process
-        (Triton then reports the stub unhealthy; serve reloads the model)."""
+    def _retire_dead(self) -> None:
+        """Every request has had its 503: free what is left of the engine. Under `triton-llm serve`,
+        tell its supervisor (a file named for the model in DEAD_ENGINES_ENV's folder) and answer 503
+        until it reloads the model: its unload ends this process through `finalize`, as any unload
+        does. Alone, end this process (Triton then says the stub is unhealthy); that exit can abort
+        tritonserver (below), which is why serve asks for the reload instead."""
+        self._retired = True
         try:
             asyncio.run_coroutine_threadsafe(self.engine.shutdown(), self.loop).result(timeout=10)
         except Exception:
             logger.warning("%s: shutting the dead engine down failed", self.model_name, exc_info=True)
+        if folder := os.environ.get(DEAD_ENGINES_ENV):
+            try:
+                (Path(folder) / self.model_name).write_text(self._dead or "")
+                logger.error("%s: its engine died (%s); 503s until serve reloads it", self.model_name, self._dead)
+                return
+            except OSError:
+                logger.warning("%s: could not tell serve; exiting instead", self.model_name, exc_info=True)
         logger.error("%s: exiting: its engine died (%s)", self.model_name, self._dead)
+        # The stub's own threads hand that log line and the last responses to Triton through shared
+        # memory; a process that ends in the middle of one leaves Triton a lock it can never take
+        # (boost::interprocess::lock_exception: tritonserver aborted in about 1 exit in 4).
+        time.sleep(EXIT_SETTLE_S)
         os._exit(1)
 
     def finalize(self) -> None:

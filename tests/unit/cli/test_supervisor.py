@@ -8,6 +8,7 @@ import mmap
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -91,6 +92,38 @@ def test_a_stub_that_comes_and_goes_during_a_reload_is_not_a_death(monkeypatch):
     watch._gone = {"m"}  # noted by a poll that raced the reload's start
     watch._reload("m")
     assert watch._gone == set() and watch._reloading == set()
+
+
+def test_a_model_whose_stub_says_its_engine_died_is_reloaded_once(monkeypatch, tmp_path):
+    """generation/runner.py names the model in the folder serve hands to Triton's environment; the
+    marker goes once read, a model an operator unloaded meanwhile is left alone, and a marker is
+    kept while Triton does not answer."""
+    watch = supervisor.Supervisor(triton_pid=os.getpid(), http_base="http://127.0.0.1:9", children=[],
+                                  dead_engines=tmp_path)  # fmt: skip
+    started = []
+    monkeypatch.setattr(watch, "_reload", started.append)
+    index = {"m": "READY", "gone": "UNAVAILABLE"}
+    answers = iter([None, *[json.dumps([{"name": k, "state": v} for k, v in index.items()]).encode()] * 4])
+
+    def post(path, timeout):
+        if (answer := next(answers)) is None:
+            raise OSError("Triton is busy")
+        return answer
+
+    monkeypatch.setattr(watch, "_post", post)
+    (tmp_path / "m").write_text("EngineDeadError: EngineCore died")
+    watch._watch_dead_engines()  # Triton did not answer: kept for the next poll
+    assert (tmp_path / "m").exists() and started == []
+    (tmp_path / "gone").write_text("x")
+    watch._watch_dead_engines()
+    assert list(tmp_path.iterdir()) == [] and watch._reloading == {"m"} and watch.died == {"m"}
+    (tmp_path / "m").write_text("again")  # its stub, while the reload runs: the same death
+    watch._watch_dead_engines()
+    assert list(tmp_path.iterdir()) == [] and watch._reloading == {"m"}
+    deadline = time.monotonic() + 5
+    while started != ["m"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert started == ["m"]
 
 
 def test_a_stop_waits_on_the_dead_only_after_a_death_and_once_no_stub_is_left(monkeypatch):

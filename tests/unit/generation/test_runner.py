@@ -164,14 +164,24 @@ def test_a_request_that_arrives_while_the_model_stops_gets_unavailable(serve):
     served.check()
 
 
-def test_a_dead_engine_fails_every_request_with_unavailable_then_the_process_exits(serve, monkeypatch):
+@pytest.mark.parametrize("under_serve", [True, False])
+def test_a_dead_engine_fails_every_request_with_unavailable_then_tells_serve_or_exits(
+    serve, monkeypatch, tmp_path, under_serve
+):
+    """Under serve, the stub names its model in serve's folder and lives on (503s) until serve
+    reloads the model; alone, it exits (Triton then reports the stub unhealthy)."""
     import json
 
+    served = serve(FakeEngine(default=Script(chunks=1, hang=True)))  # installs the fake Triton first
     from triton_llm.generation import runner
 
     exited = threading.Event()
     monkeypatch.setattr(runner.os, "_exit", lambda status: exited.set())
-    served = serve(FakeEngine(default=Script(chunks=1, hang=True)))
+    monkeypatch.setattr(runner, "EXIT_SETTLE_S", 0.0)
+    if under_serve:
+        monkeypatch.setenv(runner.DEAD_ENGINES_ENV, str(tmp_path))
+    else:
+        monkeypatch.delenv(runner.DEAD_ENGINES_ENV, raising=False)
     requests = [served.request(f"p{i}", stream=i % 2 == 0) for i in range(4)]
     served.execute(*requests)
     for _ in requests:
@@ -182,13 +192,21 @@ def test_a_dead_engine_fails_every_request_with_unavailable_then_the_process_exi
         served.wait(r)
     served.execute(late)
     served.wait(late)
-    assert exited.wait(5)
-    for r in [*requests, late]:
+    told = tmp_path / "fake"  # the model's name (fakes/harness.py)
+    deadline = time.monotonic() + 5
+    while not (told.exists() if under_serve else exited.is_set()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (told.exists() and "EngineCore died" in told.read_text()) if under_serve else exited.is_set()
+    later = served.request("later")  # after the engine was shut down: a 503, not an engine call
+    served.execute(later)
+    served.wait(later)
+    assert not exited.is_set() if under_serve else True
+    for r in [*requests, late, later]:
         error = r.sender.error()
         assert error.code() == E.UNAVAILABLE
         wire = json.loads(error.message())
         assert wire["type"] == "unavailable" and "EngineCore died" in wire["message"] and wire["retry_after"] > 0
-    assert served.engine.shut_down and "late" not in served.engine.seen.values()
+    assert served.engine.shut_down and not {"late", "later"} & set(served.engine.seen.values())
     served.check()
 
 
