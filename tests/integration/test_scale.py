@@ -36,7 +36,7 @@ pytestmark = pytest.mark.scale
 
 # The engine of each entry: 4,096 tokens (test_engine_death's 4,000-token stream) in a 64 MiB KV cache per rank
 # (the CPU default is 2 GiB each; a token takes 2 KiB here).
-BASE = {"dtype": "float32", "enable_prefix_caching": False, "max_num_seqs": 4, "max_model_len": 4096,
+BASE = {"dtype": "float32", "enable_prefix_caching": False, "max_num_seqs": 4, "max_model_len": 32768,
         "kv_cache_memory_bytes": 64 << 20}  # fmt: skip
 MODELS = {"llama-tp2": {"tensor_parallel_size": 2}, "llama-pp2": {"pipeline_parallel_size": 2}}
 WORKER = {"llama-tp2": "Worker_TP1", "llama-pp2": "Worker_PP1"}  # vLLM's process titles of rank 1
@@ -135,7 +135,8 @@ def test_each_rank_has_a_core_of_its_own(stack):
 @pytest.mark.parametrize("model", MODELS)
 def test_a_killed_worker_ends_its_requests_with_503_then_the_model_serves_again(stack, model):
     proc, url, log = stack["proc"], stack["url"], stack["log"]
-    stream = _Stream(url, model)
+    # Long enough to outlast vLLM noticing the dead rank (~9 s; 4,000 tokens of this model took less).
+    stream = _Stream(url, model, max_tokens=30000)
     assert stream.started.wait(60), "no first chunk"
     family = psutil.Process(proc.pid).children(recursive=True)
     victim = _worker(proc.pid, WORKER[model])
