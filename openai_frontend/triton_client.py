@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import grpc
 import numpy as np
 import tritonclient.grpc.aio as grpc_aio
 from tritonclient.grpc import InferInput, InferResult
@@ -232,6 +233,9 @@ class TritonClient(KServeCalls):
             raise lost from None
         except InferenceServerException as exc:
             raise inflight.error() or _map_error(exc) from None
+        except grpc.aio.AioRpcError as exc:  # the connection itself broke: tritonclient passes it on as it is
+            reason = f"Triton's stream broke ({exc.code().name}: {exc.details()})"
+            raise inflight.error() or ServiceUnavailable(reason) from None
         finally:
             self._untrack(inflight)
             finished.set()
