@@ -241,8 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     local = loopback(args.triton_host)
     started = time.monotonic()
     supervisor.become_subreaper()  # engine processes orphaned by a dead model come to us
-    dead_engines = Path(tempfile.mkdtemp(prefix="triton-llm-dead-engines-"))  # supervisor.DEAD_ENGINES_ENV
-    env = {**tritonserver.environment(), supervisor.DEAD_ENGINES_ENV: str(dead_engines)}
+    env = tritonserver.environment()
+    try:  # where a stub names its model when its engine died (supervisor.DEAD_ENGINES_ENV)
+        dead_engines: Path | None = Path(tempfile.mkdtemp(prefix="triton-llm-dead-engines-"))
+        env[supervisor.DEAD_ENGINES_ENV] = str(dead_engines)
+    except OSError:  # no writable temporary folder: such a stub exits instead, as without serve
+        dead_engines = None
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     frontend = None
     if args.frontend_port:
@@ -297,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         stop_all(frontend, proc, args.drain_timeout, watch)
         watch.stop_orphans()
         watch.collect_shm()
-        shutil.rmtree(dead_engines, ignore_errors=True)
+        if dead_engines is not None:
+            shutil.rmtree(dead_engines, ignore_errors=True)
 
 
 if __name__ == "__main__":
