@@ -39,6 +39,7 @@ from pathlib import Path
 
 from openai_frontend import tls
 from openai_frontend.settings import Settings, env_seconds
+from triton_llm import dead_engines
 from triton_llm.cli import supervisor, tritonserver
 
 GRACE_S = 25.0
@@ -242,11 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     supervisor.become_subreaper()  # engine processes orphaned by a dead model come to us
     env = tritonserver.environment()
-    try:  # where a stub names its model when its engine died (supervisor.DEAD_ENGINES_ENV)
-        dead_engines: Path | None = Path(tempfile.mkdtemp(prefix="triton-llm-dead-engines-"))
-        env[supervisor.DEAD_ENGINES_ENV] = str(dead_engines)
+    try:  # where a stub names its model when its engine died (triton_llm.dead_engines)
+        dead_dir: Path | None = Path(tempfile.mkdtemp(prefix="triton-llm-dead-engines-"))
+        env[dead_engines.ENV] = str(dead_dir)
     except OSError:  # no writable temporary folder: such a stub exits instead, as without serve
-        dead_engines = None
+        dead_dir = None
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     frontend = None
     if args.frontend_port:
@@ -272,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     children = {"tritonserver": proc} | ({"the OpenAI frontend": frontend} if frontend else {})
     base = f"http://{local}:{args.http_port}"
-    watch = supervisor.Supervisor(proc.pid, base, [c.pid for c in children.values()], dead_engines)
+    watch = supervisor.Supervisor(proc.pid, base, [c.pid for c in children.values()], dead_dir)
     try:
         # Each wait also watches the other child: either dying while the other starts ends serve.
         if not wait_ready(proc, f"{base}/v2/health/ready", args.ready_timeout, also=children.values()):
@@ -301,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         stop_all(frontend, proc, args.drain_timeout, watch)
         watch.stop_orphans()
         watch.collect_shm()
-        if dead_engines is not None:
-            shutil.rmtree(dead_engines, ignore_errors=True)
+        if dead_dir is not None:
+            shutil.rmtree(dead_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

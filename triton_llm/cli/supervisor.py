@@ -10,7 +10,7 @@
   gone from the index once its folder is removed, and stays unloaded.
 - **A model's engine died** (vLLM's EngineCore or a worker killed; the transformers batcher
   failed) while its stub lives: the stub answers 503, shuts the engine down and writes a file
-  named for the model into DEAD_ENGINES_ENV's folder, which serve makes and hands to Triton's
+  named for the model into dead_engines.ENV's folder, which serve makes and hands to Triton's
   environment; we reload that model the same way. The stub is not made to exit: a stub that
   ends by itself can leave Triton a shared-memory lock it never gets back, and tritonserver
   aborts (boost::interprocess::lock_exception), taking every model with it; an unload ends it
@@ -47,7 +47,6 @@ PR_SET_CHILD_SUBREAPER = 36
 STUB = "triton_python_backend_stub"
 SHM_SCAN_S = 5.0  # how often the /dev/shm files our processes map are noted
 DEAD_WAIT_S = 3.0  # Triton's own exit after its last model unloaded takes well under this
-DEAD_ENGINES_ENV = "TRITON_LLM_DEAD_ENGINES_DIR"  # the folder a stub names its dead engine's model in
 ORPHAN_GRACE_S = 5.0  # an orphan's time to exit after SIGTERM (vLLM's resource tracker ignores it)
 
 
@@ -66,7 +65,7 @@ def say(message: str) -> None:
 class Supervisor:
     def __init__(self, triton_pid: int, http_base: str, children: list[int], dead_engines: Path | None = None):
         self._triton_pid = triton_pid
-        self._dead_engines = dead_engines  # the folder of DEAD_ENGINES_ENV
+        self._dead_engines = dead_engines  # the folder of dead_engines.ENV
         self._http = http_base
         self._children = set(children)
         self._stubs: dict[int, str] = {}  # stub pid -> model name

@@ -29,7 +29,6 @@ import queue
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 # The stub's embedded interpreter starts with an ASCII locale; torch's inductor then fails
@@ -41,8 +40,7 @@ except locale.Error:
 
 import triton_python_backend_utils as pb_utils  # noqa: E402  (only exists inside the stub)
 
-from triton_llm import served_names, tracing  # noqa: E402
-from triton_llm.cli.supervisor import DEAD_ENGINES_ENV  # noqa: E402
+from triton_llm import dead_engines, served_names, tracing  # noqa: E402
 from triton_llm.errors import InvalidInput, Unavailable  # noqa: E402
 from triton_llm.gc_heap import freeze_heap  # noqa: E402
 from triton_llm.generation import admission, protocol  # noqa: E402
@@ -258,7 +256,7 @@ class TritonPythonModel:
 
     def _retire_dead(self) -> None:
         """Every request has had its 503: free what is left of the engine. Under `triton-llm serve`,
-        tell its supervisor (a file named for the model in DEAD_ENGINES_ENV's folder) and answer 503
+        tell its supervisor (`dead_engines.report`) and answer 503
         until it reloads the model: its unload ends this process through `finalize`, as any unload
         does. Alone, end this process (Triton then says the stub is unhealthy); that exit can abort
         tritonserver (below), which is why serve asks for the reload instead."""
@@ -267,13 +265,12 @@ class TritonPythonModel:
             asyncio.run_coroutine_threadsafe(self.engine.shutdown(), self.loop).result(timeout=10)
         except Exception:
             logger.warning("%s: shutting the dead engine down failed", self.model_name, exc_info=True)
-        if folder := os.environ.get(DEAD_ENGINES_ENV):
-            try:
-                (Path(folder) / self.model_name).write_text(self._dead or "")
+        try:
+            if dead_engines.report(self.model_name, self._dead or ""):
                 logger.error("%s: its engine died (%s); 503s until serve reloads it", self.model_name, self._dead)
                 return
-            except OSError:
-                logger.warning("%s: could not tell serve; exiting instead", self.model_name, exc_info=True)
+        except OSError:
+            logger.warning("%s: could not tell serve; exiting instead", self.model_name, exc_info=True)
         logger.error("%s: exiting: its engine died (%s)", self.model_name, self._dead)
         # The stub's own threads hand that log line and the last responses to Triton through shared
         # memory; a process that ends in the middle of one leaves Triton a lock it can never take

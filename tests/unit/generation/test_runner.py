@@ -17,6 +17,7 @@ import pytest
 from tests.unit.fakes import pb_utils
 from tests.unit.fakes.engine import FakeEngine, Script
 from tests.unit.fakes.harness import Served, start_generation
+from triton_llm import dead_engines
 from triton_llm.errors import InvalidInput
 
 E = pb_utils.TritonError
@@ -179,9 +180,9 @@ def test_a_dead_engine_fails_every_request_with_unavailable_then_tells_serve_or_
     monkeypatch.setattr(runner.os, "_exit", lambda status: exited.set())
     monkeypatch.setattr(runner, "EXIT_SETTLE_S", 0.0)
     if under_serve:
-        monkeypatch.setenv(runner.DEAD_ENGINES_ENV, str(tmp_path))
+        monkeypatch.setenv(dead_engines.ENV, str(tmp_path))
     else:
-        monkeypatch.delenv(runner.DEAD_ENGINES_ENV, raising=False)
+        monkeypatch.delenv(dead_engines.ENV, raising=False)
     requests = [served.request(f"p{i}", stream=i % 2 == 0) for i in range(4)]
     served.execute(*requests)
     for _ in requests:
