@@ -28,11 +28,19 @@ class HfGenerationSettings(Family, GenerationSettings):
     """Sequences decoded together in one batch step."""
     max_num_batched_tokens: int = setting(2048, vllm=True, gt=0)
     """Prompt tokens prefilled between two decode steps, so that running sequences keep decoding while prompts join:
-    waiting prompts join in groups whose padded size (rows × longest) fits it, and a longer prompt (decoder-only) in
-    pieces of it. Unlike vLLM's, decode tokens do not count: decoding and prefill run as separate passes, and each
-    pass costs about a one-row decode step besides its tokens. A small value gives joining requests their first token
-    sooner, but costs throughput and, when many arrive together, stalls the running ones more often
+    waiting prompts join in groups whose padded size (rows × most tokens left to prefill) fits it, and a longer prompt
+    (decoder-only) in pieces of it. Unlike vLLM's, decode tokens do not count: decoding and prefill run as separate
+    passes, and each pass costs about a one-row decode step besides its tokens. A small value gives joining requests
+    their first token sooner, but costs throughput and, when many arrive together, stalls the running ones more often
     (engines/hf/scheduler.py)."""
+    enable_prefix_caching: bool = setting(True, vllm=True)
+    """Reuse the KV of prompt blocks (16 tokens) that earlier requests prefilled, as vLLM's automatic prefix caching:
+    a shared system prompt is prefilled once. On by default, as in vLLM: a hit costs a copy of the cached KV, far
+    less than its prefill, and float32 output is the same token for token (bfloat16 may round otherwise, as in
+    vLLM, since a hit is prefilled in two pieces). Off for vision-language models (engines/hf/prefix_cache.py)."""
+    prefix_cache_bytes: int = setting(1 << 30, ge=0)
+    """The most memory the prefix cache's blocks hold; the least recently used go first. 1 GiB holds about 46k
+    tokens of SmolLM2-135M in bfloat16 (23 KiB each), 5k of a 1.7B model (192 KiB each)."""
     attn_implementation: str | None = setting()
     """transformers' attention; default: grouped eager attention on a CPU (engines/hf/attention.py), the model's own
     on a GPU.

@@ -7,6 +7,9 @@ the two batchers here say how a step runs:
     group is prefilled together and its cache rows are left-padded into the batch, leaving
     rows are dropped from it. A prompt longer than `max_num_batched_tokens` is prefilled in
     pieces into a one-row cache of its own (`extend`), which joins the batch with its last.
+    A prompt whose first blocks are in the prefix cache (`prefix_cache`) starts from a copy of
+    their KV, as from earlier pieces: a joining group is prefilled from where each row's own
+    cache ends, and its prompts' full blocks are stored after.
     A prompt with images (a vision-language model: `multimodal`) is prefilled whole in a pass
     of its own with its image tensors, and its cache row joins the batch alike.
     Why not transformers' own continuous batching
@@ -23,37 +26,46 @@ the two batchers here say how a step runs:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 
 from triton_llm.generation.engines.hf import multimodal, structured, token_filters
+from triton_llm.generation.engines.hf.prefix_cache import PrefixCache
 from triton_llm.generation.engines.hf.scheduler import Active, Batcher
+from triton_llm.generation.stats import PREFIX_HITS, PREFIX_QUERIES
+
+logger = logging.getLogger(__name__)
 
 
 class CausalBatcher(Batcher):
     chunks_prompts = True
+
+    def __init__(self, load: Any, *, prefix_cache: PrefixCache | None = None, **limits: Any):
+        self.prefix_cache = prefix_cache  # None: off
+        super().__init__(load, **limits)
 
     def setup(self) -> None:
         self._mask = torch.zeros((0, 0), dtype=torch.long)  # [rows, cached positions]
         self._cache: Any = None
 
     def join(self, joining: list[Active]) -> list[int]:
-        """Text prompts are prefilled as one padded group; a prompt with images in a pass of its own (each
-        vision-language family pads its image tensors its own way), its rows then joining the batch alike."""
-        if joining[0].prefilled:  # the last piece of a prompt that `extend` began
-            (a,) = joining
-            logits = self._prefill_piece(a, len(a.seq.prompt_ids))
-            cache, mask = a.prefix, torch.ones((1, a.prefilled), dtype=torch.long, device=self.model.device)
-            a.prefix = None
-            return self._add([a], logits, cache, mask)
+        """Text prompts are prefilled as one padded group, each from where its own cache (earlier pieces, or a
+        prefix cache hit) ends; a prompt with images in a pass of its own (each vision-language family pads its
+        image tensors its own way), its rows then joining the batch alike."""
         text = [a for a in joining if a.seq.image_inputs is None]
         tokens = []
         if text:
-            ids, mask = _pad([a.seq.prompt_ids for a in text], 0, self.model.device, left=True)
-            cache = _new_cache()
-            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-            tokens += self._add(text, self._forward(ids, mask, position_ids, cache), cache, mask)
+            for a in text:
+                self.to_prefill(a)  # without a cap, nothing has looked the prompt up yet
+            ids, mask, position_ids, cache = self._continue(text)
+            logits = self._forward(ids, mask, position_ids, cache)
+            prompts = [a.seq.prompt_ids for a in text]
+            if self.prefix_cache is not None and not self.prefix_cache.store_rows(prompts, cache, mask):
+                logger.warning("this model's cache is not one KV pair per layer: prefix caching is off")
+                self.prefix_cache = None
+            tokens += self._add(text, logits, cache, mask)
         for a in joining:
             if a.seq.image_inputs is not None:
                 tokens += self._add([a], *self._prefill_images(a))
@@ -75,19 +87,48 @@ class CausalBatcher(Batcher):
         return _pick(logits, rows)
 
     def extend(self, a: Active, end: int) -> None:
-        self._prefill_piece(a, end)
-
-    def _prefill_piece(self, a: Active, end: int) -> torch.Tensor:
-        """Run `a`'s prompt tokens from `a.prefilled` to `end` on its own cache; the last one's logits."""
+        """Run `a`'s prompt tokens from `a.prefilled` to `end` on its own cache."""
         if a.prefix is None:
             a.prefix = _new_cache()
         device = self.model.device
         ids = torch.tensor([a.seq.prompt_ids[a.prefilled : end]], dtype=torch.long, device=device)
         mask = torch.ones((1, end), dtype=torch.long, device=device)
-        position_ids = torch.arange(a.prefilled, end, device=device)[None]
-        logits = self._forward(ids, mask, position_ids, a.prefix)
+        self._forward(ids, mask, torch.arange(a.prefilled, end, device=device)[None], a.prefix)
         a.prefilled = end
-        return logits
+
+    def to_prefill(self, a: Active) -> int:
+        if a.cached is None and self.prefix_cache is not None and a.seq.image_inputs is None:
+            a.cached = 0
+            if not a.prefilled and (hit := self.prefix_cache.lookup(a.seq.prompt_ids)) is not None:
+                a.cached, a.prefix = hit  # its tokens, and a cache of its own holding their KV
+                a.prefilled = a.cached
+            # vLLM's meaning: prompt tokens looked up, and those found
+            self.stats.add(PREFIX_QUERIES, len(a.seq.prompt_ids))
+            self.stats.add(PREFIX_HITS, a.cached)
+        return super().to_prefill(a)
+
+    def _continue(self, rows: list[Active]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+        """The inputs of a group's prefill: each row's prompt from `prefilled` on, left-padded, and one cache of
+        the rows' own caches so far, left-padded too (a row's padding may then lie between the two)."""
+        device, start = self.model.device, max(a.prefilled for a in rows)
+        ids, mask = _pad([a.seq.prompt_ids[a.prefilled :] for a in rows], 0, device, left=True)
+        past = torch.zeros((len(rows), start), dtype=torch.long, device=device)
+        for row, a in enumerate(rows):
+            past[row, start - a.prefilled :] = 1
+        mask = torch.cat([past, mask], dim=1)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, start:]
+        own = [a.prefix for a in rows]
+        if len(rows) == 1 and own[0] is not None:
+            cache = own[0]  # one row: its own cache, as it is
+        else:
+            cache, some = _new_cache(), next((c for c in own if c is not None), None)
+            for i, like in enumerate(some.layers if some is not None else []):
+                keys = [_left_pad_to(c.layers[i].keys if c else like.keys[:, :, :0], start) for c in own]
+                values = [_left_pad_to(c.layers[i].values if c else like.values[:, :, :0], start) for c in own]
+                cache.update(torch.cat(keys), torch.cat(values), i)
+        for a in rows:
+            a.prefix = None
+        return ids, mask, position_ids, cache
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor, cache: Any, **images: Any):
         return self.model(

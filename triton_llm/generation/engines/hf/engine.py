@@ -24,6 +24,7 @@ from triton_llm.generation.engines.base import check_token_ids, prompt_field, re
 from triton_llm.generation.engines.hf import attention, linear, multimodal, token_filters
 from triton_llm.generation.engines.hf.batching import CausalBatcher, Seq2SeqBatcher
 from triton_llm.generation.engines.hf.detokenizer import IncrementalDetokenizer, StopStrings
+from triton_llm.generation.engines.hf.prefix_cache import PrefixCache
 from triton_llm.generation.engines.hf.sampling import to_hf_sampling
 from triton_llm.generation.engines.hf.scheduler import Active, Sequence
 from triton_llm.generation.engines.hf.structured import Grammars, RowGrammar
@@ -72,7 +73,9 @@ class HuggingFaceEngine:
             self._image_prompts = multimodal.ImagePrompts(multimodal.load_processor(s), s)
         batcher = CausalBatcher if self.task == Task.TEXT_GENERATION else Seq2SeqBatcher
         # The batcher's thread loads the model: all torch work stays on that thread.
-        limits = {"max_num_seqs": s.max_num_seqs, "max_num_batched_tokens": s.max_num_batched_tokens}
+        limits: dict[str, Any] = {"max_num_seqs": s.max_num_seqs, "max_num_batched_tokens": s.max_num_batched_tokens}
+        if batcher is CausalBatcher and s.enable_prefix_caching and self._image_prompts is None:
+            limits["prefix_cache"] = PrefixCache(s.prefix_cache_bytes)  # a prompt's image tokens: KV of its pixels
         self._batcher = batcher(self._load_model, **limits, stats=self.stats)
         model = self._batcher.wait_loaded()
         config = model.config.get_text_config()  # a vision-language model's: its text model's

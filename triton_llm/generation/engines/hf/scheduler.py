@@ -1,20 +1,20 @@
 """The scheduling thread of the transformers engine's continuous batching (`batching`).
 
 One thread per model (`Batcher`): requests join between steps, finished or cancelled ones leave at once, every step
-decodes one token for all active sequences. This module owns the queues, the joining and leaving, cancellation and
-failures; a subclass in `batching` says how to join sequences into its batch and run one forward pass. Updates go
-back as `on_update(token_ids, finished, error)` on the caller's event loop, with every token generated so far.
+decodes one token for all active sequences. This module owns the queues, joining, leaving, cancellation and failures;
+a subclass in `batching` says how to join sequences into its batch and run one forward pass. Updates go back as
+`on_update(token_ids, finished, error)` on the caller's event loop, with every token generated so far.
 
-Chunked prefill (vLLM's `max_num_batched_tokens` idea): between two decode steps at most that many prompt tokens are
-prefilled, so that the active rows keep decoding while long prompts join. Waiting prompts join in groups whose padded
-size (rows x longest) fits the cap, whole; a prompt longer than the cap alone is prefilled in pieces of the cap into a
-cache of its own (decoder-only models; not one with images), and joins the batch with its last piece. Decoding and
-prefill stay separate passes (one padded batch cannot hold both), and on a CPU a pass costs about a one-row decode step
-before its tokens: SmolLM2, bf16, one thread's CPU time, prefill of 1 / 16 / 128 tokens 36 / 56 / 205 ms, a 16-row
-decode step 64 ms. Served (`tools.bench --systems hf --concurrency 16`, 128 in / 64 out, one quiet run per cap,
-2026-11-26), cap: tok/s, ITL p99 ms, TTFT p50 ms: 2048: 182, 227, 1485; 256: 169, 339, 257; 64: 140, 193, 266 (vLLM's
-server: 162, 63, 2639). A small cap gives first tokens sooner, but when 16 requests arrive together the first ones to
-join stall once per group that follows. Hence the default of 2048.
+Chunked prefill (vLLM's `max_num_batched_tokens`): between two decode steps at most that many prompt tokens are
+prefilled, so that running rows keep decoding while long prompts join. Waiting prompts join in groups whose padded size
+(rows x most left to prefill) fits the cap; a longer one is prefilled alone in pieces of the cap into a cache of its own
+(decoder-only, no images) and joins the batch with its last piece. A prompt whose first blocks are in the prefix cache
+(`prefix_cache`) starts from their copy, as from earlier pieces. Decoding and prefill are separate passes; on a CPU a
+pass costs about a one-row decode step before its tokens (SmolLM2, bf16, one thread's CPU time: prefill of 1 / 16 / 128
+tokens 36 / 56 / 205 ms, a 16-row decode step 64 ms). Served (`tools.bench --systems hf --concurrency 16`, 128 in / 64
+out, one quiet run per cap, 2026-11-26), cap: tok/s, ITL p99 ms, TTFT p50 ms: 2048: 182, 227, 1485; 256: 169, 339, 257;
+64: 140, 193, 266 (vLLM's server: 162, 63, 2639). A small cap gives first tokens sooner, but when 16 requests arrive
+together the first to join stall once per later group: hence the default of 2048.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class Active:
     encoded: torch.Tensor | None = None  # encoder-decoder: [source_len, hidden]
     prefilled: int = 0  # chunked prefill: prompt tokens in `prefix` so far
     prefix: Any = None  # chunked prefill: the cache of the prompt's first `prefilled` tokens
+    cached: int | None = None  # prompt tokens the prefix cache gave (`prefix_cache`); None: not looked up
     arrived: float = field(default_factory=time.monotonic)  # for the metrics: queue time, TTFT
     joined: float = 0.0  # when its prefill began; with `first_token`, a traced request's spans (engine.py)
     first_token: float = 0.0
@@ -73,12 +74,10 @@ class Active:
 class Batcher:
     """The scheduling thread; subclasses say how to join sequences and run one step.
 
-    The thread also loads the model: all of the engine's torch work runs on this one thread.
-    PyTorch's OpenMP runtime (libgomp) keeps a pool of workers per thread that runs parallel
-    ops, and once there are more of those workers than cores it stops spin-waiting between
-    ops, so each op waits for a futex wake-up. On a 2-core machine, SmolLM2 loaded on another
-    (still living) thread generated 18 tok/s for one request and 188 for 16; loaded here,
-    32 and 320.
+    The thread also loads the model: all of the engine's torch work runs on this one thread. PyTorch's OpenMP
+    runtime (libgomp) keeps a pool of workers per thread, and once there are more of those than cores it stops
+    spin-waiting between ops: each op waits for a futex wake-up. On 2 cores, SmolLM2 loaded on another (still
+    living) thread generated 18 tok/s for one request and 188 for 16; loaded here, 32 and 320.
     """
 
     chunks_prompts = False  # whether `extend` can prefill a prompt in pieces
@@ -153,18 +152,20 @@ class Batcher:
         """Called once the model is loaded."""
 
     def join(self, joining: list[Active]) -> list[int] | None:
-        """Prefill joining sequences (whole prompts, or the rest of one that `extend` began),
-        appended to `active`; may return their first tokens."""
+        """Prefill joining prompts (whole, or what `extend` or a cache left) into `active`; maybe their first tokens."""
         raise NotImplementedError
 
     def extend(self, a: Active, end: int) -> None:
-        """Prefill `a`'s prompt from `a.prefilled` up to `end` into `a.prefix`, and set `a.prefilled` to `end`
-        (if `chunks_prompts`)."""
+        """Prefill `a`'s prompt from `a.prefilled` to `end` into `a.prefix`; `a.prefilled` is then `end`."""
         raise NotImplementedError
 
     def step(self) -> list[int]:
         """One forward pass over `active`: the next token of each."""
         raise NotImplementedError
+
+    def to_prefill(self, a: Active) -> int:
+        """The prompt tokens `a` has left to prefill (a subclass may first take some from a prefix cache)."""
+        return len(a.seq.prompt_ids) - a.prefilled
 
     def keep(self, rows: list[int]) -> None:
         """Only these rows of `active` stay (batch state is cut to match)."""
@@ -232,9 +233,9 @@ class Batcher:
         cap = self.max_num_batched_tokens
         if cap is None:
             return waiting[:room]
-        group, width = waiting[:1], len(waiting[0].seq.prompt_ids)
+        group, width = waiting[:1], self.to_prefill(waiting[0])
         for a in waiting[1:room]:
-            width = max(width, len(a.seq.prompt_ids))
+            width = max(width, self.to_prefill(a))
             if (len(group) + 1) * width > cap:
                 break
             group.append(a)
@@ -242,14 +243,13 @@ class Batcher:
 
     def _prefill(self, joining: list[Active]) -> None:
         """Prefill a group whole, or the next piece of a prompt longer than the cap."""
-        a, cap, rest = joining[0], self.max_num_batched_tokens, len(joining[0].seq.prompt_ids) - joining[0].prefilled
-        if self.chunks_prompts and cap is not None and rest > cap and a.seq.image_inputs is None:  # images: one pass
+        a, cap = joining[0], self.max_num_batched_tokens
+        if self.chunks_prompts and cap is not None and self.to_prefill(a) > cap and a.seq.image_inputs is None:
             self._prefilling = a
             self.extend(a, a.prefilled + cap)
             return
         self._prefilling = None
-        start = len(self.active)
-        tokens = self.join(joining)
+        start, tokens = len(self.active), self.join(joining)  # rows from `start` are the joiners'
         if tokens is not None:
             self._advance(tokens, first_row=start)
 
