@@ -2,7 +2,7 @@
 # `serve` runs the package's console script; the bench targets run dev scripts from tools/.
 PY := .venv/bin/python
 
-.PHONY: setup serve test quick unit bench-test bench bench-embeddings bench-embeddings-peers vllm-compat lifecycle-test scale-test image-test clean
+.PHONY: setup serve test quick unit bench-test bench bench-embeddings bench-embeddings-peers vllm-compat lifecycle-test lora-test scale-test image-test clean
 setup:
 	@tools/bootstrap.sh
 
@@ -35,6 +35,9 @@ vllm-compat: setup  ## the vLLM engine's integration tests on the oldest vLLM we
 
 lifecycle-test: setup  ## stacks of their own killed, drained and restarted: engine deaths, SIGTERM drains, serve's exits, the container's command
 	@flock /tmp/triton-it.lock $(PY) -m pytest -m lifecycle -p no:cacheprovider $(ARGS)
+
+lora-test: setup  ## LoRA on a stack of its own: adapters from model.json and loaded at run time, against vLLM's offline output
+	@flock /tmp/triton-it.lock $(PY) -m pytest -m lora -p no:cacheprovider $(ARGS)
 
 scale-test: setup  ## tensor/pipeline parallel through Triton on vLLM's CPU build, a worker killed, a Ray cluster (installs Ray)
 	@tools/scale_test.sh $(ARGS)

@@ -8,11 +8,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 log=$(mktemp "${TMPDIR:-/tmp}/triton-llm-tests.XXXXXX")
-$PY -m pytest -m "not bench and not scale and not lifecycle and not stack" -p no:cacheprovider "$@" >"$log" 2>&1 &
+$PY -m pytest -m "not bench and not scale and not lifecycle and not lora and not stack" -p no:cacheprovider "$@" >"$log" 2>&1 &
 rest=$!
 trap 'kill $rest 2>/dev/null; rm -f "$log"' EXIT
 echo "==> the tests on the session's stack here; the others in a second process (pid $rest), printed when done"
-$PY -m pytest -m "not bench and not scale and not lifecycle and stack" "$@"
+$PY -m pytest -m "not bench and not scale and not lifecycle and not lora and stack" "$@"
 stack_rc=$?
 wait $rest
 rest_rc=$?

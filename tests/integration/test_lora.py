@@ -1,6 +1,6 @@
 """LoRA adapters on the vLLM model through a real tritonserver and the OpenAI frontend: greedy
 output equal to vLLM's offline LLM with the same adapter, the base model unchanged beside it.
-On a stack of their own (conftest's `lora_triton`), which make test runs beside the session's."""
+On a stack of their own (conftest's `lora_triton`): `make lora-test`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from tests.conftest import CHAT, GREEDY, PROMPTS
 from tests.lora_adapter import ADAPTER, LORA_BASE
 
 MODEL = LORA_BASE
+# `make lora-test`: a stack of its own and a vLLM offline run (not in `make test`).
+pytestmark = pytest.mark.lora
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ import requests
 from tests.conftest import GREEDY, PROMPTS
 from tests.lora_adapter import ADAPTER, LORA_BASE, RUNTIME_ADAPTER
 
+pytestmark = pytest.mark.lora  # `make lora-test`: test_lora's stack
+
 ADMIN_KEY = "lora-admin"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 RESOLVED = "smollm2-lora-resolved"
