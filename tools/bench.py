@@ -124,6 +124,12 @@ def bench(opts: argparse.Namespace) -> dict:
     surface = ENDPOINTS[opts.endpoint]
     repository, opts.served = bench_surfaces.repository(surface, opts.model)
     args = engine_args(repository / opts.served)
+    if opts.no_prefix_caching:  # both servers without: vLLM's flag, and our entries' enable_prefix_caching
+        args["enable_prefix_caching"] = False
+        entries = [e for e in (opts.served, "smollm2-hf") if (repository / e).is_dir()]
+        repository = bench_surfaces.without_prefix_caching(repository, entries, opts.out / "repository")
+    elif opts.prefix_len:
+        args["enable_prefix_caching"] = True  # vLLM's default on a CPU too; said, for the report
     tokenizer = args.get("tokenizer", args["model"])
     levels = opts.concurrency
     backend, path = surface.backend, surface.path
@@ -173,6 +179,7 @@ def bench(opts: argparse.Namespace) -> dict:
         "model": str(args["model"]),
         "engine_args": {k: v for k, v in args.items() if k != "model"},
         "load": {"endpoint": opts.endpoint, "input_len": opts.input_len, "output_len": opts.output_len,
+                 "prefix_len": opts.prefix_len, "prefix_caching": not opts.no_prefix_caching,
                  "seed": opts.seed, "repeat": opts.repeat, "prompts": {str(c): prompts_for(c, opts) for c in levels},
                  "client": "vllm.benchmarks.serve", "dataset": bench_surfaces.dataset_name(surface)},
         "results": results,
@@ -202,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-len", type=int, default=None)
     parser.add_argument("--num-prompts", type=int, default=None, help="per level (default: 4 rounds, at least 16)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prefix-len", type=int, default=0, help="one shared random prefix of this many tokens, "
+                        "before --input-len more, in every prompt (vLLM's --random-prefix-len)")  # fmt: skip
+    parser.add_argument("--no-prefix-caching", action="store_true", help="both servers without prefix caching")
     parser.add_argument("--endpoint", choices=ENDPOINTS, default="completions", help="the OpenAI API to drive")
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=None)
     parser.add_argument("--repeat", type=int, default=1, help="runs per level; the tables give each figure's median")

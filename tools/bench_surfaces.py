@@ -47,9 +47,12 @@ SURFACES = {
 }
 
 
-def dataset_args(surface: Surface, input_len: int, output_len: int) -> list[str]:
-    """vllm.benchmarks.serve's dataset flags: random text, and for images exactly one image each."""
+def dataset_args(surface: Surface, input_len: int, output_len: int, prefix_len: int = 0) -> list[str]:
+    """vllm.benchmarks.serve's dataset flags: random text, and for images exactly one image each. With
+    `prefix_len`, every prompt begins with one shared random prefix of that many tokens (then `input_len` more)."""
     text = ["--random-input-len", str(input_len), "--random-output-len", str(output_len)]
+    if prefix_len:
+        text += ["--random-prefix-len", str(prefix_len)]
     if not surface.images:
         return ["--dataset-name", "random", *text]
     # fmt: off
@@ -82,7 +85,7 @@ def serve_argv(
     return [
         "--backend", backend, "--base-url", base_url, "--endpoint", endpoint,
         "--model", model, "--tokenizer", tokenizer,
-        *dataset_args(surface, opts.input_len, opts.output_len), "--ignore-eos",
+        *dataset_args(surface, opts.input_len, opts.output_len, getattr(opts, "prefix_len", 0)), "--ignore-eos",
         "--num-prompts", str(prompts), "--max-concurrency", str(concurrency), "--seed", str(opts.seed),
         "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99",
         "--disable-tqdm", "--num-warmups", str(warmups),
@@ -104,3 +107,19 @@ def repository(surface: Surface, model: str) -> tuple[Path, str]:
     if make_repo.main(argv) != 0:
         raise RuntimeError(f"make-repo could not write {repo / VLM}")
     return repo, VLM
+
+
+def without_prefix_caching(repository: Path, entries: list[str], dest: Path) -> Path:
+    """A copy of `repository` in `dest` whose `entries` have `enable_prefix_caching: false` (model paths made
+    absolute: they are relative to the model.json that names them)."""
+    import shutil
+
+    shutil.copytree(repository, dest, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    for entry in entries:
+        path = dest / entry / "1" / "model.json"
+        settings = json.loads(path.read_text())
+        for key in ("model", "tokenizer"):
+            if isinstance(settings.get(key), str) and (repository / entry / "1" / settings[key]).exists():
+                settings[key] = str((repository / entry / "1" / settings[key]).resolve())
+        path.write_text(json.dumps({**settings, "enable_prefix_caching": False}, indent=2))
+    return dest

@@ -86,3 +86,30 @@ def test_vllm_server_gets_a_dict_argument_as_json():
     cmd = bench.vllm_server_command({"limit_mm_per_prompt": {"image": 1}, "enable_prefix_caching": False}, 8000)
     assert cmd[cmd.index("--limit-mm-per-prompt") + 1] == '{"image": 1}'
     assert "--no-enable-prefix-caching" in cmd
+
+
+def test_a_shared_prefix_is_vllms_random_prefix_len_and_absent_by_default():
+    assert "--random-prefix-len" not in dataset_args(SURFACES["completions"], 128, 64)
+    got = flags(dataset_args(SURFACES["completions"], 128, 64, prefix_len=512))
+    assert (got["--random-prefix-len"], got["--random-input-len"], got["--dataset-name"]) == ("512", "128", "random")
+    opts = Namespace(input_len=128, output_len=64, seed=0, prefix_len=512)
+    argv = serve_argv(
+        ("triton-grpc", "http://h:1", "/smollm2-hf"), "smollm2", "/tok", SURFACES["completions"], opts, 16, 64, 4
+    )
+    assert flags(argv)["--random-prefix-len"] == "512"
+
+
+def test_without_prefix_caching_turns_it_off_in_a_copy_whose_model_paths_still_resolve(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "m" / "1").mkdir(parents=True)
+    (repo / "weights").mkdir()
+    (repo / "m" / "1" / "model.json").write_text(json.dumps({"model": "../../weights", "max_num_seqs": 4}))
+    (repo / "m" / "1" / "chat_template.jinja").write_text("{{ x }}")
+    (repo / "other" / "1").mkdir(parents=True)
+    (repo / "other" / "1" / "model.json").write_text("{}")
+    copy = bench_surfaces.without_prefix_caching(repo, ["m"], tmp_path / "out" / "repository")
+    settings = json.loads((copy / "m" / "1" / "model.json").read_text())
+    assert settings == {"model": str((repo / "weights").resolve()), "max_num_seqs": 4, "enable_prefix_caching": False}
+    assert (copy / "m" / "1" / "chat_template.jinja").read_text() == "{{ x }}"
+    assert json.loads((copy / "other" / "1" / "model.json").read_text()) == {}  # only the entries named
+    assert json.loads((repo / "m" / "1" / "model.json").read_text())["model"] == "../../weights"  # the original stays
