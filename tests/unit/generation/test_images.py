@@ -3,6 +3,7 @@ each image comes from, the order the prompt shows them, and the 400s naming the 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -82,3 +83,16 @@ def test_decoding_checks_the_pixels_before_decoding():
         images.decode(images.ImageInput(png_bomb(), "image[1]"), 40_000_000)
     with pytest.raises(InvalidInput, match="not an image"):
         images.decode(images.ImageInput(b"plain text", "image[2]"), 1000)
+
+
+def test_the_pixel_limit_is_named_as_it_is_and_a_large_image_decodes_in_a_thread():
+    with pytest.raises(InvalidInput) as info:
+        images.decode(images.ImageInput(PNG[0], "image[0]"), 1000)
+    assert info.value.problem == "the image is 48x40: 1920 pixels, over 1000"
+    big = png_bytes(noise_image(200, 120))
+    assert len(big) > images.INLINE_BYTES  # so decode_off_loop hands it to a worker thread
+    both = [images.ImageInput(PNG[0], "image[0]"), images.ImageInput(big, "image[1]")]
+    assert [i.size for i in asyncio.run(images.decode_off_loop(both, 10**6))] == [(48, 40), (200, 120)]
+    with pytest.raises(InvalidInput) as info:
+        asyncio.run(images.decode_off_loop(both, 10_000))
+    assert info.value.field == "image[1]"

@@ -37,3 +37,16 @@ def test_a_text_only_model_refuses_the_first_image_and_a_vlm_gets_multi_modal_da
     vlm = SimpleNamespace(is_multimodal_model=True)
     prompt = asyncio.run(multimodal.with_images("<image>", request(1), vlm, 10**6))
     assert prompt["prompt"] == "<image>" and prompt["multi_modal_data"]["image"][0].size == (48, 40)
+
+
+def test_images_reach_vllm_as_its_server_loads_them():
+    """With their encoded bytes (vLLM hashes those, not the pixels), and a transparent PNG onto white."""
+    from PIL import Image
+
+    rgba = Image.new("RGBA", (4, 2), (10, 20, 30, 0))
+    data = png_bytes(rgba)
+    req = GenerateRequest(prompt="x", images=[ImageInput(data, "image[0]")])
+    prompt = asyncio.run(multimodal.with_images("<image>", req, SimpleNamespace(is_multimodal_model=True), 10**6))
+    (image,) = prompt["multi_modal_data"]["image"]
+    assert image.original_bytes == data and image.mode == "RGB"
+    assert image.media.getpixel((0, 0)) == (255, 255, 255)

@@ -1,13 +1,14 @@
 """A request's images into vLLM's own multimodal processing: the prompt (rendered chat template or
 `text_input`, holding the model's placeholders) goes to vLLM's renderer with `multi_modal_data`,
 whose processor (the model's Hugging Face processor, `mm_processor_kwargs`) expands each placeholder
-into the image's tokens, as vLLM's server and `LLM.chat` do. The images are decoded in a thread,
-off the engine's event loop; vLLM's renderer runs its processor in its own thread pool.
+into the image's tokens, as vLLM's server and `LLM.chat` do. Each image is loaded as vLLM's server
+loads it (`_vllm_load`); large ones in a thread, off the engine's event loop (images.decode_off_loop).
+vLLM's renderer runs its processor in its own thread pool.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import re
 from typing import Any
 
@@ -24,10 +25,23 @@ async def with_images(source: Any, request: GenerateRequest, model_config: Any, 
     if not request.images:
         return source
     refuse_if_text_only(request, model_config)
-    decoded = await asyncio.to_thread(images.decode_all, request.images, max_pixels)
+    decoded = await images.decode_off_loop(request.images, max_pixels, _vllm_load())
     prompt = {"prompt": source} if isinstance(source, str) else dict(source)
     prompt["multi_modal_data"] = {"image": decoded}
     return prompt
+
+
+@functools.cache
+def _vllm_load() -> Any:
+    """vLLM's server's own image loader (its MediaConnector's ImageMediaIO): EXIF orientation applied,
+    RGBA onto white, and the image kept with its encoded bytes (MediaWithBytes), which vLLM hashes for
+    its processor cache instead of the pixels. None on a vLLM without it: PIL's RGB conversion then."""
+    try:
+        from vllm.multimodal.media import ImageMediaIO, MediaWithBytes  # noqa: F401 - newer than 0.16
+    except ImportError:
+        return None
+    loader = ImageMediaIO(image_mode="RGB")
+    return lambda _opened, data: loader.load_bytes(data)
 
 
 def refuse_if_text_only(request: GenerateRequest, model_config: Any) -> None:
