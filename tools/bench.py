@@ -124,11 +124,14 @@ def bench(opts: argparse.Namespace) -> dict:
     surface = ENDPOINTS[opts.endpoint]
     repository, opts.served = bench_surfaces.repository(surface, opts.model)
     args = engine_args(repository / opts.served)
+    entries = [e for e in (opts.served, "smollm2-hf") if (repository / e).is_dir()]
     if opts.no_prefix_caching:  # both servers without: vLLM's flag, and our entries' enable_prefix_caching
         args["enable_prefix_caching"] = False
-        entries = [e for e in (opts.served, "smollm2-hf") if (repository / e).is_dir()]
-        repository = bench_surfaces.without_prefix_caching(repository, entries, opts.out / "repository")
-    elif opts.prefix_len:
+    if opts.no_prefix_caching or opts.instance_count:  # our stack's entries, in a copy of the repository
+        settings = {"enable_prefix_caching": False} if opts.no_prefix_caching else {}
+        counts = {opts.served: opts.instance_count} if opts.instance_count else None
+        repository = bench_surfaces.rewritten(repository, entries, opts.out / "repository", settings, counts)
+    if opts.prefix_len and not opts.no_prefix_caching:
         args["enable_prefix_caching"] = True  # vLLM's default on a CPU too; said, for the report
     tokenizer = args.get("tokenizer", args["model"])
     levels = opts.concurrency
@@ -180,6 +183,7 @@ def bench(opts: argparse.Namespace) -> dict:
         "engine_args": {k: v for k, v in args.items() if k != "model"},
         "load": {"endpoint": opts.endpoint, "input_len": opts.input_len, "output_len": opts.output_len,
                  "prefix_len": opts.prefix_len, "prefix_caching": not opts.no_prefix_caching,
+                 "instance_count": opts.instance_count or 1,
                  "seed": opts.seed, "repeat": opts.repeat, "prompts": {str(c): prompts_for(c, opts) for c in levels},
                  "client": "vllm.benchmarks.serve", "dataset": bench_surfaces.dataset_name(surface)},
         "results": results,
@@ -212,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix-len", type=int, default=0, help="one shared random prefix of this many tokens, "
                         "before --input-len more, in every prompt (vLLM's --random-prefix-len)")  # fmt: skip
     parser.add_argument("--no-prefix-caching", action="store_true", help="both servers without prefix caching")
+    parser.add_argument("--instance-count", type=int, default=None, metavar="N", help="our stack: N Triton "
+                        "instances of the model (instance_group count; one engine and KV cache each)")  # fmt: skip
     parser.add_argument("--endpoint", choices=ENDPOINTS, default="completions", help="the OpenAI API to drive")
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=None)
     parser.add_argument("--repeat", type=int, default=1, help="runs per level; the tables give each figure's median")

@@ -113,3 +113,30 @@ def test_without_prefix_caching_turns_it_off_in_a_copy_whose_model_paths_still_r
     assert (copy / "m" / "1" / "chat_template.jinja").read_text() == "{{ x }}"
     assert json.loads((copy / "other" / "1" / "model.json").read_text()) == {}  # only the entries named
     assert json.loads((repo / "m" / "1" / "model.json").read_text())["model"] == "../../weights"  # the original stays
+
+
+def test_instance_count_sets_the_served_entrys_instance_group_count_in_the_copy_only(tmp_path):
+    repo = tmp_path / "repo"
+    for entry in ("m", "other"):
+        (repo / entry / "1").mkdir(parents=True)
+        (repo / entry / "1" / "model.json").write_text("{}")
+        (repo / entry / "config.pbtxt").write_text(
+            'backend: "python"\ninstance_group [{ count: 1, kind: KIND_MODEL }]\n'
+        )
+    copy = bench_surfaces.rewritten(repo, ["m", "other"], tmp_path / "out", {}, {"m": 2})
+    assert "instance_group [{ count: 2, kind: KIND_MODEL }]" in (copy / "m" / "config.pbtxt").read_text()
+    assert "count: 1," in (copy / "other" / "config.pbtxt").read_text()
+    assert "count: 1," in (repo / "m" / "config.pbtxt").read_text()
+
+
+def test_bench_takes_instance_count(monkeypatch):
+    seen = []
+
+    def stop(opts):
+        seen.append(opts)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(bench, "bench", stop)
+    with pytest.raises(SystemExit):
+        bench.main(["--systems", "ours", "--instance-count", "2", "--concurrency", "16", "64"])
+    assert seen[0].instance_count == 2 and seen[0].concurrency == [16, 64]
