@@ -26,6 +26,13 @@ LABELS = {
 SHORT = {"vllm": "vLLM", "ours": "ours", "triton": "direct", "hf": "hf"}
 
 
+def _prefix(load: dict) -> str:
+    """A shared prefix before the random input (`--prefix-len`), and whether the servers cached it."""
+    if not load.get("prefix_len"):
+        return "" if load.get("prefix_caching", True) else "prefix caching off, "
+    return f"a shared {load['prefix_len']}-token prefix (prefix caching {'on' if load['prefix_caching'] else 'off'}) + "
+
+
 def markdown(report: dict) -> str:
     """One column per system, then its ratio to the first one (vLLM's server when run)."""
     res = report["results"]
@@ -33,7 +40,7 @@ def markdown(report: dict) -> str:
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, bf16 {'yes' if m['bf16'] else 'no'}; {m['date']}. "
         f"Load: {report['load'].get('endpoint', 'completions')}, "
-        f"{report['load']['input_len']} in / {report['load']['output_len']} out tokens, "
+        f"{_prefix(report['load'])}{report['load']['input_len']} in / {report['load']['output_len']} out tokens, "
         f"`vllm.benchmarks.serve` {report['load'].get('dataset', 'random')} dataset, seed {report['load']['seed']}. "
         f"Engine: {json.dumps(report['engine_args'])}.",
         "",

@@ -140,3 +140,23 @@ def test_bench_takes_instance_count(monkeypatch):
     with pytest.raises(SystemExit):
         bench.main(["--systems", "ours", "--instance-count", "2", "--concurrency", "16", "64"])
     assert seen[0].instance_count == 2 and seen[0].concurrency == [16, 64]
+
+
+@pytest.mark.parametrize(
+    "load, says",
+    [
+        ({}, "Load: completions, 128 in / 64 out tokens"),
+        ({"prefix_len": 512, "prefix_caching": True}, "a shared 512-token prefix (prefix caching on) + 128 in"),
+        ({"prefix_len": 512, "prefix_caching": False}, "a shared 512-token prefix (prefix caching off) + 128 in"),
+    ],
+)
+def test_the_report_names_a_shared_prefix_and_whether_the_servers_cached_it(load, says):
+    from tools.bench_report import markdown
+
+    report = {
+        "machine": {"cpu": "x", "cores": 2, "bf16": True, "date": "d"},
+        "load": {"input_len": 128, "output_len": 64, "seed": 0, "prompts": {"16": 64}, **load},
+        "engine_args": {},
+        "results": {"vllm": {"16": {"output_throughput": 1.0}}, "hf": {"16": {"output_throughput": 2.0}}},
+    }
+    assert says in markdown(report)
