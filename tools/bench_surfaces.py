@@ -117,20 +117,20 @@ def without_prefix_caching(repository: Path, entries: list[str], dest: Path) -> 
 def rewritten(
     repository: Path, entries: list[str], dest: Path, settings: dict, counts: dict[str, int] | None = None
 ) -> Path:
-    """A copy of `repository` in `dest` whose `entries` have `settings` added to model.json (model paths made
-    absolute: they are relative to the model.json that names them); an entry in `counts` gets that many Triton
-    instances (config.pbtxt's instance_group count: one engine each)."""
+    """A copy of `repository` in `dest` whose `entries` have `settings` added to model.json (every entry's model
+    paths made absolute: they are relative to the model.json that names them); an entry in `counts` gets that many
+    Triton instances (config.pbtxt's instance_group count: one engine each)."""
     import re
     import shutil
 
     shutil.copytree(repository, dest, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
-    for entry in entries:
-        path = dest / entry / "1" / "model.json"
+    for path in sorted(dest.glob("*/1/model.json")):
+        entry = path.parent.parent.name
         current = json.loads(path.read_text())
         for key in ("model", "tokenizer"):
             if isinstance(current.get(key), str) and (repository / entry / "1" / current[key]).exists():
                 current[key] = str((repository / entry / "1" / current[key]).resolve())
-        path.write_text(json.dumps({**current, **settings}, indent=2))
+        path.write_text(json.dumps({**current, **(settings if entry in entries else {})}, indent=2))
         if entry in (counts or {}):
             config = dest / entry / "config.pbtxt"
             text, n = re.subn(r"\bcount:\s*\d+", f"count: {counts[entry]}", config.read_text())
