@@ -109,11 +109,6 @@ def repository(surface: Surface, model: str) -> tuple[Path, str]:
     return repo, VLM
 
 
-def without_prefix_caching(repository: Path, entries: list[str], dest: Path) -> Path:
-    """A copy of `repository` in `dest` whose `entries` have `enable_prefix_caching: false`."""
-    return rewritten(repository, entries, dest, {"enable_prefix_caching": False})
-
-
 def rewritten(
     repository: Path, entries: list[str], dest: Path, settings: dict, counts: dict[str, int] | None = None
 ) -> Path:

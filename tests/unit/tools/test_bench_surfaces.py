@@ -107,7 +107,7 @@ def test_without_prefix_caching_turns_it_off_in_a_copy_whose_model_paths_still_r
     (repo / "m" / "1" / "chat_template.jinja").write_text("{{ x }}")
     (repo / "other" / "1").mkdir(parents=True)
     (repo / "other" / "1" / "model.json").write_text(json.dumps({"model": "../../weights"}))
-    copy = bench_surfaces.without_prefix_caching(repo, ["m"], tmp_path / "out" / "repository")
+    copy = bench_surfaces.rewritten(repo, ["m"], tmp_path / "out" / "repository", {"enable_prefix_caching": False})
     settings = json.loads((copy / "m" / "1" / "model.json").read_text())
     assert settings == {"model": str((repo / "weights").resolve()), "max_num_seqs": 4, "enable_prefix_caching": False}
     assert (copy / "m" / "1" / "chat_template.jinja").read_text() == "{{ x }}"
