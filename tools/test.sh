@@ -12,7 +12,8 @@ $PY -m pytest -m "not bench and not scale and not lifecycle and not lora and not
 rest=$!
 trap 'kill $rest 2>/dev/null; rm -f "$log"' EXIT
 echo "==> the tests on the session's stack here; the others in a second process (pid $rest), printed when done"
-$PY -m pytest -m "not bench and not scale and not lifecycle and not lora and stack" "$@"
+# --durations: where the critical path goes (the suite-time budget, README "Tests").
+$PY -m pytest -m "not bench and not scale and not lifecycle and not lora and stack" --durations=25 "$@"
 stack_rc=$?
 wait $rest
 rest_rc=$?
