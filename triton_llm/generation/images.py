@@ -107,14 +107,14 @@ class Collected:
             )
 
 
-def decode_all(images: list[ImageInput], max_pixels: int, load: Callable[[Any, bytes], Any] | None = None) -> list[Any]:
-    """The images as RGB PIL images (or what `load` makes of each opened image and its bytes), or
+def decode_all(images: list[ImageInput], max_pixels: int, load: Callable[[bytes], Any] | None = None) -> list[Any]:
+    """The images as RGB PIL images (or what `load` makes of each one's bytes, once its size is checked), or
     InvalidInput naming the first that is not an image or is too large."""
     return [decode(image, max_pixels, load) for image in images]
 
 
 async def decode_off_loop(
-    images: list[ImageInput], max_pixels: int, load: Callable[[Any, bytes], Any] | None = None
+    images: list[ImageInput], max_pixels: int, load: Callable[[bytes], Any] | None = None
 ) -> list[Any]:
     """`decode_all`, in a worker thread unless the images are small (INLINE_BYTES)."""
     if sum(len(image.data) for image in images) <= INLINE_BYTES:
@@ -122,7 +122,7 @@ async def decode_off_loop(
     return await asyncio.to_thread(decode_all, images, max_pixels, load)
 
 
-def decode(image: ImageInput, max_pixels: int, load: Callable[[Any, bytes], Any] | None = None) -> Any:
+def decode(image: ImageInput, max_pixels: int, load: Callable[[bytes], Any] | None = None) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -133,7 +133,7 @@ def decode(image: ImageInput, max_pixels: int, load: Callable[[Any, bytes], Any]
                     image.field, f"the image is {width}x{height}: {width * height} pixels, over {max_pixels}"
                 )
             if load is not None:
-                return load(opened, image.data)
+                return load(image.data)
             return opened.convert("RGB")  # decodes; vLLM and transformers take RGB
     except InvalidInput:  # the pixel count's, as it is (it is a ValueError too)
         raise

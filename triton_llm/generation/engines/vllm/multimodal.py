@@ -41,7 +41,7 @@ def _vllm_load() -> Any:
     except ImportError:
         return None
     loader = ImageMediaIO(image_mode="RGB")
-    return lambda _opened, data: loader.load_bytes(data)
+    return loader.load_bytes
 
 
 def refuse_if_text_only(request: GenerateRequest, model_config: Any) -> None:
