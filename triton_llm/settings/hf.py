@@ -29,10 +29,14 @@ class HfGenerationSettings(Family, GenerationSettings):
     max_num_batched_tokens: int = setting(2048, vllm=True, gt=0)
     """Prompt tokens prefilled between two decode steps, so that running sequences keep decoding while prompts join:
     waiting prompts join in groups whose padded size (rows × most tokens left to prefill) fits it, and a longer prompt
-    (decoder-only) in pieces of it. Unlike vLLM's, decode tokens do not count: decoding and prefill run as separate
-    passes, and each pass costs about a one-row decode step besides its tokens. A small value gives joining requests
-    their first token sooner, but costs throughput and, when many arrive together, stalls the running ones more often
+    (decoder-only) in pieces of it. Unlike vLLM's, decode tokens do not count. A small value gives joining requests
+    their first token sooner, but costs throughput and, when many arrive together, slows the running ones more often
     (engines/hf/scheduler.py)."""
+    packed_step: bool = setting(True)
+    """Run the running sequences' next tokens and a joining prompt's prefill (or piece) in one forward pass, as vLLM
+    does, rather than as separate passes: a prefill then no longer stalls every running sequence for a pass of its own.
+    Decoder-only models whose attention is the engine's own (engines/hf/packed.py; it checks at load, and runs separate
+    passes otherwise), prompts without images."""
     enable_prefix_caching: bool = setting(True, vllm=True)
     """Reuse the KV of prompt blocks (16 tokens) that earlier requests prefilled, as vLLM's automatic prefix caching:
     a shared system prompt is prefilled once. On by default, as in vLLM: a hit costs a copy of the cached KV, far

@@ -225,7 +225,7 @@ def test_a_request_shed_at_the_bound_counts_as_rejected(monkeypatch, tmp_path):
 class _Echo(Batcher):
     """Every step gives each row token 7: the scheduler's bookkeeping without a model."""
 
-    def join(self, joining):
+    def join(self, joining, packed=False):
         self.active += joining
         return [7] * len(joining)
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from triton_llm.generation.engines.hf import attention
-from triton_llm.generation.engines.hf.batching import CausalBatcher, Seq2SeqBatcher, _sample
+from triton_llm.generation.engines.hf.batching import CausalBatcher, Seq2SeqBatcher
 from triton_llm.generation.engines.hf.sampling import HfSampling
+from triton_llm.generation.engines.hf.sampling import sample as _sample
 from triton_llm.generation.engines.hf.scheduler import Batcher, Sequence
 
 pytestmark = pytest.mark.slow
@@ -83,12 +84,12 @@ class _Recorder(Batcher):
     def setup(self) -> None:
         self.log: list[str] = []
 
-    def join(self, joining):
+    def join(self, joining, packed=False):
         self.log.append("join " + ",".join(str(len(a.seq.prompt_ids) - a.prefilled) for a in joining))
         self.active += joining
         return [7] * len(joining)
 
-    def extend(self, a, end):
+    def extend(self, a, end, packed=False):
         self.log.append(f"extend {a.prefilled}-{end}")
         a.prefilled = end
         self.on_extend(a)
@@ -195,3 +196,57 @@ def test_greedy_output_of_prompts_prefilled_in_pieces_equals_generate(dtype):
 
     assert asyncio.run(run()) == expected
     batcher.stop()
+
+
+class _PackingRecorder(_Recorder):
+    """A `_Recorder` whose joins and pieces run in the running rows' decode pass."""
+
+    def packs(self, joining):
+        return True
+
+    def join(self, joining, packed=False):
+        running = len(self.active)
+        tokens = super().join(joining)
+        if packed:
+            self.log[-1] += f" +step {running}"
+        return [7] * running + tokens if packed else tokens
+
+    def extend(self, a, end, packed=False):
+        super().extend(a, end)
+        if packed:
+            self.log[-1] += f" +step {len(self.active)}"
+            return [7] * len(self.active)
+
+
+def test_a_packed_batcher_prefills_joining_groups_and_pieces_in_the_running_rows_decode_pass():
+    gate = threading.Event()
+    batcher = _PackingRecorder(lambda: gate.wait(10), max_num_seqs=16, max_num_batched_tokens=16)
+    assert _serve(batcher, [4, 4, 4, 4, 6, 3, 40], max_new=5, gate=gate) == [[7] * 5] * 7
+    batcher.stop()
+    # The first group joins an empty batch: a pass of its own. Later groups and pieces carry the running rows' step.
+    assert batcher.log[:7] == [
+        "join 4,4,4,4", "step 4", "join 6,3 +step 4", "extend 0-16 +step 6", "extend 16-32 +step 6", "join 8 +step 2",
+        "step 3",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("packed_step", [True, False])
+def test_greedy_output_with_groups_and_pieces_joining_running_decodes_equals_generate(monkeypatch, packed_step):
+    """float32: a group and a long prompt in pieces join while a request decodes; each row's tokens are `generate`'s,
+    packed into the running rows' passes or not."""
+    from tests.unit.generation.hf.test_prefix_cache import _expected, _run, _tiny_llama
+    from triton_llm.generation.engines.hf import packed
+
+    passes = []
+    monkeypatch.setattr(packed, "run", lambda *args, run=packed.run: passes.append(args[1]) or run(*args))
+    model = _tiny_llama(torch.float32)
+    runner, short, other, long = [9, 8, 7, 6, 5], [20, 21, 22], list(range(30, 42)), list(range(50, 90))
+    gate = threading.Event()
+    batcher = CausalBatcher(
+        lambda: gate.wait(10) and model, max_num_seqs=8, max_num_batched_tokens=16, packed_step=packed_step
+    )
+    got = _run(batcher, gate, [[(runner, 40)], [(short, 12), (other, 12)], [(long, 10)]])
+    assert got == _expected(model, [runner], 40) + _expected(model, [short, other], 12) + _expected(model, [long], 10)
+    # Packed, after the check at load: the two (2 x 12 tokens padded is over the cap: one at a time), and the long
+    # prompt's 3 passes (2 pieces of 16, its last 8), each with the running rows.
+    assert [len(last) for last in passes] == ([1, 1, 2, 3, 3, 3] if packed_step else [])

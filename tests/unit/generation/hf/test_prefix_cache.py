@@ -164,9 +164,13 @@ def test_requests_sharing_a_system_prompt_hit_its_blocks_and_give_generate_s_tok
 
 
 @pytest.mark.slow
-def test_a_hit_joins_beside_running_decodes_in_a_group_with_a_miss():
+def test_a_hit_joins_beside_running_decodes_in_a_group_with_a_miss(monkeypatch):
     """One group holds a hit (its padding between its cached prefix and its new tokens) and a miss; a long
-    request decodes meanwhile."""
+    request decodes meanwhile, in the same passes (`packed`)."""
+    from triton_llm.generation.engines.hf import packed
+
+    passes = []
+    monkeypatch.setattr(packed, "run", lambda *args, run=packed.run: passes.append(len(args[1])) or run(*args))
     model = _tiny_llama(torch.float32)
     runner = [9, 8, 7, 6, 5]
     hit, miss = [*SYSTEM, 61, 62], [70 + i for i in range(20)]
@@ -176,6 +180,8 @@ def test_a_hit_joins_beside_running_decodes_in_a_group_with_a_miss():
     expected = [*_expected(model, [runner], 40), *_expected(model, [SYSTEM + [1]], 2)]
     assert got == expected + _expected(model, [hit, miss], 12)
     assert _counters(batcher)[1] == 32
+    # The check at load; the second wave's join beside the long request, the group's beside both.
+    assert passes == [1, 1, 2]
 
 
 @pytest.mark.slow

@@ -38,21 +38,29 @@ def grouped_eager_attention(
     attention_mask: torch.Tensor | None,  # additive, [batch, 1, q_len, kv_len]
     scaling: float | None = None,
     dropout: float = 0.0,
+    packed: Any = None,  # a packed step's layout (`packed.Packed`): it holds the keys, values and masks
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
+    if packed is not None:
+        return packed.attend(query, scaling, kwargs, grouped), None
     if any(arg is not None for name, arg in kwargs.items() if name not in _PLAIN):
         own = sys.modules[type(module).__module__].eager_attention_forward
         return own(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+    return grouped(query, key, value, attention_mask, scaling), None
+
+
+def grouped(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None, scaling):
+    """Eager attention's output, [batch, q_len, heads, head_dim], without repeating keys and values."""
     batch, heads, q_len, head_dim = query.shape
     scaling = head_dim**-0.5 if scaling is None else scaling
     kv_heads = key.shape[1]
     group = heads // kv_heads  # query head h reads KV head h // group, as in repeat_kv
     scores = torch.matmul(query.reshape(batch, kv_heads, group * q_len, -1), key.transpose(2, 3)) * scaling
-    if attention_mask is not None:
-        scores = (scores.view(batch, kv_heads, group, q_len, -1) + attention_mask[:, :, None]).flatten(2, 3)
+    if mask is not None:
+        scores = (scores.view(batch, kv_heads, group, q_len, -1) + mask[:, :, None]).flatten(2, 3)
     weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     out = torch.matmul(weights, value).view(batch, heads, q_len, -1)
-    return out.transpose(1, 2).contiguous(), None
+    return out.transpose(1, 2).contiguous()
 
 
 AttentionInterface.register(NAME, grouped_eager_attention)

@@ -11,7 +11,8 @@ the two batchers here say how a step runs:
     their KV, as from earlier pieces: a joining group is prefilled from where each row's own
     cache ends, and its prompts' full blocks are stored after.
     A prompt with images (a vision-language model: `multimodal`) is prefilled whole in a pass
-    of its own with its image tensors, and its cache row joins the batch alike.
+    of its own with its image tensors, and its cache row joins the batch alike. A text group's
+    prefill, or a piece, runs in the running rows' decode pass (`packed`), in one flat row.
     Why not transformers' own continuous batching
     (`generate_batch` / `init_continuous_batching`)? On a CPU it packs all sequences into
     one row and runs SDPA with a dense block-diagonal mask, so attention costs grow with the
@@ -32,7 +33,9 @@ from typing import Any
 import torch
 
 from triton_llm.generation.engines.hf import multimodal, structured, token_filters
+from triton_llm.generation.engines.hf import packed as packing
 from triton_llm.generation.engines.hf.prefix_cache import PrefixCache
+from triton_llm.generation.engines.hf.sampling import sample
 from triton_llm.generation.engines.hf.scheduler import Active, Batcher
 from triton_llm.generation.stats import PREFIX_HITS, PREFIX_QUERIES
 
@@ -42,25 +45,36 @@ logger = logging.getLogger(__name__)
 class CausalBatcher(Batcher):
     chunks_prompts = True
 
-    def __init__(self, load: Any, *, prefix_cache: PrefixCache | None = None, **limits: Any):
+    def __init__(self, load: Any, *, prefix_cache: PrefixCache | None = None, packed_step: bool = True, **limits):
         self.prefix_cache = prefix_cache  # None: off
+        self.packed_step = packed_step  # False, or found not to work for this model at load: separate passes
         super().__init__(load, **limits)
 
     def setup(self) -> None:
         self._mask = torch.zeros((0, 0), dtype=torch.long)  # [rows, cached positions]
         self._cache: Any = None
+        if self.packed_step and not packing.works(self.model):
+            logger.warning("a packed step does not give this model's own output: decoding and prefill run apart")
+            self.packed_step = False
 
-    def join(self, joining: list[Active]) -> list[int]:
+    def packs(self, joining: list[Active]) -> bool:
+        return self.packed_step and all(a.seq.image_inputs is None for a in joining)
+
+    def join(self, joining: list[Active], packed: bool = False) -> list[int]:
         """Text prompts are prefilled as one padded group, each from where its own cache (earlier pieces, or a
         prefix cache hit) ends; a prompt with images in a pass of its own (each vision-language family pads its
-        image tensors its own way), its rows then joining the batch alike."""
+        image tensors its own way), its rows then joining the batch alike. Packed: text only, the running rows'
+        tokens first."""
         text = [a for a in joining if a.seq.image_inputs is None]
         tokens = []
         if text:
             for a in text:
                 self.to_prefill(a)  # without a cap, nothing has looked the prompt up yet
             ids, mask, position_ids, cache = self._continue(text)
-            logits = self._forward(ids, mask, position_ids, cache)
+            if packed:
+                tokens, logits = self._step_with(ids, mask, position_ids, cache)
+            else:
+                logits = self._forward(ids, mask, position_ids, cache)
             prompts = [a.seq.prompt_ids for a in text]
             if self.prefix_cache is not None and not self.prefix_cache.store_rows(prompts, cache, mask):
                 logger.warning("this model's cache is not one KV pair per layer: prefix caching is off")
@@ -86,15 +100,19 @@ class CausalBatcher(Batcher):
         self.active += rows
         return _pick(logits, rows)
 
-    def extend(self, a: Active, end: int) -> None:
+    def extend(self, a: Active, end: int, packed: bool = False) -> list[int] | None:
         """Run `a`'s prompt tokens from `a.prefilled` to `end` on its own cache."""
         if a.prefix is None:
             a.prefix = _new_cache()
         device = self.model.device
         ids = torch.tensor([a.seq.prompt_ids[a.prefilled : end]], dtype=torch.long, device=device)
         mask = torch.ones((1, end), dtype=torch.long, device=device)
-        self._forward(ids, mask, torch.arange(a.prefilled, end, device=device)[None], a.prefix)
+        positions = torch.arange(a.prefilled, end, device=device)[None]
+        tokens = self._step_with(ids, mask, positions, a.prefix)[0] if packed else None  # the running rows'
+        if not packed:
+            self._forward(ids, mask, positions, a.prefix)
         a.prefilled = end
+        return tokens
 
     def to_prefill(self, a: Active) -> int:
         if a.cached is None and self.prefix_cache is not None and a.seq.image_inputs is None:
@@ -140,6 +158,13 @@ class CausalBatcher(Batcher):
             logits_to_keep=1,
             **images,
         ).logits[:, -1]
+
+    def _step_with(self, ids, mask, position_ids, cache) -> tuple[list[int], torch.Tensor]:
+        """A packed pass (`packed`): the running rows' next tokens, and the group's (on `cache`) last logits."""
+        self._mask = torch.cat([self._mask, self._mask.new_ones((len(self.active), 1))], dim=1)
+        last = [a.generated[-1] for a in self.active]
+        running, logits, _ = packing.run(self.model, last, self._cache, self._mask, ids, mask, position_ids, cache)
+        return _pick(running, self.active), logits
 
     def _merge(self, cache: Any, mask: torch.Tensor) -> None:
         """Append new rows (their cache and mask) to the batch, left-padding the shorter side."""
@@ -190,7 +215,7 @@ class Seq2SeqBatcher(Batcher):
         )
         self._pad_id = config.pad_token_id or 0
 
-    def join(self, joining: list[Active]) -> None:
+    def join(self, joining: list[Active], packed: bool = False) -> None:
         ids, mask = _pad([a.seq.prompt_ids for a in joining], self._pad_id, self.model.device)
         states = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
         for row, a in enumerate(joining):
@@ -269,19 +294,6 @@ def _pick(logits: torch.Tensor, rows: list[Active]) -> list[int]:
             scores[row : row + 1] = TopKLogitsWarper(s.top_k)(None, scores[row : row + 1])
         if s.top_p < 1.0:
             scores[row : row + 1] = TopPLogitsWarper(s.top_p)(None, scores[row : row + 1])
-    for i, token in zip(sampled, _sample(scores.softmax(dim=-1)), strict=True):
+    for i, token in zip(sampled, sample(scores.softmax(dim=-1)), strict=True):
         tokens[i] = token
     return tokens
-
-
-def _sample(probs: torch.Tensor) -> list[int]:
-    """One draw per row, by inverting the cumulative distribution.
-
-    The same distribution as `torch.multinomial(probs, 1)`, which on a CPU costs 16 ms for
-    16 rows of a 49k vocabulary (its exponential draws) against 0.5 ms here: a quarter of a
-    16-row decode step of SmolLM2.
-    """
-    cdf = probs.cumsum(dim=-1)
-    draw = torch.rand((probs.shape[0], 1), device=probs.device) * cdf[:, -1:]
-    # right=True: the first token whose cumulative mass exceeds the draw has mass of its own.
-    return torch.searchsorted(cdf, draw, right=True).clamp(max=probs.shape[-1] - 1).view(-1).tolist()

@@ -76,6 +76,8 @@ class HuggingFaceEngine:
         limits: dict[str, Any] = {"max_num_seqs": s.max_num_seqs, "max_num_batched_tokens": s.max_num_batched_tokens}
         if batcher is CausalBatcher and s.enable_prefix_caching and self._image_prompts is None:
             limits["prefix_cache"] = PrefixCache(s.prefix_cache_bytes)  # a prompt's image tokens: KV of its pixels
+        if batcher is CausalBatcher:
+            limits["packed_step"] = s.packed_step
         self._batcher = batcher(self._load_model, **limits, stats=self.stats)
         model = self._batcher.wait_loaded()
         config = model.config.get_text_config()  # a vision-language model's: its text model's

@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from triton_llm.errors import InvalidInput
 
 _UNSUPPORTED_WHY = "is not supported by the huggingface backend; serve the model with vLLM for it"
@@ -143,3 +145,16 @@ def to_hf_sampling(params: dict[str, Any]) -> HfSampling:
     if s.top_k == -1:
         s.top_k = 0
     return s
+
+
+def sample(probs: torch.Tensor) -> list[int]:
+    """One draw per row, by inverting the cumulative distribution.
+
+    The same distribution as `torch.multinomial(probs, 1)`, which on a CPU costs 16 ms for
+    16 rows of a 49k vocabulary (its exponential draws) against 0.5 ms here: a quarter of a
+    16-row decode step of SmolLM2.
+    """
+    cdf = probs.cumsum(dim=-1)
+    draw = torch.rand((probs.shape[0], 1), device=probs.device) * cdf[:, -1:]
+    # right=True: the first token whose cumulative mass exceeds the draw has mass of its own.
+    return torch.searchsorted(cdf, draw, right=True).clamp(max=probs.shape[-1] - 1).view(-1).tolist()

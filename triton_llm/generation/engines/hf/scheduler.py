@@ -9,12 +9,10 @@ Chunked prefill (vLLM's `max_num_batched_tokens`): between two decode steps at m
 prefilled, so that running rows keep decoding while long prompts join. Waiting prompts join in groups whose padded size
 (rows x most left to prefill) fits the cap; a longer one is prefilled alone in pieces of the cap into a cache of its own
 (decoder-only, no images) and joins the batch with its last piece. A prompt whose first blocks are in the prefix cache
-(`prefix_cache`) starts from their copy, as from earlier pieces. Decoding and prefill are separate passes; on a CPU a
-pass costs about a one-row decode step before its tokens (SmolLM2, bf16, one thread's CPU time: prefill of 1 / 16 / 128
-tokens 36 / 56 / 205 ms, a 16-row decode step 64 ms). Served (`tools.bench --systems hf --concurrency 16`, 128 in / 64
-out, one quiet run per cap, 2026-11-26), cap: tok/s, ITL p99 ms, TTFT p50 ms: 2048: 182, 227, 1485; 256: 169, 339, 257;
-64: 140, 193, 266 (vLLM's server: 162, 63, 2639). A small cap gives first tokens sooner, but when 16 requests arrive
-together the first to join stall once per later group: hence the default of 2048.
+(`prefix_cache`) starts from their copy, as from earlier pieces. While rows are decoding, a decoder-only batcher runs
+their next tokens and the group's prefill (or piece) in one forward pass (`packed`): a prefill no longer stalls every
+running row for a pass of its own (on a CPU a pass costs about a one-row decode step besides its tokens). Without it
+(`packed_step: false`, images, models whose attention is not ours) decoding and prefill are separate passes.
 """
 
 from __future__ import annotations
@@ -82,17 +80,11 @@ class Batcher:
 
     chunks_prompts = False  # whether `extend` can prefill a prompt in pieces
 
-    def __init__(
-        self,
-        load: Callable[[], Any],
-        *,
-        max_num_seqs: int,
-        max_num_batched_tokens: int | None = None,  # None: joining prompts are prefilled whole, all at once
-        stats: EngineStats | None = None,
-    ):
+    def __init__(self, load: Callable[[], Any], *, max_num_seqs: int, max_num_batched_tokens: int | None = None,
+                 stats: EngineStats | None = None):  # fmt: skip
         self.model: Any = None
         self.max_num_seqs = max_num_seqs
-        self.max_num_batched_tokens = max_num_batched_tokens
+        self.max_num_batched_tokens = max_num_batched_tokens  # None: joining prompts are prefilled whole, all at once
         self.stats = stats or EngineStats()
         self.active: list[Active] = []  # in batch-row order
         self._incoming: queue.Queue = queue.Queue()
@@ -151,13 +143,18 @@ class Batcher:
     def setup(self) -> None:
         """Called once the model is loaded."""
 
-    def join(self, joining: list[Active]) -> list[int] | None:
+    def join(self, joining: list[Active], packed: bool = False) -> list[int] | None:
         """Prefill joining prompts (whole, or what `extend` or a cache left) into `active`; maybe their first tokens."""
         raise NotImplementedError
 
-    def extend(self, a: Active, end: int) -> None:
+    def extend(self, a: Active, end: int, packed: bool = False) -> list[int] | None:
         """Prefill `a`'s prompt from `a.prefilled` to `end` into `a.prefix`; `a.prefilled` is then `end`."""
         raise NotImplementedError
+
+    def packs(self, joining: list[Active]) -> bool:
+        """Whether `join` or `extend` can run in the pass that decodes the running rows (`packed`): it then returns
+        their next tokens first (and the joiners' after them)."""
+        return False
 
     def step(self) -> list[int]:
         """One forward pass over `active`: the next token of each."""
@@ -193,7 +190,7 @@ class Batcher:
         waiting: list[Active] = []
         while True:
             joining: list[Active] = []
-            items = []
+            items, stepped = [], False
             try:
                 items.append(self._incoming.get(block=not (self.active or waiting or self._prefilling)))
                 while True:
@@ -217,8 +214,8 @@ class Batcher:
                         a.joined = time.monotonic()
                     self.stats.observe(QUEUE, [a.joined - a.arrived for a in joining])
                 if joining:
-                    self._prefill(joining)
-                if self.active:
+                    stepped = self._prefill(joining)
+                if self.active and not stepped:
                     self._advance(self.step())
             except Exception as exc:  # fail what is in flight, keep serving
                 logger.exception("%s: step failed", type(self).__name__)
@@ -241,17 +238,19 @@ class Batcher:
             group.append(a)
         return group
 
-    def _prefill(self, joining: list[Active]) -> None:
-        """Prefill a group whole, or the next piece of a prompt longer than the cap."""
+    def _prefill(self, joining: list[Active]) -> bool:
+        """Prefill a group whole, or the next piece of a prompt longer than the cap; True if the running rows' next
+        tokens came in the same pass (`packs`)."""
         a, cap = joining[0], self.max_num_batched_tokens
+        packed = bool(self.active) and self.packs(joining)
+        start, self._prefilling = 0 if packed else len(self.active), None  # unpacked, a join's tokens are the joiners'
         if self.chunks_prompts and cap is not None and self.to_prefill(a) > cap and a.seq.image_inputs is None:
-            self._prefilling = a
-            self.extend(a, a.prefilled + cap)
-            return
-        self._prefilling = None
-        start, tokens = len(self.active), self.join(joining)  # rows from `start` are the joiners'
+            self._prefilling, tokens = a, self.extend(a, a.prefilled + cap, packed)
+        else:
+            tokens = self.join(joining, packed)
         if tokens is not None:
             self._advance(tokens, first_row=start)
+        return packed
 
     def _drop_cancelled(self, waiting: list[Active], cancelled: set[str]) -> list[Active]:
         if self._prefilling is not None and self._prefilling.seq.request_id in cancelled:
