@@ -27,7 +27,7 @@ from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 NAME = "grouped_eager"
 # What Llama-like models pass besides the tensors; the mask already applies a sliding window.
-_PLAIN = {"dropout", "scaling", "position_ids", "use_cache", "cache_position", "output_attentions", "sliding_window"}
+PLAIN = {"dropout", "scaling", "position_ids", "use_cache", "cache_position", "output_attentions", "sliding_window"}
 
 
 def grouped_eager_attention(
@@ -43,7 +43,7 @@ def grouped_eager_attention(
 ) -> tuple[torch.Tensor, None]:
     if packed is not None:
         return packed.attend(query, scaling, kwargs, grouped), None
-    if any(arg is not None for name, arg in kwargs.items() if name not in _PLAIN):
+    if any(arg is not None for name, arg in kwargs.items() if name not in PLAIN):
         own = sys.modules[type(module).__module__].eager_attention_forward
         return own(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
     return grouped(query, key, value, attention_mask, scaling), None

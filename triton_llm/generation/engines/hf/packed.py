@@ -22,8 +22,11 @@ from typing import Any
 
 import torch
 
-# What our attention may be given besides the layout in a packed pass: what the masks here already apply.
-_PLAIN = {"dropout", "scaling", "position_ids", "use_cache", "cache_position", "output_attentions"}
+from triton_llm.generation.engines.hf import attention
+
+# What our attention may be given besides the layout in a packed pass: its usual plain kwargs, but not a sliding
+# window, which the masks here do not apply.
+_PLAIN = attention.PLAIN - {"sliding_window"}
 
 
 class Packed:
