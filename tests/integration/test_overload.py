@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from statistics import median
 
 import httpx
 import pytest
@@ -62,13 +63,17 @@ def streamed_text(r: httpx.Response) -> str:
     return "".join(c["text"] for e in events[:-1] for c in json.loads(e)["choices"])
 
 
-def assert_refused_fast(refused: list[httpx.Response]) -> None:
+def assert_refused_fast(refused: list[httpx.Response], admitted: list[httpx.Response]) -> None:
     assert refused, "no request was refused: the burst never exceeded the bound"
     for r in refused:
         assert r.headers["retry-after"] == "1" and r.headers["content-type"] == "application/json"
         assert r.json()["error"]["type"] == "rate_limit_error", r.text
-    # Refused before any work: far below the admitted requests' seconds (generous: a shared machine).
-    assert sorted(r.elapsed_s for r in refused)[len(refused) // 2] < 1.0
+    # Refused before any work: sent at the same moment, answered sooner than the admitted. Compared
+    # with them, not with a clock, because make test's second process shares the two cores.
+    assert median(r.elapsed_s for r in refused) < median(r.elapsed_s for r in admitted), (
+        sorted(r.elapsed_s for r in refused),
+        sorted(r.elapsed_s for r in admitted),
+    )
 
 
 def test_a_burst_over_the_bound_is_shed_with_429_and_the_admitted_finish_unchanged(frontend):
@@ -79,7 +84,7 @@ def test_a_burst_over_the_bound_is_shed_with_429_and_the_admitted_finish_unchang
     responses, health = burst(url, [{**body, "stream": i % 2 == 1} for i in range(BURST)], frontend)
     statuses = by_status(responses)
     assert set(statuses) <= {200, 429}, {s: rs[0].text for s, rs in statuses.items()}
-    assert_refused_fast(statuses[429])
+    assert_refused_fast(statuses[429], statuses[200])
     assert 0 < len(statuses[200]) <= BURST - len(statuses[429])
     for r in statuses[200]:
         streamed = r.headers["content-type"].startswith("text/event-stream")
@@ -111,7 +116,7 @@ def test_an_encoders_full_queue_is_a_429(frontend):
     responses, health = burst(f"{frontend.url}/openai/v1/embeddings", [body] * 16, frontend)
     statuses = by_status(responses)
     assert set(statuses) <= {200, 429}, {s: rs[0].text for s, rs in statuses.items()}
-    assert_refused_fast(statuses.get(429, []))
+    assert_refused_fast(statuses.get(429, []), statuses[200])
     assert "queue is full" in statuses[429][0].json()["error"]["message"]
     assert all(len(r.json()["data"]) == 64 for r in statuses.get(200, []))
     assert max(health) < 2.0, health  # not starved by the burst (generous: make test's second process shares the cores)
