@@ -230,6 +230,25 @@ def test_a_packed_batcher_prefills_joining_groups_and_pieces_in_the_running_rows
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("stall_budget", "passes"),
+    [
+        (0, ["join 40 +step 4"]),  # no budget: the cap (64) alone
+        (256, ["join 40 +step 4"]),  # 256 / 4 rows: 64 tokens, the whole prompt
+        (64, ["extend 0-16 +step 4", "extend 16-32 +step 4", "join 8 +step 4"]),  # 64 / 4 rows: pieces of 16
+    ],
+)
+def test_the_stall_budget_prefills_a_prompt_joining_running_rows_in_pieces_of_its_share(stall_budget, passes):
+    gate = threading.Event()
+    batcher = _PackingRecorder(
+        lambda: gate.wait(10), max_num_seqs=16, max_num_batched_tokens=64, prefill_stall_budget=stall_budget
+    )
+    assert _serve(batcher, [4, 4, 4, 4, 40], max_new=8, gate=gate) == [[7] * 8] * 5
+    batcher.stop()
+    # The first group joins an empty batch: no row waits on it, so only the cap bounds it.
+    assert batcher.log[: 2 + len(passes)] == ["join 4,4,4,4", "step 4", *passes]
+
+
 @pytest.mark.parametrize("packed_step", [True, False])
 def test_greedy_output_with_groups_and_pieces_joining_running_decodes_equals_generate(monkeypatch, packed_step):
     """float32: a group and a long prompt in pieces join while a request decodes; each row's tokens are `generate`'s,

@@ -73,7 +73,11 @@ class HuggingFaceEngine:
             self._image_prompts = multimodal.ImagePrompts(multimodal.load_processor(s), s)
         batcher = CausalBatcher if self.task == Task.TEXT_GENERATION else Seq2SeqBatcher
         # The batcher's thread loads the model: all torch work stays on that thread.
-        limits: dict[str, Any] = {"max_num_seqs": s.max_num_seqs, "max_num_batched_tokens": s.max_num_batched_tokens}
+        limits: dict[str, Any] = {
+            "max_num_seqs": s.max_num_seqs,
+            "max_num_batched_tokens": s.max_num_batched_tokens,
+            "prefill_stall_budget": s.prefill_stall_budget,
+        }
         if batcher is CausalBatcher and s.enable_prefix_caching and self._image_prompts is None:
             limits["prefix_cache"] = PrefixCache(s.prefix_cache_bytes)  # a prompt's image tokens: KV of its pixels
         if batcher is CausalBatcher:

@@ -6,7 +6,8 @@ a subclass in `batching` says how to join sequences into its batch and run one f
 `on_update(token_ids, finished, error)` on the caller's event loop, with every token generated so far.
 
 Chunked prefill (vLLM's `max_num_batched_tokens`): between two decode steps at most that many prompt tokens are
-prefilled, so that running rows keep decoding while long prompts join. Waiting prompts join in groups whose padded size
+prefilled, so that running rows keep decoding while long prompts join, and while rows decode at most
+`prefill_stall_budget` over their number (`budget`). Waiting prompts join in groups whose padded size
 (rows x most left to prefill) fits the cap; a longer one is prefilled alone in pieces of the cap into a cache of its own
 (decoder-only, no images) and joins the batch with its last piece. A prompt whose first blocks are in the prefix cache
 (`prefix_cache`) starts from their copy, as from earlier pieces. While rows are decoding, a decoder-only batcher runs
@@ -28,6 +29,7 @@ from typing import Any
 
 import torch
 
+from triton_llm.generation.engines.hf import budget
 from triton_llm.generation.engines.hf.sampling import HfSampling
 from triton_llm.generation.engines.hf.structured import RowGrammar
 from triton_llm.generation.stats import ITL, QUEUE, TTFT, EngineStats
@@ -81,10 +83,11 @@ class Batcher:
     chunks_prompts = False  # whether `extend` can prefill a prompt in pieces
 
     def __init__(self, load: Callable[[], Any], *, max_num_seqs: int, max_num_batched_tokens: int | None = None,
-                 stats: EngineStats | None = None):  # fmt: skip
+                 prefill_stall_budget: int = 0, stats: EngineStats | None = None):  # fmt: skip
         self.model: Any = None
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens  # None: joining prompts are prefilled whole, all at once
+        self.prefill_stall_budget = prefill_stall_budget  # `budget`; 0: none
         self.stats = stats or EngineStats()
         self.active: list[Active] = []  # in batch-row order
         self._incoming: queue.Queue = queue.Queue()
@@ -208,7 +211,9 @@ class Batcher:
                 if self._prefilling is not None:  # a long prompt's next piece goes first
                     joining = [self._prefilling]
                 elif self.max_num_seqs > len(self.active) and waiting:
-                    joining = self._next_group(waiting, self.max_num_seqs - len(self.active))
+                    joining = budget.next_group(
+                        waiting, self.max_num_seqs - len(self.active), self._cap(), self.to_prefill
+                    )
                     waiting = waiting[len(joining) :]
                     for a in joining:
                         a.joined = time.monotonic()
@@ -225,23 +230,10 @@ class Batcher:
                 self._prefilling = None
                 self.keep([])
 
-    def _next_group(self, waiting: list[Active], room: int) -> list[Active]:
-        """The longest run of waiting prompts, in arrival order, whose padded size fits the cap (at least one)."""
-        cap = self.max_num_batched_tokens
-        if cap is None:
-            return waiting[:room]
-        group, width = waiting[:1], self.to_prefill(waiting[0])
-        for a in waiting[1:room]:
-            width = max(width, self.to_prefill(a))
-            if (len(group) + 1) * width > cap:
-                break
-            group.append(a)
-        return group
-
     def _prefill(self, joining: list[Active]) -> bool:
         """Prefill a group whole, or the next piece of a prompt longer than the cap; True if the running rows' next
         tokens came in the same pass (`packs`)."""
-        a, cap = joining[0], self.max_num_batched_tokens
+        a, cap = joining[0], self._cap()
         packed = bool(self.active) and self.packs(joining)
         start, self._prefilling = 0 if packed else len(self.active), None  # unpacked, a join's tokens are the joiners'
         if self.chunks_prompts and cap is not None and self.to_prefill(a) > cap and a.seq.image_inputs is None:
@@ -251,6 +243,9 @@ class Batcher:
         if tokens is not None:
             self._advance(tokens, first_row=start)
         return packed
+
+    def _cap(self) -> int | None:
+        return budget.pass_cap(self.max_num_batched_tokens, self.prefill_stall_budget, len(self.active))
 
     def _drop_cancelled(self, waiting: list[Active], cancelled: set[str]) -> list[Active]:
         if self._prefilling is not None and self._prefilling.seq.request_id in cancelled:
