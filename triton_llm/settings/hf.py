@@ -33,10 +33,11 @@ class HfGenerationSettings(Family, GenerationSettings):
     their first token sooner, but costs throughput and, when many arrive together, slows the running ones more often
     (engines/hf/scheduler.py)."""
     prefill_stall_budget: int = setting(512, ge=0)
-    """While sequences decode, a pass prefills at most this many prompt tokens divided by how many are decoding (at
-    least 16): each prompt token delays every running sequence, so a prompt joining a full batch is prefilled in small
-    pieces beside it, one joining a few sequences in large ones (engines/hf/budget.py). Lower: a steadier stream for
-    the running sequences, later first tokens for the joining ones. 0: only `max_num_batched_tokens` bounds a pass."""
+    """While sequences decode and one prompt waits to join, a pass prefills at most this many of its tokens divided
+    by how many sequences are decoding (at least 16): each prompt token delays every running sequence, so a prompt
+    joining a full batch comes in small pieces beside it, one joining a few sequences in large ones
+    (engines/hf/budget.py). A queue of prompts joins at `max_num_batched_tokens`. Lower: a steadier stream for the
+    running sequences, a later first token for the joining one. 0: only `max_num_batched_tokens` bounds a pass."""
     packed_step: bool = setting(True)
     """Run the running sequences' next tokens and a joining prompt's prefill (or piece) in one forward pass, as vLLM
     does, rather than as separate passes: a prefill then no longer stalls every running sequence for a pass of its own.

@@ -249,6 +249,20 @@ def test_the_stall_budget_prefills_a_prompt_joining_running_rows_in_pieces_of_it
     assert batcher.log[: 2 + len(passes)] == ["join 4,4,4,4", "step 4", *passes]
 
 
+def test_a_prompt_with_others_queued_behind_it_joins_at_the_cap_and_the_last_in_pieces():
+    gate = threading.Event()
+    batcher = _PackingRecorder(
+        lambda: gate.wait(10), max_num_seqs=16, max_num_batched_tokens=64, prefill_stall_budget=64
+    )
+    assert _serve(batcher, [4, 4, 4, 4, 40, 40], max_new=8, gate=gate) == [[7] * 8] * 6
+    batcher.stop()
+    # The first 40 with another behind it: whole (two would pad to 80, over the cap). The second alone beside 5
+    # rows: 64 / 5 is under a block, so pieces of 16.
+    assert batcher.log[:6] == [
+        "join 4,4,4,4", "step 4", "join 40 +step 4", "extend 0-16 +step 5", "extend 16-32 +step 5", "join 8 +step 5",
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("packed_step", [True, False])
 def test_greedy_output_with_groups_and_pieces_joining_running_decodes_equals_generate(monkeypatch, packed_step):
     """float32: a group and a long prompt in pieces join while a request decodes; each row's tokens are `generate`'s,

@@ -15,6 +15,11 @@ def test_decoding_rows_share_the_budget_never_below_a_block_nor_above_the_cap():
     assert pass_cap(None, 512, decoding=2) == 256
 
 
+def test_a_queue_behind_the_joining_prompt_is_served_at_the_cap():
+    assert pass_cap(2048, 512, decoding=16, queued=1) == 2048
+    assert pass_cap(2048, 512, decoding=16, queued=0) == 32
+
+
 def test_a_group_is_the_longest_run_in_arrival_order_whose_padded_size_fits():
     assert next_group([4, 4, 4, 4, 6, 3], room=16, cap=16, to_prefill=len_of) == [4, 4, 4, 4]
     assert next_group([6, 3], room=16, cap=16, to_prefill=len_of) == [6, 3]

@@ -6,8 +6,8 @@ a subclass in `batching` says how to join sequences into its batch and run one f
 `on_update(token_ids, finished, error)` on the caller's event loop, with every token generated so far.
 
 Chunked prefill (vLLM's `max_num_batched_tokens`): between two decode steps at most that many prompt tokens are
-prefilled, so that running rows keep decoding while long prompts join, and while rows decode at most
-`prefill_stall_budget` over their number (`budget`). Waiting prompts join in groups whose padded size
+prefilled, so that running rows keep decoding while long prompts join, and while rows decode and one prompt joins
+alone at most `prefill_stall_budget` over their number (`budget`). Waiting prompts join in groups whose padded size
 (rows x most left to prefill) fits the cap; a longer one is prefilled alone in pieces of the cap into a cache of its own
 (decoder-only, no images) and joins the batch with its last piece. A prompt whose first blocks are in the prefix cache
 (`prefix_cache`) starts from their copy, as from earlier pieces. While rows are decoding, a decoder-only batcher runs
@@ -208,18 +208,17 @@ class Batcher:
             try:
                 if cancelled:
                     waiting = self._drop_cancelled(waiting, cancelled)
+                cap = self._cap(queued=len(waiting) - (self._prefilling is None))
                 if self._prefilling is not None:  # a long prompt's next piece goes first
                     joining = [self._prefilling]
                 elif self.max_num_seqs > len(self.active) and waiting:
-                    joining = budget.next_group(
-                        waiting, self.max_num_seqs - len(self.active), self._cap(), self.to_prefill
-                    )
+                    joining = budget.next_group(waiting, self.max_num_seqs - len(self.active), cap, self.to_prefill)
                     waiting = waiting[len(joining) :]
                     for a in joining:
                         a.joined = time.monotonic()
                     self.stats.observe(QUEUE, [a.joined - a.arrived for a in joining])
                 if joining:
-                    stepped = self._prefill(joining)
+                    stepped = self._prefill(joining, cap)
                 if self.active and not stepped:
                     self._advance(self.step())
             except Exception as exc:  # fail what is in flight, keep serving
@@ -230,10 +229,10 @@ class Batcher:
                 self._prefilling = None
                 self.keep([])
 
-    def _prefill(self, joining: list[Active]) -> bool:
+    def _prefill(self, joining: list[Active], cap: int | None) -> bool:
         """Prefill a group whole, or the next piece of a prompt longer than the cap; True if the running rows' next
         tokens came in the same pass (`packs`)."""
-        a, cap = joining[0], self._cap()
+        a = joining[0]
         packed = bool(self.active) and self.packs(joining)
         start, self._prefilling = 0 if packed else len(self.active), None  # unpacked, a join's tokens are the joiners'
         if self.chunks_prompts and cap is not None and self.to_prefill(a) > cap and a.seq.image_inputs is None:
@@ -244,8 +243,8 @@ class Batcher:
             self._advance(tokens, first_row=start)
         return packed
 
-    def _cap(self) -> int | None:
-        return budget.pass_cap(self.max_num_batched_tokens, self.prefill_stall_budget, len(self.active))
+    def _cap(self, queued: int) -> int | None:
+        return budget.pass_cap(self.max_num_batched_tokens, self.prefill_stall_budget, len(self.active), queued)
 
     def _drop_cancelled(self, waiting: list[Active], cancelled: set[str]) -> list[Active]:
         if self._prefilling is not None and self._prefilling.seq.request_id in cancelled:
