@@ -116,9 +116,10 @@ def _serve(batcher: Batcher, prompts: list[int], max_new: int, gate: threading.E
     return asyncio.run(run())
 
 
-def _recorder(cap: int, max_num_seqs: int = 16) -> tuple[_Recorder, threading.Event]:
+def _recorder(cap: int, max_num_seqs: int = 16, kind: type = _Recorder, **limits) -> tuple[_Recorder, threading.Event]:
+    """A recorder of `kind` whose thread waits on the returned gate before it sees its first requests."""
     gate = threading.Event()
-    return _Recorder(lambda: gate.wait(10), max_num_seqs=max_num_seqs, max_num_batched_tokens=cap), gate
+    return kind(lambda: gate.wait(10), max_num_seqs=max_num_seqs, max_num_batched_tokens=cap, **limits), gate
 
 
 def test_joining_prompts_are_prefilled_whole_in_groups_that_fit_the_cap_with_decode_steps_between():
@@ -219,8 +220,7 @@ class _PackingRecorder(_Recorder):
 
 
 def test_a_packed_batcher_prefills_joining_groups_and_pieces_in_the_running_rows_decode_pass():
-    gate = threading.Event()
-    batcher = _PackingRecorder(lambda: gate.wait(10), max_num_seqs=16, max_num_batched_tokens=16)
+    batcher, gate = _recorder(cap=16, kind=_PackingRecorder)
     assert _serve(batcher, [4, 4, 4, 4, 6, 3, 40], max_new=5, gate=gate) == [[7] * 5] * 7
     batcher.stop()
     # The first group joins an empty batch: a pass of its own. Later groups and pieces carry the running rows' step.
@@ -239,10 +239,7 @@ def test_a_packed_batcher_prefills_joining_groups_and_pieces_in_the_running_rows
     ],
 )
 def test_the_stall_budget_prefills_a_prompt_joining_running_rows_in_pieces_of_its_share(stall_budget, passes):
-    gate = threading.Event()
-    batcher = _PackingRecorder(
-        lambda: gate.wait(10), max_num_seqs=16, max_num_batched_tokens=64, prefill_stall_budget=stall_budget
-    )
+    batcher, gate = _recorder(cap=64, kind=_PackingRecorder, prefill_stall_budget=stall_budget)
     assert _serve(batcher, [4, 4, 4, 4, 40], max_new=8, gate=gate) == [[7] * 8] * 5
     batcher.stop()
     # The first group joins an empty batch: no row waits on it, so only the cap bounds it.
@@ -250,10 +247,7 @@ def test_the_stall_budget_prefills_a_prompt_joining_running_rows_in_pieces_of_it
 
 
 def test_a_prompt_with_others_queued_behind_it_joins_at_the_cap_and_the_last_in_pieces():
-    gate = threading.Event()
-    batcher = _PackingRecorder(
-        lambda: gate.wait(10), max_num_seqs=16, max_num_batched_tokens=64, prefill_stall_budget=64
-    )
+    batcher, gate = _recorder(cap=64, kind=_PackingRecorder, prefill_stall_budget=64)
     assert _serve(batcher, [4, 4, 4, 4, 40, 40], max_new=8, gate=gate) == [[7] * 8] * 6
     batcher.stop()
     # The first 40 with another behind it: whole (two would pad to 80, over the cap). The second alone beside 5
